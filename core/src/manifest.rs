@@ -1,0 +1,321 @@
+//! The manifest: what an enclave may run and who may provision it, and its envelope of approvals.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes::{ByteArray, Hash32, Pcr};
+use crate::cbor::{self, CborError};
+use crate::keys::PublicKey;
+use crate::sign::{Approval, Purpose, ThresholdReport, check_threshold};
+
+/// The manifest format version this library writes and accepts.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One member of a set: a display alias and the public key of the set's role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub alias: String,
+    pub public_key: PublicKey,
+}
+
+/// A set of members and how many of them must agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSet {
+    pub threshold: u8,
+    pub members: Vec<Member>,
+}
+
+/// A Share-set member with the commitment of the share they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareMember {
+    pub alias: String,
+    /// The member's Share key (ECDH target of their share at rest; signs share-post receipts).
+    pub public_key: PublicKey,
+    /// `SHA-256("tessera/v1/share" || 0x00 || x || y)` of the member's share.
+    pub commitment: Hash32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareSet {
+    pub threshold: u8,
+    pub members: Vec<ShareMember>,
+}
+
+impl ShareSet {
+    /// The same set as a plain [`MemberSet`] (aliases and Share keys) for threshold counting.
+    #[must_use]
+    pub fn as_member_set(&self) -> MemberSet {
+        MemberSet {
+            threshold: self.threshold,
+            members: self
+                .members
+                .iter()
+                .map(|m| Member {
+                    alias: m.alias.clone(),
+                    public_key: m.public_key,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The public half of a Quorum Key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumPublicKey {
+    /// P-256 verifying key derived from the seed.
+    pub signing: PublicKey,
+    /// X25519 public key of the seed's age identity.
+    pub encryption: ByteArray<32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    pub name: String,
+    /// Must rise with every manifest of the namespace; an enclave refuses one not above the last
+    /// it accepted and a member's app refuses to approve one not above the last they approved.
+    pub nonce: u64,
+    pub quorum_public_key: QuorumPublicKey,
+}
+
+/// The enclave image the manifest allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnclaveSpec {
+    pub pcr0: Pcr,
+    pub pcr1: Pcr,
+    pub pcr2: Pcr,
+    pub pcr3: Pcr,
+    /// Always false in a valid manifest: debug enclaves expose their memory to the host.
+    pub debug_allowed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    Always,
+}
+
+/// The application the enclave hands the Quorum Key to once provisioned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pivot {
+    pub app_sha256: Hash32,
+    pub args: Vec<String>,
+    pub restart: RestartPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u32,
+    pub namespace: Namespace,
+    pub enclave: EnclaveSpec,
+    pub pivot: Pivot,
+    pub manifest_set: MemberSet,
+    pub share_set: ShareSet,
+    pub patch_set: MemberSet,
+}
+
+/// A manifest that fails validation, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error(transparent)]
+    Encoding(#[from] CborError),
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks `1 <= threshold <= members <= 255`, non-empty unique aliases, unique keys.
+pub fn validate_set<'a>(
+    field: &str,
+    threshold: u8,
+    members: impl ExactSizeIterator<Item = (&'a str, &'a PublicKey)>,
+) -> Result<(), ManifestError> {
+    let n = members.len();
+    if n == 0 || n > 255 {
+        return Err(invalid(
+            format!("{field}.members"),
+            format!("must have 1 to 255 members, has {n}"),
+        ));
+    }
+    if threshold == 0 || usize::from(threshold) > n {
+        return Err(invalid(
+            format!("{field}.threshold"),
+            format!("must be between 1 and the member count {n}, is {threshold}"),
+        ));
+    }
+    let mut aliases = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for (i, (alias, key)) in members.enumerate() {
+        if alias.trim().is_empty() || alias.len() > 64 || alias.chars().any(char::is_control) {
+            return Err(invalid(
+                format!("{field}.members[{i}].alias"),
+                "must be 1 to 64 printable characters",
+            ));
+        }
+        if !aliases.insert(alias) {
+            return Err(invalid(
+                format!("{field}.members[{i}].alias"),
+                format!("duplicate alias {alias:?}"),
+            ));
+        }
+        if !keys.insert(*key) {
+            return Err(invalid(
+                format!("{field}.members[{i}].public_key"),
+                format!("duplicate key {}", key.fingerprint()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn aliases_and_keys(members: &[Member]) -> impl ExactSizeIterator<Item = (&str, &PublicKey)> {
+    members.iter().map(|m| (m.alias.as_str(), &m.public_key))
+}
+
+impl Manifest {
+    /// Structural checks beyond what decoding enforces.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.version != MANIFEST_VERSION {
+            return Err(invalid(
+                "version",
+                format!("unsupported version {}", self.version),
+            ));
+        }
+        let name = &self.namespace.name;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "namespace.name",
+                "must be 1 to 64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if self.namespace.nonce == 0 {
+            return Err(invalid("namespace.nonce", "must be at least 1"));
+        }
+        if self.enclave.debug_allowed {
+            return Err(invalid(
+                "enclave.debug_allowed",
+                "must be false: a debug enclave's memory is readable by the host",
+            ));
+        }
+        for (field, pcr) in [
+            ("enclave.pcr0", &self.enclave.pcr0),
+            ("enclave.pcr1", &self.enclave.pcr1),
+            ("enclave.pcr2", &self.enclave.pcr2),
+        ] {
+            if pcr.0 == [0; 48] {
+                return Err(invalid(field, "all zero (a debug-mode measurement)"));
+            }
+        }
+        validate_set(
+            "manifest_set",
+            self.manifest_set.threshold,
+            aliases_and_keys(&self.manifest_set.members),
+        )?;
+        validate_set(
+            "share_set",
+            self.share_set.threshold,
+            self.share_set
+                .members
+                .iter()
+                .map(|m| (m.alias.as_str(), &m.public_key)),
+        )?;
+        validate_set(
+            "patch_set",
+            self.patch_set.threshold,
+            aliases_and_keys(&self.patch_set.members),
+        )?;
+        let mut commitments = BTreeSet::new();
+        for (i, m) in self.share_set.members.iter().enumerate() {
+            if !commitments.insert(m.commitment) {
+                return Err(invalid(
+                    format!("share_set.members[{i}].commitment"),
+                    "duplicate commitment",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Canonical bytes.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(self)
+    }
+
+    /// Strict decode followed by [`Manifest::validate`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let m: Self = cbor::decode(bytes, "manifest")?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// SHA-256 of the canonical encoding: what approvals sign and attestations bind.
+    #[must_use]
+    pub fn hash(&self) -> Hash32 {
+        cbor::hash(self)
+    }
+
+    /// Counts approvals by distinct Manifest-set members.
+    #[must_use]
+    pub fn check_approvals(&self, approvals: &[Approval]) -> ThresholdReport {
+        check_threshold(&self.manifest_set, Purpose::Manifest, &self.hash(), approvals)
+    }
+}
+
+/// A manifest with the approvals collected for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEnvelope {
+    pub manifest: Manifest,
+    /// Manifest-set approvals over the manifest hash.
+    pub approvals: Vec<Approval>,
+}
+
+impl ManifestEnvelope {
+    /// Strict decode; validates the manifest. Approvals are checked by [`Self::verify`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let e: Self = cbor::decode(bytes, "manifest envelope")?;
+        e.manifest.validate()?;
+        Ok(e)
+    }
+
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(self)
+    }
+
+    /// The approvals meet the Manifest-set threshold.
+    pub fn verify(&self) -> Result<ThresholdReport, crate::sign::ThresholdError> {
+        let report = self.manifest.check_approvals(&self.approvals);
+        report.require()?;
+        Ok(report)
+    }
+
+    /// Adds an approval, replacing an earlier one from the same key.
+    pub fn add_approval(&mut self, approval: Approval) {
+        self.approvals.retain(|a| a.member != approval.member);
+        self.approvals.push(approval);
+    }
+}

@@ -1,0 +1,9 @@
+//! Scriptable subcommands. Each module owns one command family: its clap arguments and `run`.
+//!
+//! Exit codes are stable across commands: 0 success, 1 a check failed (reason on stderr),
+//! 2 usage or I/O error.
+
+pub mod attest;
+pub mod bundle;
+pub mod core_demo;
+pub mod pcrs;
