@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod cli;
+use operator_tui::cli;
 
 /// Tessera: quorum-key ceremonies for AWS Nitro Enclaves, from an air-gapped laptop.
 ///
@@ -29,6 +29,9 @@ enum Command {
     /// Pack, inspect and move bundles across the air gap (files and QR).
     #[command(subcommand)]
     Bundle(cli::bundle::Command),
+    /// Manage YubiKeys: list, provision, export descriptors, self-test, PIN and PUK.
+    #[command(subcommand)]
+    Key(cli::key::Command),
     /// Core-level walk-through: split, encrypt, decrypt, reconstruct with software members.
     CoreDemo(cli::core_demo::Args),
 }
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some(Command::Attest(cmd)) => cli::attest::run(cmd),
         Some(Command::Pcrs(args)) => cli::pcrs::run(args),
         Some(Command::Bundle(cmd)) => cli::bundle::run(cmd),
+        Some(Command::Key(cmd)) => cli::key::run(cmd),
         Some(Command::CoreDemo(args)) => cli::core_demo::run(&args),
         None => {
             eprintln!("tessera: the terminal UI is not built yet; see `tessera --help` for the subcommands");

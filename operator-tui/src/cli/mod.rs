@@ -6,4 +6,5 @@
 pub mod attest;
 pub mod bundle;
 pub mod core_demo;
+pub mod key;
 pub mod pcrs;

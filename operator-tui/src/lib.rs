@@ -1,0 +1,4 @@
+//! The `tessera` operator app as a library: subcommands, device backends and the terminal UI,
+//! so integration tests and benchmarks reach the same code the binary runs.
+
+pub mod cli;
