@@ -15,7 +15,7 @@
 //!
 //! Nothing here reads the clock: the validation time is always a parameter.
 
-mod cbor;
+pub(crate) mod cbor;
 mod chain;
 mod cose;
 mod document;
