@@ -1,0 +1,305 @@
+//! `tessera attest`: offline verification of Nitro attestation documents.
+//!
+//! Exit codes: 0 valid and policy met; 1 invalid or policy failed (reason on stderr, and in the
+//! JSON with `--json`); 2 usage or I/O error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tessera_core::attestation::{self, AttestationError, Policy, TrustAnchor, VerifiedAttestation};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Verify an attestation document (COSE_Sign1 bytes) against a pinned root and a policy.
+    Verify(VerifyArgs),
+}
+
+/// Bytes given as hex on the command line (a newtype so clap takes one value, not a list).
+#[derive(Clone, Debug)]
+pub struct HexBytes(pub Vec<u8>);
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The attestation document: raw COSE_Sign1 CBOR as the NSM returns it.
+    pub doc: PathBuf,
+    /// Root certificate (PEM) to pin instead of the shipped AWS Nitro root G1, e.g. the dev
+    /// enclave's root.
+    #[arg(long, value_name = "PEM")]
+    pub root: Option<PathBuf>,
+    /// Validation time: `now`, `doc` (the document's own timestamp, for replaying old
+    /// documents) or an RFC 3339 time.
+    #[arg(long, value_name = "now|doc|RFC3339", default_value = "now")]
+    pub at: String,
+    /// Refuse documents older than this at the validation time (e.g. 300, 90s, 15m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+    /// Require PCR N to equal HEX; repeat for several PCRs.
+    #[arg(long = "expect-pcr", value_name = "N=HEX", value_parser = parse_pcr)]
+    pub expect_pcr: Vec<(u8, Vec<u8>)>,
+    /// Accept debug-mode enclaves (all-zero PCR0), whose memory the parent instance can read.
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Require user_data to equal HEX.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
+    pub expect_user_data: Option<HexBytes>,
+    /// Require public_key to equal HEX.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
+    pub expect_public_key: Option<HexBytes>,
+    /// Require nonce to equal HEX.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
+    pub expect_nonce: Option<HexBytes>,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Verify(args) => verify(&args),
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("tessera attest verify: {message}");
+    ExitCode::from(2)
+}
+
+fn verify(args: &VerifyArgs) -> ExitCode {
+    let document = match std::fs::read(&args.doc) {
+        Ok(d) => d,
+        Err(e) => return usage(&format!("cannot read {}: {e}", args.doc.display())),
+    };
+    let loaded;
+    let anchor = match &args.root {
+        None => attestation::aws_nitro_root_g1(),
+        Some(path) => {
+            let pem = match std::fs::read(path) {
+                Ok(p) => p,
+                Err(e) => return usage(&format!("cannot read {}: {e}", path.display())),
+            };
+            loaded = match TrustAnchor::from_pem(&pem) {
+                Ok(a) => a,
+                Err(e) => return usage(&format!("--root {}: {e}", path.display())),
+            };
+            &loaded
+        }
+    };
+    let at = match args.at.as_str() {
+        "now" => OffsetDateTime::now_utc(),
+        "doc" => match attestation::unverified_timestamp(&document) {
+            Ok(t) => t,
+            Err(e) => return refuse(args, &e, None, anchor),
+        },
+        other => match OffsetDateTime::parse(other, &Rfc3339) {
+            Ok(t) => t,
+            Err(e) => {
+                return usage(&format!(
+                    "--at {other:?}: expected now, doc or an RFC 3339 time ({e})"
+                ));
+            }
+        },
+    };
+
+    let mut policy = Policy::new();
+    for (index, value) in &args.expect_pcr {
+        policy = policy.expect_pcr(*index, value.clone());
+    }
+    if args.allow_debug {
+        policy = policy.allow_debug();
+    }
+    if let Some(HexBytes(v)) = &args.expect_user_data {
+        policy = policy.expect_user_data(v.clone());
+    }
+    if let Some(HexBytes(v)) = &args.expect_public_key {
+        policy = policy.expect_public_key(v.clone());
+    }
+    if let Some(HexBytes(v)) = &args.expect_nonce {
+        policy = policy.expect_nonce(v.clone());
+    }
+    if let Some(max) = args.max_age {
+        policy = policy.max_age(max);
+    }
+
+    let verified = match attestation::verify_without_policy(&document, anchor, at) {
+        Ok(v) => v,
+        Err(e) => return refuse(args, &e, None, anchor),
+    };
+    if let Err(e) = policy.check(&verified) {
+        return refuse(args, &e, Some(&verified), anchor);
+    }
+
+    if args.json {
+        println!("{}", report(None, Some(&verified), anchor));
+    } else {
+        print_human(&verified, anchor, args.allow_debug);
+    }
+    ExitCode::SUCCESS
+}
+
+fn refuse(
+    args: &VerifyArgs,
+    error: &AttestationError,
+    verified: Option<&VerifiedAttestation>,
+    anchor: &TrustAnchor,
+) -> ExitCode {
+    eprintln!("tessera: attestation document refused: {error}");
+    if let Some(hint) = hint(error, args) {
+        eprintln!("hint: {hint}");
+    }
+    if args.json {
+        println!("{}", report(Some(error), verified, anchor));
+    }
+    ExitCode::from(1)
+}
+
+fn hint(error: &AttestationError, args: &VerifyArgs) -> Option<&'static str> {
+    match error {
+        AttestationError::DebugMode => Some(
+            "debug enclaves prove nothing about what runs inside; pass --allow-debug only for development",
+        ),
+        AttestationError::CertificateExpired { .. } if args.at == "now" => Some(
+            "Nitro certificates are short-lived (the leaf about three hours); ask the enclave for a fresh document, or use --at doc to inspect an old one",
+        ),
+        AttestationError::UntrustedRoot { .. } if args.root.is_none() => Some(
+            "the document does not chain to the AWS Nitro root; a dev enclave's root must be pinned with --root",
+        ),
+        _ => None,
+    }
+}
+
+fn hex_or_null(v: Option<&[u8]>) -> Value {
+    v.map_or(Value::Null, |b| Value::String(hex::encode(b)))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// The `--json` report; document fields are null when the document itself was refused.
+fn report(
+    error: Option<&AttestationError>,
+    verified: Option<&VerifiedAttestation>,
+    anchor: &TrustAnchor,
+) -> Value {
+    let field = |f: &dyn Fn(&VerifiedAttestation) -> Value| verified.map_or(Value::Null, f);
+    json!({
+        "valid": error.is_none(),
+        "error": error.map(ToString::to_string),
+        "module_id": field(&|v| v.module_id().into()),
+        "timestamp": field(&|v| rfc3339(v.timestamp()).into()),
+        "digest": field(&|v| v.digest().into()),
+        "pcrs": field(&|v| {
+            v.pcrs().iter().map(|(i, p)| (i.to_string(), Value::String(hex::encode(p)))).collect()
+        }),
+        "user_data": field(&|v| hex_or_null(v.user_data())),
+        "public_key": field(&|v| hex_or_null(v.public_key())),
+        "nonce": field(&|v| hex_or_null(v.nonce())),
+        "certificates": field(&|v| {
+            v.certificates()
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "subject": c.subject,
+                        "not_before": rfc3339(c.not_before),
+                        "not_after": rfc3339(c.not_after),
+                    })
+                })
+                .collect()
+        }),
+        "root_sha256": hex::encode(anchor.sha256()),
+    })
+}
+
+fn print_human(v: &VerifiedAttestation, anchor: &TrustAnchor, allow_debug: bool) {
+    let shipped = anchor.sha256() == attestation::AWS_NITRO_ROOT_G1_SHA256;
+    println!(
+        "VALID attestation document, checked at {}",
+        rfc3339(v.validated_at())
+    );
+    println!(
+        "root        {} ({})",
+        hex::encode(anchor.sha256()),
+        if shipped {
+            "AWS Nitro root G1"
+        } else {
+            "pinned with --root"
+        }
+    );
+    println!("module_id   {}", v.module_id());
+    println!("timestamp   {}", rfc3339(v.timestamp()));
+    println!("digest      {}", v.digest());
+    for (index, value) in v.pcrs() {
+        println!("PCR{index:<8} {}", hex::encode(value));
+    }
+    for (name, value) in [
+        ("user_data", v.user_data()),
+        ("public_key", v.public_key()),
+        ("nonce", v.nonce()),
+    ] {
+        println!(
+            "{name:<11} {}",
+            value.map_or_else(|| "absent".to_owned(), hex::encode)
+        );
+    }
+    if v.is_debug() && allow_debug {
+        println!("debug mode  YES (allowed by --allow-debug): not a production enclave");
+    }
+    for (i, c) in v.certificates().iter().enumerate() {
+        println!(
+            "cert {i}      {} [{} .. {}]",
+            c.subject,
+            rfc3339(c.not_before),
+            rfc3339(c.not_after)
+        );
+    }
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|e| format!("not hex: {e}"))
+}
+
+fn parse_hex_arg(s: &str) -> Result<HexBytes, String> {
+    parse_hex(s).map(HexBytes)
+}
+
+fn parse_pcr(s: &str) -> Result<(u8, Vec<u8>), String> {
+    let (index, value) = s.split_once('=').ok_or("expected N=HEX")?;
+    let index: u8 = index
+        .trim_start_matches("PCR")
+        .parse()
+        .ok()
+        .filter(|i| *i < 32)
+        .ok_or_else(|| format!("PCR index {index:?} is not 0..=31"))?;
+    let value = parse_hex(value)?;
+    if !matches!(value.len(), 32 | 48 | 64) {
+        return Err(format!(
+            "PCR value is {} bytes, expected 48 (or 32/64)",
+            value.len()
+        ));
+    }
+    Ok((index, value))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits_end);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 15m, 2h or 1d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m, h or d")),
+    };
+    number
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
