@@ -1,0 +1,38 @@
+# Tessera: every command a member, a developer or CI needs.
+# `make demo` and `make test` work on a fresh Debian machine with only Rust installed.
+
+CARGO ?= cargo
+FUZZ_SECONDS ?= 20
+
+.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke clean-demo
+
+all: test
+
+setup:
+	@scripts/ensure-deps.sh
+
+# The whole ceremony on the embedded default: a local dev enclave, the relay and software members.
+demo: setup
+	$(CARGO) build --locked --release -p operator-tui -p tessera-enclave -p tessera-relay
+	scripts/demo.sh
+
+test: setup
+	$(CARGO) test --locked --workspace --all-targets
+	scripts/card-tests.sh
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: setup
+	$(CARGO) bench --locked --workspace
+
+# Each fuzz target for FUZZ_SECONDS; fails on any crash.
+fuzz-smoke:
+	scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
+
+clean-demo:
+	rm -rf demo-out
