@@ -65,6 +65,10 @@ pub enum DeviceError {
     WrongPin { tries_left: u8 },
     #[error("PIN is blocked")]
     PinBlocked,
+    #[error("wrong PUK ({tries_left} tries left)")]
+    WrongPuk { tries_left: u8 },
+    #[error("PUK is blocked")]
+    PukBlocked,
     #[error("PIN entry cancelled")]
     Cancelled,
     #[error("no {role} key on this device{}", slot.map(|s| format!(" (slot {s:02x})")).unwrap_or_default())]
@@ -92,6 +96,12 @@ impl DeviceError {
                 "check the PIN; after the last try the PIN blocks and only the PUK can unblock it"
             }
             DeviceError::PinBlocked => "unblock the PIN with the PUK: `tessera key unblock-pin`",
+            DeviceError::WrongPuk { .. } => {
+                "check the PUK; after the last try only a reset of the PIV application (losing its keys) helps"
+            }
+            DeviceError::PukBlocked => {
+                "the PUK is blocked; if the PIN still works, keep using the key; otherwise reset the PIV application and re-provision"
+            }
             DeviceError::Cancelled => "nothing was signed or decrypted",
             DeviceError::NoKey { .. } => {
                 "provision the key first: `tessera key provision`, or check the slot configuration"

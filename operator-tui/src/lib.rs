@@ -2,3 +2,5 @@
 //! so integration tests and benchmarks reach the same code the binary runs.
 
 pub mod cli;
+pub mod devices;
+pub mod piv;
