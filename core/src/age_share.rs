@@ -19,9 +19,9 @@ use age::{DecryptError, EncryptError, Identity, Recipient};
 use age_core::format::{FileKey, Stanza};
 use age_core::primitives::{aead_decrypt, aead_encrypt, hkdf};
 use age_core::secrecy::ExposeSecret;
-use p256::elliptic_curve::Generate;
 use base64::{Engine, prelude::BASE64_STANDARD_NO_PAD};
 use bech32::{Bech32, Hrp};
+use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use zeroize::Zeroizing;
 
@@ -93,7 +93,8 @@ impl fmt::Display for PivP256Recipient {
 impl FromStr for PivP256Recipient {
     type Err = AgeShareError;
     fn from_str(s: &str) -> Result<Self, AgeShareError> {
-        let (hrp, data) = bech32::decode(s).map_err(|e| AgeShareError::BadRecipient(e.to_string()))?;
+        let (hrp, data) =
+            bech32::decode(s).map_err(|e| AgeShareError::BadRecipient(e.to_string()))?;
         if hrp.as_str() != RECIPIENT_HRP || s.chars().any(char::is_uppercase) {
             return Err(AgeShareError::BadRecipient(format!(
                 "expected lower-case prefix {RECIPIENT_HRP}1"
@@ -149,7 +150,10 @@ impl Recipient for PivP256Recipient {
     ) -> Result<(Vec<Stanza>, HashSet<String>), EncryptError> {
         let esk = p256::NonZeroScalar::try_generate_from_rng(&mut rand::rngs::SysRng)
             .map_err(|e| EncryptError::Io(std::io::Error::other(e.to_string())))?;
-        Ok((vec![self.stanza_with_ephemeral(file_key, &esk)], HashSet::new()))
+        Ok((
+            vec![self.stanza_with_ephemeral(file_key, &esk)],
+            HashSet::new(),
+        ))
     }
 }
 

@@ -25,7 +25,11 @@ pub enum CborError {
     NonCanonical { what: &'static str },
     /// The input is larger than the caller's limit; nothing was parsed.
     #[error("{what} too large: {len} bytes, limit {max}")]
-    TooLarge { what: &'static str, len: usize, max: usize },
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// Encodes a value in Tessera's deterministic CBOR.

@@ -106,7 +106,9 @@ impl DeviceError {
             DeviceError::NoKey { .. } => {
                 "provision the key first: `tessera key provision`, or check the slot configuration"
             }
-            DeviceError::NotFound { .. } => "plug in the YubiKey, or list keys with `tessera key list`",
+            DeviceError::NotFound { .. } => {
+                "plug in the YubiKey, or list keys with `tessera key list`"
+            }
             DeviceError::NoReader => "plug in a YubiKey; check that the CCID interface is enabled",
             DeviceError::PcscUnavailable { .. } => {
                 "start the PC/SC daemon (`pcscd`) and check that libpcsclite is installed"
@@ -154,7 +156,10 @@ pub fn approve(
     let member = device.public_key(role)?;
     let signature = device.sign(
         role,
-        &format!("sign {what} ({purpose} {})", crate::bytes::hex_groups(&object_hash.0[..8])),
+        &format!(
+            "sign {what} ({purpose} {})",
+            crate::bytes::hex_groups(&object_hash.0[..8])
+        ),
         &signed_message(purpose, object_hash),
     )?;
     Ok(Approval {

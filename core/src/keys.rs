@@ -94,8 +94,7 @@ impl PublicKey {
     /// Verifies an ECDSA P-256/SHA-256 signature over `message`.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
         let vk = VerifyingKey::from(self.to_p256());
-        let sig =
-            EcdsaSignature::from_slice(&signature.0.0).map_err(|_| KeyError::BadSignature)?;
+        let sig = EcdsaSignature::from_slice(&signature.0.0).map_err(|_| KeyError::BadSignature)?;
         vk.verify(message, &sig).map_err(|_| KeyError::BadSignature)
     }
 }

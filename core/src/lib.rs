@@ -1,7 +1,7 @@
 //! Tessera core: the formats, cryptography and verification shared by every Tessera program.
 //!
-//! Verification never reads the clock: time is always a parameter. The only I/O is the software
-//! key device's key file.
+//! Verification never reads the clock: time is always a parameter. I/O is confined to the
+//! software key device's key file and the enclave transport (`transport`, `protocol`).
 
 pub mod age_share;
 pub mod attestation;
@@ -9,10 +9,13 @@ pub mod bytes;
 pub mod cbor;
 pub mod device;
 pub mod eif;
+pub mod hardening;
 pub mod keys;
 pub mod manifest;
 pub mod objects;
 pub mod pcr;
+pub mod protocol;
 pub mod quorum;
 pub mod shamir;
 pub mod sign;
+pub mod transport;

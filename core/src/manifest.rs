@@ -280,7 +280,12 @@ impl Manifest {
     /// Counts approvals by distinct Manifest-set members.
     #[must_use]
     pub fn check_approvals(&self, approvals: &[Approval]) -> ThresholdReport {
-        check_threshold(&self.manifest_set, Purpose::Manifest, &self.hash(), approvals)
+        check_threshold(
+            &self.manifest_set,
+            Purpose::Manifest,
+            &self.hash(),
+            approvals,
+        )
     }
 }
 

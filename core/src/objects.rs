@@ -214,3 +214,29 @@ impl ShareSubmission {
         cbor::decode_bounded(bytes, 64 * 1024, "share submission")
     }
 }
+
+/// What a member needs to provision one booted enclave: the approved manifest envelope and a
+/// fresh attestation document binding its hash and the enclave's ephemeral key. Travels in a
+/// `request` bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    pub version: u32,
+    pub envelope: crate::manifest::ManifestEnvelope,
+    /// COSE_Sign1 attestation document: user_data = manifest hash, public_key = ephemeral key.
+    pub attestation: ByteBuf,
+}
+
+impl ProvisionRequest {
+    pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
+        let r: Self = cbor::decode_bounded(bytes, 1 << 20, "provision request")?;
+        r.envelope
+            .manifest
+            .validate()
+            .map_err(|e| CborError::Malformed {
+                what: "provision request",
+                reason: e.to_string(),
+            })?;
+        Ok(r)
+    }
+}

@@ -87,9 +87,7 @@ impl QuorumSeed {
     /// The public half that goes into the manifest.
     #[must_use]
     pub fn public_key(&self) -> QuorumPublicKey {
-        let signing = PublicKey::from(&p256::PublicKey::from(
-            self.signing_key().verifying_key(),
-        ));
+        let signing = PublicKey::from(&p256::PublicKey::from(self.signing_key().verifying_key()));
         let recipient = self.age_identity().to_public();
         QuorumPublicKey {
             signing,

@@ -62,7 +62,9 @@ impl fmt::Debug for Share {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShamirError {
-    #[error("threshold must be between 1 and the share count (1..=255); got threshold {threshold} of {shares}")]
+    #[error(
+        "threshold must be between 1 and the share count (1..=255); got threshold {threshold} of {shares}"
+    )]
     BadParameters { threshold: usize, shares: usize },
     #[error("too few shares: have {have}, need {need}")]
     TooFew { have: usize, need: usize },

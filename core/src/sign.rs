@@ -168,7 +168,10 @@ pub fn check_threshold(
     let mut rejected = Vec::new();
     for a in approvals {
         let Some(member) = set.members.iter().find(|m| m.public_key == a.member) else {
-            rejected.push(format!("{} is not a member of this set", a.member.fingerprint()));
+            rejected.push(format!(
+                "{} is not a member of this set",
+                a.member.fingerprint()
+            ));
             continue;
         };
         if let Err(e) = a.verify(purpose, object_hash) {

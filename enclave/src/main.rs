@@ -1,1 +1,127 @@
-fn main() {}
+//! `tessera-enclave`: the program inside the Nitro enclave.
+//!
+//! It boots from a threshold-approved manifest, attests to its ephemeral key, collects and
+//! checks Shamir shares from quorum members, reconstructs the Quorum Key, and serves the
+//! built-in signing app or pivots to the manifest's application. `--dev` runs it locally with a
+//! dev NSM whose attestations are signed by a locally generated root, loudly labelled DEV.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use tessera_core::bytes::{ByteArray, Hash32, Pcr};
+use tessera_core::transport::{Address, Listener};
+
+mod nsm;
+mod pivot;
+mod server;
+mod state;
+
+/// The Tessera enclave program: boot, genesis, share collection, reconstruction, patches.
+#[derive(Parser)]
+#[command(name = "tessera-enclave", version, about, long_about)]
+struct Args {
+    /// Where to listen: vsock:PORT in a Nitro enclave, unix:PATH locally.
+    #[arg(long)]
+    listen: Address,
+    /// Use a dev NSM with a locally generated P-384 root instead of /dev/nsm. DEV ONLY.
+    #[arg(long)]
+    dev: bool,
+    /// With --dev: write the dev root certificate (PEM) here, for operators to pin explicitly.
+    #[arg(long, requires = "dev")]
+    dev_root_out: Option<PathBuf>,
+    /// With --dev: take PCR0/1/2 from this EIF instead of measuring the running binary.
+    #[arg(long, requires = "dev")]
+    dev_eif: Option<PathBuf>,
+    /// With --dev: write the dev PCRs as JSON here (the shape of `tessera pcrs --json`).
+    #[arg(long, requires = "dev")]
+    dev_pcrs_out: Option<PathBuf>,
+    /// The pivot application binary; its SHA-256 must equal the manifest's. Without it the
+    /// built-in signing app serves the provisioned key.
+    #[arg(long)]
+    pivot_bin: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    for w in tessera_core::hardening::harden_process() {
+        eprintln!("tessera-enclave: warning: {w}");
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-enclave: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The dev image measurement: PCR0 from this very binary, PCR1/PCR2 from fixed dev labels.
+fn dev_image_pcrs(eif: Option<&PathBuf>) -> Result<[Pcr; 3], String> {
+    if let Some(path) = eif {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let m =
+            tessera_core::eif::measure(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok([
+            ByteArray(m.pcr0.0),
+            ByteArray(m.pcr1.0),
+            ByteArray(m.pcr2.0),
+        ]);
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let m = tessera_core::pcr::Pcr::of_measurement;
+    Ok([
+        ByteArray(m(&bytes).0),
+        ByteArray(m(b"tessera-dev/kernel").0),
+        ByteArray(m(b"tessera-dev/application").0),
+    ])
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let nsm: Box<dyn nsm::Nsm> = if args.dev {
+        let dev = nsm::DevNsm::generate(dev_image_pcrs(args.dev_eif.as_ref())?)?;
+        let root_sha = Hash32::sha256(dev.root_der());
+        eprintln!("################################################################");
+        eprintln!("# DEV ENCLAVE: attestations are signed by a local dev root,    #");
+        eprintln!("# NOT by AWS. Never provision real shares to it.                #");
+        eprintln!("################################################################");
+        eprintln!("tessera-enclave: DEV root SHA-256 {root_sha}");
+        if let Some(path) = &args.dev_root_out {
+            write_new(path, dev.root_pem().as_bytes())?;
+            eprintln!("tessera-enclave: DEV root written to {}", path.display());
+        }
+        let pcrs = serde_json::json!({
+            "PCR0": dev.pcr(0).to_hex(), "PCR1": dev.pcr(1).to_hex(),
+            "PCR2": dev.pcr(2).to_hex(), "PCR3": dev.pcr(3).to_hex(),
+            "PCR4": dev.pcr(4).to_hex(),
+        });
+        if let Some(path) = &args.dev_pcrs_out {
+            write_new(path, format!("{pcrs:#}\n").as_bytes())?;
+        }
+        Box::new(dev)
+    } else {
+        Box::new(nsm::HardwareNsm::open()?)
+    };
+    let pivot = args.pivot_bin.clone().map(pivot::PivotRunner::new);
+    let enclave = Arc::new(Mutex::new(state::Enclave::new(nsm, pivot)));
+    let listener = Listener::bind(&args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    // Readiness line: tests and scripts wait for it.
+    println!("tessera-enclave: listening on {}", args.listen);
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    server::serve(&listener, &enclave).map_err(|e| e.to_string())
+}
+
+/// Writes a file that must not already exist (an old dev root must never be reused by mistake).
+fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,151 @@
+//! Transports between the relay (or a test) and the enclave: vsock inside a Nitro enclave, a
+//! unix socket locally. The server and client code is the same for both; only this module knows
+//! the difference.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where the enclave listens: `unix:PATH`, `vsock:PORT` (listen on any CID) or
+/// `vsock:CID:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Unix(PathBuf),
+    Vsock { cid: u32, port: u32 },
+}
+
+/// `VMADDR_CID_ANY`: listen on every CID.
+const CID_ANY: u32 = u32::MAX;
+
+impl FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path".to_owned());
+            }
+            return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("vsock:") {
+            let parse = |v: &str| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("invalid vsock number {v:?}"))
+            };
+            return match rest.split_once(':') {
+                Some((cid, port)) => Ok(Address::Vsock {
+                    cid: parse(cid)?,
+                    port: parse(port)?,
+                }),
+                None => Ok(Address::Vsock {
+                    cid: CID_ANY,
+                    port: parse(rest)?,
+                }),
+            };
+        }
+        Err(format!(
+            "unknown address {s:?}: expected unix:PATH, vsock:PORT or vsock:CID:PORT"
+        ))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::Vsock { cid, port } if *cid == CID_ANY => write!(f, "vsock:{port}"),
+            Address::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
+        }
+    }
+}
+
+pub enum Listener {
+    Unix(UnixListener),
+    Vsock(vsock::VsockListener),
+}
+
+impl Listener {
+    /// Binds `addr`. A stale unix socket file from an earlier run is replaced; any other file
+    /// at that path is left alone and binding fails.
+    pub fn bind(addr: &Address) -> io::Result<Self> {
+        match addr {
+            Address::Unix(path) => {
+                use std::os::unix::fs::FileTypeExt;
+                if let Ok(meta) = std::fs::symlink_metadata(path)
+                    && meta.file_type().is_socket()
+                    && UnixStream::connect(path).is_err()
+                {
+                    std::fs::remove_file(path)?;
+                }
+                UnixListener::bind(path).map(Listener::Unix)
+            }
+            Address::Vsock { cid, port } => {
+                vsock::VsockListener::bind_with_cid_port(*cid, *port).map(Listener::Vsock)
+            }
+        }
+    }
+
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Vsock(l) => l.accept().map(|(s, _)| Stream::Vsock(s)),
+        }
+    }
+}
+
+pub enum Stream {
+    Unix(UnixStream),
+    Vsock(vsock::VsockStream),
+}
+
+impl Stream {
+    pub fn connect(addr: &Address) -> io::Result<Self> {
+        match addr {
+            Address::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+            Address::Vsock { cid, port } => {
+                vsock::VsockStream::connect_with_cid_port(*cid, *port).map(Stream::Vsock)
+            }
+        }
+    }
+
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(d),
+            Stream::Vsock(s) => s.set_read_timeout(d),
+        }
+    }
+
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(d),
+            Stream::Vsock(s) => s.set_write_timeout(d),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Vsock(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Vsock(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Vsock(s) => s.flush(),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The Nitro Secure Module: the real one through /dev/nsm, or a dev NSM that signs genuine
+//! COSE_Sign1 attestation documents with a P-384 chain generated at start.
+//!
+//! Both go through the same verifier on the member's side; the dev root must be pinned
+//! explicitly there, and everything that shows it says DEV.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P384_SHA384,
+};
+use serde_bytes::ByteBuf;
+use tessera_core::attestation::build::DocumentBuilder;
+use tessera_core::bytes::{ByteArray, Pcr};
+use tessera_core::pcr;
+
+/// What the enclave needs from an NSM.
+pub trait Nsm: Send {
+    /// An attestation document binding the given fields.
+    fn attest(
+        &self,
+        user_data: Option<&[u8]>,
+        nonce: Option<&[u8]>,
+        public_key: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String>;
+
+    /// PCR0, PCR1, PCR2 of the running image, so a manifest for another image is refused early.
+    fn image_pcrs(&self) -> Result<[Pcr; 3], String>;
+
+    fn is_dev(&self) -> bool;
+}
+
+/// The hardware NSM in a real Nitro enclave.
+pub struct HardwareNsm {
+    fd: i32,
+}
+
+impl HardwareNsm {
+    pub fn open() -> Result<Self, String> {
+        let fd = aws_nitro_enclaves_nsm_api::driver::nsm_init();
+        if fd < 0 {
+            return Err(
+                "cannot open /dev/nsm: not running in a Nitro enclave? (use --dev locally)"
+                    .to_owned(),
+            );
+        }
+        Ok(Self { fd })
+    }
+}
+
+impl Drop for HardwareNsm {
+    fn drop(&mut self) {
+        aws_nitro_enclaves_nsm_api::driver::nsm_exit(self.fd);
+    }
+}
+
+impl Nsm for HardwareNsm {
+    fn attest(
+        &self,
+        user_data: Option<&[u8]>,
+        nonce: Option<&[u8]>,
+        public_key: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String> {
+        use aws_nitro_enclaves_nsm_api::api::{Request, Response};
+        let req = Request::Attestation {
+            user_data: user_data.map(|b| ByteBuf::from(b.to_vec())),
+            nonce: nonce.map(|b| ByteBuf::from(b.to_vec())),
+            public_key: public_key.map(|b| ByteBuf::from(b.to_vec())),
+        };
+        match aws_nitro_enclaves_nsm_api::driver::nsm_process_request(self.fd, req) {
+            Response::Attestation { document } => Ok(document),
+            Response::Error(e) => Err(format!("NSM refused the attestation request: {e:?}")),
+            _ => Err("NSM gave an unexpected answer".to_owned()),
+        }
+    }
+
+    fn image_pcrs(&self) -> Result<[Pcr; 3], String> {
+        use aws_nitro_enclaves_nsm_api::api::{Request, Response};
+        let mut out = [Pcr::default(); 3];
+        for (i, slot) in out.iter_mut().enumerate() {
+            match aws_nitro_enclaves_nsm_api::driver::nsm_process_request(
+                self.fd,
+                Request::DescribePCR { index: i as u16 },
+            ) {
+                Response::DescribePCR { data, .. } => {
+                    *slot = Pcr::try_from(data.as_slice())?;
+                }
+                _ => return Err(format!("NSM could not describe PCR{i}")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_dev(&self) -> bool {
+        false
+    }
+}
+
+/// A local stand-in for the NSM: a dev root, one intermediate and a leaf, all P-384, generated
+/// in memory at start. Documents have the NSM's exact layout and are verified by the same code
+/// as real ones.
+pub struct DevNsm {
+    root_pem: String,
+    cabundle: Vec<Vec<u8>>,
+    leaf_der: Vec<u8>,
+    leaf_key: Mutex<EcdsaKeyPair>,
+    pcrs: Vec<(u8, Pcr)>,
+}
+
+/// The module id every dev document carries, so no one mistakes it for a real enclave.
+pub const DEV_MODULE_ID: &str = "i-0000000000000dev-enc00000000000dev";
+/// The IAM role and instance id the dev NSM measures into PCR3 and PCR4.
+pub const DEV_ROLE_ARN: &str = "arn:aws:iam::000000000000:role/tessera-dev";
+pub const DEV_INSTANCE_ID: &str = "i-0000000000000dev0";
+
+fn dev_names(params: &mut CertificateParams, cn: &str) {
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Tessera DEV (not AWS)");
+    params.distinguished_name.push(DnType::CommonName, cn);
+}
+
+impl DevNsm {
+    /// Generates the chain. PCR0/1/2 are `image_pcrs` (from an EIF, or the dev binary's own
+    /// measurement); PCR3 and PCR4 measure the dev role ARN and instance id.
+    pub fn generate(image_pcrs: [Pcr; 3]) -> Result<Self, String> {
+        let err = |e: rcgen::Error| format!("dev NSM certificate generation failed: {e}");
+        let now = time::OffsetDateTime::now_utc();
+
+        let mut root_params = CertificateParams::default();
+        dev_names(&mut root_params, "tessera-dev-root");
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        root_params.not_before = now - time::Duration::hours(1);
+        root_params.not_after = now + time::Duration::days(365);
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(err)?;
+        let root = root_params.self_signed(&root_key).map_err(err)?;
+        let root_pem = root.pem();
+        let root_issuer = Issuer::new(root_params, root_key);
+
+        let mut int_params = CertificateParams::default();
+        dev_names(&mut int_params, "tessera-dev-intermediate");
+        int_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        int_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        int_params.not_before = now - time::Duration::hours(1);
+        int_params.not_after = now + time::Duration::days(30);
+        let int_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(err)?;
+        let intermediate = int_params.signed_by(&int_key, &root_issuer).map_err(err)?;
+        let int_issuer = Issuer::new(int_params, int_key);
+
+        let mut leaf_params = CertificateParams::default();
+        dev_names(&mut leaf_params, DEV_MODULE_ID);
+        leaf_params.is_ca = IsCa::NoCa;
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.not_before = now - time::Duration::minutes(5);
+        leaf_params.not_after = now + time::Duration::days(7);
+        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(err)?;
+        let leaf = leaf_params.signed_by(&leaf_key, &int_issuer).map_err(err)?;
+        let leaf_signing =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &leaf_key.serialize_der())
+                .map_err(|e| format!("dev NSM leaf key: {e}"))?;
+
+        let pcr3 = pcr::pcr3_from_role_arn(DEV_ROLE_ARN).map_err(|e| e.to_string())?;
+        let pcr4 = pcr::pcr4_from_instance_id(DEV_INSTANCE_ID).map_err(|e| e.to_string())?;
+        let mut pcrs = vec![
+            (0, image_pcrs[0]),
+            (1, image_pcrs[1]),
+            (2, image_pcrs[2]),
+            (3, ByteArray(pcr3.0)),
+            (4, ByteArray(pcr4.0)),
+        ];
+        // The NSM reports 16 PCRs; unused ones are zero.
+        pcrs.extend((5..16).map(|i| (i, Pcr::default())));
+
+        Ok(Self {
+            root_pem,
+            cabundle: vec![root.der().to_vec(), intermediate.der().to_vec()],
+            leaf_der: leaf.der().to_vec(),
+            leaf_key: Mutex::new(leaf_signing),
+            pcrs,
+        })
+    }
+
+    /// The dev root certificate, which an operator must pin explicitly (`--root`).
+    #[must_use]
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    #[must_use]
+    pub fn root_der(&self) -> &[u8] {
+        &self.cabundle[0]
+    }
+
+    #[must_use]
+    pub fn pcr(&self, index: u8) -> Pcr {
+        self.pcrs
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map_or_else(Pcr::default, |(_, p)| *p)
+    }
+}
+
+impl Nsm for DevNsm {
+    fn attest(
+        &self,
+        user_data: Option<&[u8]>,
+        nonce: Option<&[u8]>,
+        public_key: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis() as u64;
+        let mut b = DocumentBuilder::new(
+            DEV_MODULE_ID,
+            now_ms,
+            self.leaf_der.clone(),
+            self.cabundle.clone(),
+        )
+        .user_data(user_data.map(<[u8]>::to_vec))
+        .nonce(nonce.map(<[u8]>::to_vec))
+        .public_key(public_key.map(<[u8]>::to_vec));
+        for (i, p) in &self.pcrs {
+            b = b.pcr(*i, p.0.to_vec());
+        }
+        let key = self
+            .leaf_key
+            .lock()
+            .map_err(|_| "dev NSM key lock poisoned")?;
+        b.sign(&key)
+            .map_err(|_| "dev NSM signing failed".to_owned())
+    }
+
+    fn image_pcrs(&self) -> Result<[Pcr; 3], String> {
+        Ok([self.pcr(0), self.pcr(1), self.pcr(2)])
+    }
+
+    fn is_dev(&self) -> bool {
+        true
+    }
+}

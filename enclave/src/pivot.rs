@@ -1,0 +1,64 @@
+//! Pivot: hand the Quorum Key to the manifest's application once provisioned.
+//!
+//! The binary is checked against the manifest's `app_sha256` before it runs, and the seed
+//! reaches it over its standard input, an inherited pipe, never a file on disk.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use tessera_core::bytes::Hash32;
+use tessera_core::manifest::Pivot;
+use tessera_core::quorum::QuorumSeed;
+
+pub struct PivotRunner {
+    binary: PathBuf,
+    child: Option<Child>,
+}
+
+impl PivotRunner {
+    #[must_use]
+    pub fn new(binary: PathBuf) -> Self {
+        Self {
+            binary,
+            child: None,
+        }
+    }
+
+    /// Checks the binary's hash, starts it with the manifest's arguments and writes the 32-byte
+    /// seed to its standard input, then closes the pipe.
+    pub fn start(&mut self, spec: &Pivot, seed: &QuorumSeed) -> Result<(), String> {
+        let bytes = std::fs::read(&self.binary)
+            .map_err(|e| format!("cannot read {}: {e}", self.binary.display()))?;
+        let actual = Hash32::sha256(&bytes);
+        if actual != spec.app_sha256 {
+            return Err(format!(
+                "{} has SHA-256 {actual}, the manifest requires {}",
+                self.binary.display(),
+                spec.app_sha256
+            ));
+        }
+        let mut child = Command::new(&self.binary)
+            .args(&spec.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin
+            .write_all(seed.as_bytes())
+            .map_err(|e| format!("cannot hand the key to the app: {e}"))?;
+        drop(stdin);
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for PivotRunner {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

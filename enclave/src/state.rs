@@ -1,0 +1,541 @@
+//! The enclave's phase state machine.
+//!
+//! Each phase has an allow-list of requests; anything else is refused with `wrong-phase`. Every
+//! request is fully checked before any state changes, so a rejected request leaves the enclave
+//! exactly as it was: one bad or hostile message never bricks a boot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_bytes::ByteBuf;
+use tessera_core::age_share::{self, PivP256Recipient};
+use tessera_core::bytes::{ByteArray, Hash32};
+use tessera_core::cbor;
+use tessera_core::keys::{PublicKey, Signature};
+use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet, validate_set};
+use tessera_core::objects::{
+    GenesisBody, GenesisOutput, GenesisRequest, GenesisShare, OBJECT_VERSION, PatchEnvelope,
+    ReshardEnvelope, ShareSubmission,
+};
+use tessera_core::protocol::{AppRequest, ErrorCode, Phase, Request, Response, Status};
+use tessera_core::quorum::{QuorumSeed, x25519_recipient_bytes};
+use tessera_core::shamir::{self, Share};
+use tessera_core::sign::{Purpose, check_threshold, signed_message};
+use zeroize::Zeroizing;
+
+use crate::nsm::Nsm;
+use crate::pivot::PivotRunner;
+
+type Outcome = Result<Response, (ErrorCode, String)>;
+
+fn rejected(msg: impl Into<String>) -> (ErrorCode, String) {
+    (ErrorCode::Rejected, msg.into())
+}
+
+/// The state of one boot: the accepted manifest and the shares received so far.
+struct Boot {
+    envelope: ManifestEnvelope,
+    manifest_hash: Hash32,
+    ephemeral: age::x25519::Identity,
+    ephemeral_key: ByteArray<32>,
+    /// Accepted shares by member Share key.
+    shares: BTreeMap<PublicKey, Share>,
+    /// Hashes of accepted submissions, to name a replay as such.
+    seen: BTreeSet<Hash32>,
+}
+
+struct Provisioned {
+    envelope: ManifestEnvelope,
+    manifest_hash: Hash32,
+    seed: QuorumSeed,
+    patch_sequence: u64,
+    settings: BTreeMap<String, String>,
+    shares_from: Vec<String>,
+}
+
+enum State {
+    WaitingForBoot,
+    WaitingForShares(Box<Boot>),
+    Provisioned(Box<Provisioned>),
+}
+
+pub struct Enclave {
+    state: State,
+    nsm: Box<dyn Nsm>,
+    pivot: Option<PivotRunner>,
+    /// Highest manifest nonce this enclave accepted, per namespace.
+    highest_nonce: BTreeMap<String, u64>,
+}
+
+impl Enclave {
+    pub fn new(nsm: Box<dyn Nsm>, pivot: Option<PivotRunner>) -> Self {
+        Self {
+            state: State::WaitingForBoot,
+            nsm,
+            pivot,
+            highest_nonce: BTreeMap::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::WaitingForBoot => Phase::WaitingForBoot,
+            State::WaitingForShares(_) => Phase::WaitingForShares,
+            State::Provisioned(_) => Phase::Provisioned,
+        }
+    }
+
+    /// Handles one request. Never panics on any input; errors come back as `Response::Error`.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let phase = self.phase();
+        let outcome = match (&request, phase) {
+            (Request::Status, _) => Ok(Response::Status(self.status())),
+            (Request::Attestation { nonce }, _) => {
+                self.attestation(nonce.as_ref().map(|n| n.as_slice()))
+            }
+            (Request::Genesis(req), Phase::WaitingForBoot) => self.genesis(req),
+            (Request::Boot(env), Phase::WaitingForBoot) => self.boot(env),
+            (Request::PostShare(sub), Phase::WaitingForShares) => self.post_share(sub),
+            (Request::Patch(p), Phase::Provisioned) => self.patch(p),
+            (Request::Reshard(r), Phase::Provisioned) => self.reshard(r),
+            (Request::App(a), Phase::Provisioned) => self.app(a),
+            (r, p) => Err((
+                ErrorCode::WrongPhase,
+                format!("{} is not allowed while {}", r.name(), p.as_str()),
+            )),
+        };
+        outcome.unwrap_or_else(|(code, message)| Response::Error { code, message })
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status {
+            phase: self.phase(),
+            dev: self.nsm.is_dev(),
+            namespace: None,
+            manifest_hash: None,
+            nonce: None,
+            ephemeral_key: None,
+            threshold: 0,
+            shares_from: Vec::new(),
+            patch_sequence: 0,
+        };
+        let (env, hash) = match &self.state {
+            State::WaitingForBoot => return s,
+            State::WaitingForShares(b) => {
+                s.ephemeral_key = Some(b.ephemeral_key);
+                s.shares_from = aliases(&b.envelope.manifest, b.shares.keys());
+                (&b.envelope, b.manifest_hash)
+            }
+            State::Provisioned(p) => {
+                s.patch_sequence = p.patch_sequence;
+                s.shares_from.clone_from(&p.shares_from);
+                (&p.envelope, p.manifest_hash)
+            }
+        };
+        s.namespace = Some(env.manifest.namespace.name.clone());
+        s.nonce = Some(env.manifest.namespace.nonce);
+        s.manifest_hash = Some(hash);
+        s.threshold = env.manifest.share_set.threshold;
+        s
+    }
+
+    fn attest(
+        &self,
+        user_data: Option<&[u8]>,
+        nonce: Option<&[u8]>,
+        pk: Option<&[u8]>,
+    ) -> Result<Vec<u8>, (ErrorCode, String)> {
+        self.nsm
+            .attest(user_data, nonce, pk)
+            .map_err(|e| (ErrorCode::Internal, e))
+    }
+
+    fn attestation(&self, nonce: Option<&[u8]>) -> Outcome {
+        if nonce.is_some_and(|n| n.len() > 512) {
+            return Err((
+                ErrorCode::BadRequest,
+                "nonce longer than 512 bytes".to_owned(),
+            ));
+        }
+        let (user_data, pk, envelope) = match &self.state {
+            State::WaitingForBoot => (None, None, None),
+            State::WaitingForShares(b) => (
+                Some(b.manifest_hash.0.to_vec()),
+                Some(b.ephemeral_key.0.to_vec()),
+                Some(b.envelope.clone()),
+            ),
+            State::Provisioned(p) => (
+                Some(p.manifest_hash.0.to_vec()),
+                None,
+                Some(p.envelope.clone()),
+            ),
+        };
+        let document = self.attest(user_data.as_deref(), nonce, pk.as_deref())?;
+        Ok(Response::Attestation {
+            document: ByteBuf::from(document),
+            envelope,
+        })
+    }
+
+    fn genesis(&mut self, req: &GenesisRequest) -> Outcome {
+        if req.version != OBJECT_VERSION {
+            return Err(rejected(format!(
+                "unsupported genesis request version {}",
+                req.version
+            )));
+        }
+        validate_set(
+            "share_set",
+            req.share_set.threshold,
+            req.share_set
+                .members
+                .iter()
+                .map(|m| (m.alias.as_str(), &m.public_key)),
+        )
+        .map_err(|e| rejected(e.to_string()))?;
+        let seed = QuorumSeed::generate();
+        let output = split_and_seal(&seed, &req.namespace, &req.share_set)?;
+        let attestation = self.attest(Some(&output.hash().0), None, None)?;
+        Ok(Response::Genesis {
+            output,
+            attestation: ByteBuf::from(attestation),
+        })
+    }
+
+    fn boot(&mut self, env: &ManifestEnvelope) -> Outcome {
+        let m = &env.manifest;
+        m.validate()
+            .map_err(|e| rejected(format!("invalid manifest: {e}")))?;
+        let report = m.check_approvals(&env.approvals);
+        report
+            .require()
+            .map_err(|e| rejected(format!("manifest approvals: {e}")))?;
+        if let Some(&highest) = self.highest_nonce.get(&m.namespace.name)
+            && m.namespace.nonce <= highest
+        {
+            return Err(rejected(format!(
+                "manifest nonce {} is not above {highest}, the highest this enclave accepted for {}",
+                m.namespace.nonce, m.namespace.name
+            )));
+        }
+        let own = self
+            .nsm
+            .image_pcrs()
+            .map_err(|e| (ErrorCode::Internal, e))?;
+        for (i, (want, have)) in [&m.enclave.pcr0, &m.enclave.pcr1, &m.enclave.pcr2]
+            .into_iter()
+            .zip(own.iter())
+            .enumerate()
+        {
+            if want != have {
+                return Err(rejected(format!(
+                    "manifest PCR{i} {} does not match this enclave's image ({})",
+                    &want.to_hex()[..16],
+                    &have.to_hex()[..16]
+                )));
+            }
+        }
+        let manifest_hash = m.hash();
+        let ephemeral = age::x25519::Identity::generate();
+        let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
+        let attestation = self.attest(Some(&manifest_hash.0), None, Some(&ephemeral_key.0))?;
+        self.highest_nonce
+            .insert(m.namespace.name.clone(), m.namespace.nonce);
+        self.state = State::WaitingForShares(Box::new(Boot {
+            envelope: env.clone(),
+            manifest_hash,
+            ephemeral,
+            ephemeral_key,
+            shares: BTreeMap::new(),
+            seen: BTreeSet::new(),
+        }));
+        Ok(Response::Booted {
+            manifest_hash,
+            ephemeral_key,
+            attestation: ByteBuf::from(attestation),
+        })
+    }
+
+    fn post_share(&mut self, sub: &ShareSubmission) -> Outcome {
+        let State::WaitingForShares(boot) = &mut self.state else {
+            unreachable!("allow-list admits post-share only while waiting for shares")
+        };
+        let manifest = &boot.envelope.manifest;
+        let submission_hash = cbor::hash(sub);
+        if boot.seen.contains(&submission_hash) {
+            return Err(rejected(
+                "duplicate share: this exact share bundle was already accepted",
+            ));
+        }
+        let post = &sub.post;
+        if post.version != OBJECT_VERSION {
+            return Err(rejected(format!(
+                "unsupported share post version {}",
+                post.version
+            )));
+        }
+        if post.manifest_hash != boot.manifest_hash {
+            return Err(rejected(format!(
+                "share is for another manifest ({}), this boot runs {}",
+                &post.manifest_hash.to_hex()[..16],
+                &boot.manifest_hash.to_hex()[..16]
+            )));
+        }
+        if post.ephemeral_key != boot.ephemeral_key {
+            return Err(rejected(
+                "share is for another boot of this enclave (ephemeral key differs); fetch a new request bundle",
+            ));
+        }
+        if sub.receipt.member != post.member {
+            return Err(rejected(
+                "receipt is signed by a key other than the posting member's",
+            ));
+        }
+        let Some(member) = manifest
+            .share_set
+            .members
+            .iter()
+            .find(|m| m.public_key == post.member)
+        else {
+            return Err(rejected(format!(
+                "{} is not a member of the share set",
+                post.member.fingerprint()
+            )));
+        };
+        sub.receipt
+            .verify(Purpose::SharePost, &post.hash())
+            .map_err(|e| rejected(format!("{}: share-post receipt: {e}", member.alias)))?;
+        if Hash32::sha256(&sub.encrypted_share) != post.encrypted_share_sha256 {
+            return Err(rejected(format!(
+                "{}: encrypted share does not match the hash in the signed receipt",
+                member.alias
+            )));
+        }
+        if boot.shares.contains_key(&post.member) {
+            return Err(rejected(format!(
+                "{} already posted a share for this boot",
+                member.alias
+            )));
+        }
+        let plain = age_share::decrypt(&sub.encrypted_share, &boot.ephemeral).map_err(|_| {
+            rejected(format!(
+                "{}: share does not decrypt with this boot's key",
+                member.alias
+            ))
+        })?;
+        let share = Share::from_bytes(&plain)
+            .map_err(|e| rejected(format!("{}: invalid share: {e}", member.alias)))?;
+        drop(plain);
+        share.check_commitment(&member.commitment).map_err(|_| {
+            rejected(format!(
+                "{}: share does not match its commitment in the manifest",
+                member.alias
+            ))
+        })?;
+        if boot.shares.values().any(|s| s.x() == share.x()) {
+            return Err(rejected(format!(
+                "{}: a share with x = {} was already accepted",
+                member.alias,
+                share.x()
+            )));
+        }
+
+        let alias = member.alias.clone();
+        let threshold = manifest.share_set.threshold;
+        boot.shares.insert(post.member, share);
+        boot.seen.insert(submission_hash);
+        let received = boot.shares.len() as u8;
+        if received < threshold {
+            return Ok(Response::ShareAccepted {
+                member: alias,
+                received,
+                threshold,
+                provisioned: false,
+            });
+        }
+
+        let shares: Vec<Share> = boot.shares.values().cloned().collect();
+        let seed = shamir::combine(&shares, usize::from(threshold))
+            .map_err(|e| (ErrorCode::Internal, format!("reconstruction failed: {e}")))?;
+        drop(shares);
+        if seed.public_key() != manifest.namespace.quorum_public_key {
+            // Commitments make this unreachable for an honest manifest; refuse the last share so
+            // the boot can still complete with others.
+            boot.shares.remove(&post.member);
+            boot.seen.remove(&submission_hash);
+            return Err(rejected(
+                "reconstructed key does not match the manifest's quorum public key; last share refused",
+            ));
+        }
+        let shares_from = aliases(manifest, boot.shares.keys());
+        let State::WaitingForShares(boot) =
+            std::mem::replace(&mut self.state, State::WaitingForBoot)
+        else {
+            unreachable!()
+        };
+        let boot = *boot;
+        // Dropping the boot zeroizes every share and the ephemeral key.
+        let Boot {
+            envelope,
+            manifest_hash,
+            ..
+        } = boot;
+        if let Some(pivot) = &mut self.pivot {
+            pivot
+                .start(&envelope.manifest.pivot, &seed)
+                .map_err(|e| (ErrorCode::Internal, format!("pivot: {e}")))?;
+        }
+        self.state = State::Provisioned(Box::new(Provisioned {
+            envelope,
+            manifest_hash,
+            seed,
+            patch_sequence: 0,
+            settings: BTreeMap::new(),
+            shares_from,
+        }));
+        Ok(Response::ShareAccepted {
+            member: alias,
+            received,
+            threshold,
+            provisioned: true,
+        })
+    }
+
+    fn patch(&mut self, env: &PatchEnvelope) -> Outcome {
+        let State::Provisioned(p) = &mut self.state else {
+            unreachable!()
+        };
+        let patch = &env.patch;
+        let m = &p.envelope.manifest;
+        if patch.version != OBJECT_VERSION
+            || patch.namespace != m.namespace.name
+            || patch.manifest_hash != p.manifest_hash
+        {
+            return Err(rejected("patch is for another namespace or manifest"));
+        }
+        if patch.sequence <= p.patch_sequence {
+            return Err(rejected(format!(
+                "patch sequence {} is not above the last applied {}",
+                patch.sequence, p.patch_sequence
+            )));
+        }
+        check_threshold(&m.patch_set, Purpose::Patch, &patch.hash(), &env.approvals)
+            .require()
+            .map_err(|e| rejected(format!("patch approvals: {e}")))?;
+        p.settings.extend(patch.settings.clone());
+        p.patch_sequence = patch.sequence;
+        Ok(Response::PatchApplied {
+            sequence: patch.sequence,
+        })
+    }
+
+    fn reshard(&mut self, env: &ReshardEnvelope) -> Outcome {
+        let State::Provisioned(p) = &self.state else {
+            unreachable!()
+        };
+        let r = &env.reshard;
+        let m = &p.envelope.manifest;
+        if r.version != OBJECT_VERSION
+            || r.namespace != m.namespace.name
+            || r.manifest_hash != p.manifest_hash
+        {
+            return Err(rejected("reshard is for another namespace or manifest"));
+        }
+        validate_set(
+            "new_share_set",
+            r.new_share_set.threshold,
+            r.new_share_set
+                .members
+                .iter()
+                .map(|m| (m.alias.as_str(), &m.public_key)),
+        )
+        .map_err(|e| rejected(e.to_string()))?;
+        check_threshold(&m.manifest_set, Purpose::Reshard, &r.hash(), &env.approvals)
+            .require()
+            .map_err(|e| rejected(format!("reshard approvals: {e}")))?;
+        let output = split_and_seal(&p.seed, &m.namespace.name, &r.new_share_set)?;
+        let attestation = self.attest(Some(&output.hash().0), None, None)?;
+        Ok(Response::Resharded {
+            output,
+            attestation: ByteBuf::from(attestation),
+        })
+    }
+
+    fn app(&self, req: &AppRequest) -> Outcome {
+        let State::Provisioned(p) = &self.state else {
+            unreachable!()
+        };
+        match req {
+            AppRequest::Sign { message } => {
+                if message.len() > 64 * 1024 {
+                    return Err((
+                        ErrorCode::BadRequest,
+                        "message longer than 64 KiB".to_owned(),
+                    ));
+                }
+                use p256::ecdsa::signature::Signer;
+                let msg = signed_message(Purpose::AppMessage, &Hash32::sha256(message));
+                let sig: p256::ecdsa::Signature = p.seed.signing_key().sign(&msg);
+                Ok(Response::AppSignature {
+                    signature: Signature::from_ecdsa(&sig),
+                })
+            }
+        }
+    }
+}
+
+fn aliases<'a>(m: &Manifest, keys: impl Iterator<Item = &'a PublicKey>) -> Vec<String> {
+    keys.filter_map(|k| {
+        m.share_set
+            .members
+            .iter()
+            .find(|s| &s.public_key == k)
+            .map(|s| s.alias.clone())
+    })
+    .collect()
+}
+
+/// Splits `seed` to `set`, seals each share to its member's Share key, and signs the result with
+/// the quorum key (genesis and reshard).
+fn split_and_seal(
+    seed: &QuorumSeed,
+    namespace: &str,
+    set: &MemberSet,
+) -> Result<GenesisOutput, (ErrorCode, String)> {
+    let n = set.members.len();
+    let shares = shamir::split(
+        seed,
+        usize::from(set.threshold),
+        n,
+        &mut rand::rand_core::UnwrapErr(rand::rngs::SysRng),
+    )
+    .map_err(|e| rejected(e.to_string()))?;
+    let mut sealed = Vec::with_capacity(n);
+    for (member, share) in set.members.iter().zip(&shares) {
+        let recipient = PivP256Recipient::new(member.public_key);
+        let bytes: Zeroizing<Vec<u8>> = share.to_bytes();
+        let encrypted = age_share::encrypt(&bytes, &[&recipient])
+            .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        sealed.push(GenesisShare {
+            alias: member.alias.clone(),
+            share_key: member.public_key,
+            commitment: share.commitment(),
+            encrypted_share: ByteBuf::from(encrypted),
+        });
+    }
+    let body = GenesisBody {
+        version: OBJECT_VERSION,
+        namespace: namespace.to_owned(),
+        quorum_public_key: seed.public_key(),
+        threshold: set.threshold,
+        shares: sealed,
+    };
+    use p256::ecdsa::signature::Signer;
+    let sig: p256::ecdsa::Signature = seed
+        .signing_key()
+        .sign(&signed_message(Purpose::Genesis, &cbor::hash(&body)));
+    Ok(GenesisOutput {
+        body,
+        test_signature: Signature::from_ecdsa(&sig),
+    })
+}
