@@ -1,0 +1,40 @@
+//! The request body extractor: bounded in size and in time, failing with JSON errors.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A complete request body of at most `max_body` bytes, received within `body_timeout`.
+pub(crate) struct Body(pub(crate) Bytes);
+
+impl FromRequest<Arc<AppState>> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let max = state.config.max_body;
+        // An honest Content-Length above the limit is refused before reading a byte.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max as u64) {
+            return Err(ApiError::payload_too_large(max));
+        }
+        // Chunked bodies and lying lengths are cut off by DefaultBodyLimit while buffering.
+        let read = tokio::time::timeout(state.config.body_timeout, Bytes::from_request(req, state));
+        match read.await {
+            Ok(Ok(bytes)) => Ok(Body(bytes)),
+            Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::payload_too_large(max))
+            }
+            Ok(Err(rejection)) => Err(ApiError::bad_request(rejection.body_text())),
+            Err(_) => Err(ApiError::body_timeout(state.config.body_timeout)),
+        }
+    }
+}

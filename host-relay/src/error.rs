@@ -1,0 +1,155 @@
+//! Every failure the relay reports, as `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! Enclave errors keep the enclave's own code and message; the relay adds codes only for what
+//! happens before or around the enclave (HTTP limits, an unreachable or silent enclave).
+
+use std::io;
+use std::time::Duration;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use tessera_core::protocol::{ClientError, ErrorCode, FrameError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Input the relay could not parse, or that the enclave called malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    pub fn wrong_phase(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "wrong-phase", message)
+    }
+
+    /// The enclave's own error, with the HTTP status its code implies.
+    #[must_use]
+    pub fn from_enclave(code: ErrorCode, message: String) -> Self {
+        let status = match code {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::WrongPhase => StatusCode::CONFLICT,
+            ErrorCode::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+            // The enclave failed, not the caller: a gateway error.
+            ErrorCode::Internal => StatusCode::BAD_GATEWAY,
+        };
+        Self::new(status, code.as_str(), message)
+    }
+
+    #[must_use]
+    pub fn payload_too_large(max: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("request body exceeds the {max}-byte limit"),
+        )
+    }
+
+    #[must_use]
+    pub fn body_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            format!("request body not received within {} s", limit.as_secs_f64()),
+        )
+    }
+
+    #[must_use]
+    pub fn enclave_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "enclave-timeout",
+            format!(
+                "the enclave did not answer within {} s",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
+    #[must_use]
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "relay-busy",
+            "too many requests are waiting for the enclave; retry shortly",
+        )
+    }
+
+    pub fn relay_internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "relay-internal", message)
+    }
+
+    pub fn bad_enclave_response(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "bad-enclave-response", message)
+    }
+
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such endpoint; see docs/api.md",
+        )
+    }
+
+    #[must_use]
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "method not allowed on this endpoint",
+        )
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        let timed_out = matches!(
+            &e,
+            ClientError::Frame(FrameError::Io(io))
+                if matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+        );
+        if timed_out {
+            return Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "enclave-timeout",
+                format!("the enclave did not answer in time: {e}"),
+            );
+        }
+        if matches!(e, ClientError::Decode(_)) {
+            return Self::bad_enclave_response(e.to_string());
+        }
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "enclave-unavailable",
+            e.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": self.code, "message": self.message }
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
