@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod objects;
 pub mod pcr;
 pub mod protocol;
+pub mod provision;
 pub mod quorum;
 pub mod shamir;
 pub mod sign;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use operator_tui::cli;
+use operator_tui::cli::ceremony;
+use operator_tui::cli::common::finish;
 
 /// Tessera: quorum-key ceremonies for AWS Nitro Enclaves, from an air-gapped laptop.
 ///
@@ -32,6 +34,43 @@ enum Command {
     /// Manage YubiKeys: list, provision, export descriptors, self-test, PIN and PUK.
     #[command(subcommand)]
     Key(cli::key::Command),
+    /// Member descriptors (software members for dev and tests).
+    #[command(subcommand)]
+    Member(cli::ceremony::MemberCommand),
+    /// Genesis: make the quorum key in the enclave; members verify and store their shares.
+    #[command(subcommand)]
+    Genesis(cli::ceremony::GenesisCommand),
+    /// Draft, review, approve and collect manifests.
+    #[command(subcommand)]
+    Manifest(cli::ceremony::ManifestCommand),
+    /// Post an approved manifest envelope to the enclave and verify its boot attestation.
+    Boot {
+        #[arg(long)]
+        relay: String,
+        envelope: std::path::PathBuf,
+        #[command(flatten)]
+        verify: cli::ceremony::VerifyArgs,
+    },
+    /// Provision: fetch a request, sign a share bundle offline, post it.
+    #[command(subcommand)]
+    Provision(cli::ceremony::ProvisionCommand),
+    /// The enclave's phase and progress, through the relay.
+    Status {
+        #[arg(long)]
+        relay: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the provisioned enclave's built-in app to sign a message; verify it with the quorum key.
+    AppSign {
+        #[arg(long)]
+        relay: String,
+        /// The manifest or envelope whose quorum key must verify the signature.
+        #[arg(long)]
+        manifest: std::path::PathBuf,
+        #[arg(long)]
+        message: String,
+    },
     /// Core-level walk-through: split, encrypt, decrypt, reconstruct with software members.
     CoreDemo(cli::core_demo::Args),
 }
@@ -43,9 +82,26 @@ fn main() -> ExitCode {
         Some(Command::Pcrs(args)) => cli::pcrs::run(args),
         Some(Command::Bundle(cmd)) => cli::bundle::run(cmd),
         Some(Command::Key(cmd)) => cli::key::run(cmd),
+        Some(Command::Member(c)) => finish("member", ceremony::member(c)),
+        Some(Command::Genesis(c)) => finish("genesis", ceremony::genesis(c)),
+        Some(Command::Manifest(c)) => finish("manifest", ceremony::manifest(c)),
+        Some(Command::Boot {
+            relay,
+            envelope,
+            verify,
+        }) => finish("boot", ceremony::boot(&relay, &envelope, &verify)),
+        Some(Command::Provision(c)) => finish("provision", ceremony::provision(c)),
+        Some(Command::Status { relay, json }) => finish("status", ceremony::status(&relay, json)),
+        Some(Command::AppSign {
+            relay,
+            manifest,
+            message,
+        }) => finish("app-sign", ceremony::app_sign(&relay, &manifest, &message)),
         Some(Command::CoreDemo(args)) => cli::core_demo::run(&args),
         None => {
-            eprintln!("tessera: the terminal UI is not built yet; see `tessera --help` for the subcommands");
+            eprintln!(
+                "tessera: the terminal UI is not built yet; see `tessera --help` for the subcommands"
+            );
             ExitCode::from(2)
         }
     }

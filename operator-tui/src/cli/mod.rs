@@ -5,6 +5,9 @@
 
 pub mod attest;
 pub mod bundle;
+pub mod ceremony;
+pub mod common;
 pub mod core_demo;
 pub mod key;
+pub mod objects;
 pub mod pcrs;

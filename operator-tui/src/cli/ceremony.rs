@@ -1,0 +1,1046 @@
+//! The ceremony from the command line: members, genesis, manifests, boot, provisioning and the
+//! provisioned app. Each command prints what it checked; signing and decrypting commands show
+//! what they will sign and require `--confirm` with the object's short fingerprint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airgap_bundle::{BundleKind, Metadata};
+use serde_bytes::ByteBuf;
+use tessera_core::age_share::PivP256Recipient;
+use tessera_core::attestation::{self, Policy, TrustAnchor, VerifiedAttestation};
+use tessera_core::bytes::{ByteArray, Hash32, hex_groups};
+use tessera_core::cbor;
+use tessera_core::device::{DeviceKind, KeyDevice, SoftwareKeyDevice, approve};
+use tessera_core::keys::{PublicKey, Role};
+use tessera_core::manifest::{
+    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
+    RestartPolicy, ShareMember, ShareSet,
+};
+use tessera_core::objects::{
+    DescriptorKey, GenesisOutput, GenesisRequest, MemberDescriptor, OBJECT_VERSION,
+    ProvisionRequest,
+};
+use tessera_core::protocol::{AppRequest, Response};
+use tessera_core::provision;
+use tessera_core::sign::{Approval, Purpose, signed_message};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::common::{CmdResult, Failure, Relay, anchor, checked, read, validation_time, write_new};
+use super::objects::{load, save};
+use crate::devices::DeviceArgs;
+
+/// The short fingerprint of an object hash that a person types to confirm: `3fa2 9c01`.
+#[must_use]
+pub fn confirm_code(hash: &Hash32) -> String {
+    hex_groups(&hash.0[..4])
+}
+
+fn require_confirm(given: Option<&str>, hash: &Hash32, what: &str) -> CmdResult {
+    let want = confirm_code(hash);
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_lowercase()
+    };
+    match given {
+        Some(g) if norm(g) == norm(&want) => Ok(()),
+        Some(g) => Err(Failure::refused(format!(
+            "--confirm {g:?} does not match {what} {want}; nothing was signed"
+        ))),
+        None => Err(Failure::refused(format!(
+            "review the {what} above, then run again with --confirm \"{want}\"; nothing was signed"
+        ))),
+    }
+}
+
+fn open(device: &DeviceArgs) -> Result<Box<dyn KeyDevice + Send>, Failure> {
+    let d = device.open()?;
+    let info = d.info();
+    if info.kind == DeviceKind::Software {
+        eprintln!("warning: {}", info.label);
+    }
+    Ok(d)
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// member
+
+#[derive(clap::Subcommand)]
+pub enum MemberCommand {
+    /// Create a software member (DEV/TEST ONLY): a 0600 key file and its member descriptor.
+    InitSoftware {
+        #[arg(long)]
+        alias: String,
+        /// The key file to create.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The member descriptor to write (a `member` bundle).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Show a member descriptor.
+    Show { descriptor: PathBuf },
+}
+
+pub fn member(cmd: MemberCommand) -> CmdResult {
+    match cmd {
+        MemberCommand::InitSoftware { alias, keys, out } => {
+            let mut dev = SoftwareKeyDevice::generate(&alias);
+            dev.save(&keys)?;
+            let descriptor = MemberDescriptor {
+                version: OBJECT_VERSION,
+                alias: alias.clone(),
+                device: DeviceKind::Software,
+                serial: None,
+                keys: Role::ALL
+                    .iter()
+                    .map(|&role| {
+                        Ok(DescriptorKey {
+                            role,
+                            public_key: dev.public_key(role)?,
+                            slot: None,
+                        })
+                    })
+                    .collect::<Result<_, Failure>>()?,
+                created_at: now_rfc3339(),
+            };
+            let path = save(
+                &out,
+                BundleKind::Member,
+                Metadata {
+                    member: Some(alias.clone()),
+                    ..Metadata::default()
+                },
+                &descriptor,
+            )?;
+            println!(
+                "SOFTWARE member {alias} (dev/test only): keys {}, descriptor {}",
+                keys.display(),
+                path.display()
+            );
+            Ok(())
+        }
+        MemberCommand::Show { descriptor } => {
+            let d = load(&descriptor, BundleKind::Member, MemberDescriptor::decode)?;
+            println!(
+                "member {} ({:?}{})",
+                d.alias,
+                d.device,
+                d.serial.map(|s| format!(" serial {s}")).unwrap_or_default()
+            );
+            for k in &d.keys {
+                println!(
+                    "  {:<8} {}  {}",
+                    k.role,
+                    k.public_key.fingerprint(),
+                    PivP256Recipient::new(k.public_key)
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn descriptors(paths: &[PathBuf]) -> Result<Vec<MemberDescriptor>, Failure> {
+    paths
+        .iter()
+        .map(|p| load(p, BundleKind::Member, MemberDescriptor::decode))
+        .collect()
+}
+
+fn set_of(descs: &[MemberDescriptor], role: Role, threshold: u8) -> Result<MemberSet, Failure> {
+    let members = descs
+        .iter()
+        .map(|d| {
+            d.key(role)
+                .map(|public_key| Member {
+                    alias: d.alias.clone(),
+                    public_key,
+                })
+                .ok_or_else(|| Failure::refused(format!("member {} has no {role} key", d.alias)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(MemberSet { threshold, members })
+}
+
+// ---------------------------------------------------------------------------------------------
+// genesis
+
+#[derive(clap::Subcommand)]
+pub enum GenesisCommand {
+    /// Ask the enclave (through the relay) to make a quorum key and split it to the share set.
+    Run {
+        #[arg(long)]
+        relay: String,
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        threshold: u8,
+        /// Member descriptors of the share set.
+        #[arg(long = "member", required = true)]
+        members: Vec<PathBuf>,
+        /// Directory for genesis-output and genesis-attestation files.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// As a member: verify the genesis attestation and output, check that your share decrypts
+    /// and matches its commitment (no reconstruction), and store your encrypted share.
+    Verify {
+        output: PathBuf,
+        #[arg(long)]
+        attestation: PathBuf,
+        #[command(flatten)]
+        verify: VerifyArgs,
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// Where to store your encrypted share (the age file to your Share key).
+        #[arg(long = "share-out")]
+        share_out: PathBuf,
+    },
+}
+
+/// How attestation documents are checked.
+#[derive(clap::Args, Clone)]
+pub struct VerifyArgs {
+    /// Trust anchor PEM; default: the pinned AWS Nitro root G1. A dev enclave's root must be
+    /// pinned here explicitly.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Validation time: now, doc or RFC 3339.
+    #[arg(long, default_value = "now")]
+    pub at: String,
+    /// Refuse documents older than this (seconds) relative to the validation time.
+    #[arg(long, default_value_t = 3600)]
+    pub max_age_secs: u64,
+}
+
+fn verify_doc(
+    doc: &[u8],
+    v: &VerifyArgs,
+    policy: Policy,
+) -> Result<(VerifiedAttestation, TrustAnchor), Failure> {
+    let anchor = anchor(v.root.as_deref())?;
+    let at = validation_time(&v.at, doc)?;
+    let policy = policy.max_age(Duration::from_secs(v.max_age_secs));
+    let verified = attestation::verify(doc, &anchor, at, &policy)
+        .map_err(|e| Failure::refused(format!("attestation refused: {e}")))?;
+    let dev = anchor.sha256() != attestation::aws_nitro_root_g1().sha256();
+    checked(format!(
+        "attestation: COSE signature, chain to {}root {} ({}), module {}, {} old",
+        if dev { "DEV " } else { "AWS " },
+        hex_groups(&anchor.sha256()[..8]),
+        anchor.subject(),
+        verified.module_id(),
+        humantime(at - verified.timestamp()),
+    ));
+    Ok((verified, anchor))
+}
+
+fn humantime(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    if s < 120 {
+        format!("{s}s")
+    } else if s < 7200 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}h", s / 3600)
+    }
+}
+
+pub fn genesis(cmd: GenesisCommand) -> CmdResult {
+    match cmd {
+        GenesisCommand::Run {
+            relay,
+            namespace,
+            threshold,
+            members,
+            out,
+        } => {
+            let descs = descriptors(&members)?;
+            let share_set = set_of(&descs, Role::Share, threshold)?;
+            tessera_core::manifest::validate_set(
+                "share_set",
+                threshold,
+                share_set
+                    .members
+                    .iter()
+                    .map(|m| (m.alias.as_str(), &m.public_key)),
+            )
+            .map_err(|e| Failure::refused(e.to_string()))?;
+            let req = GenesisRequest {
+                version: OBJECT_VERSION,
+                namespace: namespace.clone(),
+                share_set,
+            };
+            let Response::Genesis {
+                output,
+                attestation,
+            } = expect_ok(Relay::new(&relay).post_cbor("/v1/genesis", &req)?)?
+            else {
+                return Err(Failure::usage(
+                    "relay returned an unexpected response to genesis",
+                ));
+            };
+            std::fs::create_dir_all(&out)
+                .map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;
+            let meta = Metadata {
+                namespace: Some(namespace.clone()),
+                ..Metadata::default()
+            };
+            let path = save(
+                &out.join("genesis-output.tbundle"),
+                BundleKind::Genesis,
+                meta,
+                &output,
+            )?;
+            write_new(&out.join("genesis-attestation.cbor"), &attestation)?;
+            output
+                .verify_test_signature()
+                .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
+            checked("test signature by the new quorum key");
+            println!(
+                "genesis {namespace}: {}-of-{} shares, quorum key {} -> {}",
+                output.body.threshold,
+                output.body.shares.len(),
+                output.body.quorum_public_key.signing.fingerprint(),
+                path.display()
+            );
+            Ok(())
+        }
+        GenesisCommand::Verify {
+            output,
+            attestation,
+            verify,
+            device,
+            share_out,
+        } => {
+            let out = load(&output, BundleKind::Genesis, GenesisOutput::decode)?;
+            let doc = read(&attestation)?;
+            verify_doc(
+                &doc,
+                &verify,
+                Policy::new().expect_user_data(out.hash().0.to_vec()),
+            )?;
+            checked(format!(
+                "attestation binds this genesis output ({})",
+                confirm_code(&out.hash())
+            ));
+            out.verify_test_signature()
+                .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
+            checked(format!(
+                "test signature by quorum key {}",
+                out.body.quorum_public_key.signing.fingerprint()
+            ));
+            let mut dev = open(&device)?;
+            let mine = dev.public_key(Role::Share)?;
+            let entry = out
+                .body
+                .shares
+                .iter()
+                .find(|s| s.share_key == mine)
+                .ok_or_else(|| {
+                    Failure::refused(format!(
+                        "no share in this genesis for your Share key {}",
+                        mine.fingerprint()
+                    ))
+                })?;
+            let share = provision::open_share(
+                dev.as_mut(),
+                &entry.encrypted_share,
+                "check your genesis share (decrypt only)",
+            )?;
+            share
+                .check_commitment(&entry.commitment)
+                .map_err(|e| Failure::refused(e.to_string()))?;
+            checked(format!(
+                "your share (x = {}) decrypts on your device and matches its commitment",
+                share.x()
+            ));
+            drop(share);
+            write_new(&share_out, &entry.encrypted_share)?;
+            println!(
+                "{}: encrypted share stored at {}",
+                entry.alias,
+                share_out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+impl From<provision::ProvisionError> for Failure {
+    fn from(e: provision::ProvisionError) -> Self {
+        match e {
+            provision::ProvisionError::Device(d) => Failure::from(d),
+            other => Failure::refused(other.to_string()),
+        }
+    }
+}
+
+fn expect_ok(r: Response) -> Result<Response, Failure> {
+    match r {
+        Response::Error { code, message } => Err(Failure::refused(format!(
+            "enclave refused ({}): {message}",
+            code.as_str()
+        ))),
+        other => Ok(other),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// manifest
+
+#[derive(clap::Subcommand)]
+pub enum ManifestCommand {
+    /// Draft a manifest (coordinator).
+    New(Box<NewManifest>),
+    /// Show a manifest or envelope field by field; with --previous, the differences.
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Print only the confirmation code (the short fingerprint of the manifest hash).
+        #[arg(long)]
+        confirm_code: bool,
+    },
+    /// Review and sign a manifest approval with your Manifest key.
+    Approve {
+        file: PathBuf,
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// The manifest's confirmation code as shown, to prove it was reviewed.
+        #[arg(long)]
+        confirm: Option<String>,
+        /// Where the last manifest you approved per namespace is kept (nonce must rise).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Collect approvals into an envelope; refuses below threshold.
+    Envelope {
+        manifest: PathBuf,
+        #[arg(long = "approval", required = true)]
+        approvals: Vec<PathBuf>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct NewManifest {
+    #[arg(long)]
+    namespace: String,
+    #[arg(long)]
+    nonce: u64,
+    /// The genesis output: quorum key, share set and commitments.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// PCRs as JSON (`{"PCR0": hex, ...}`, as `tessera pcrs --json` or the dev enclave write).
+    #[arg(long)]
+    pcrs: PathBuf,
+    #[arg(long = "manifest-member", required = true)]
+    manifest_members: Vec<PathBuf>,
+    #[arg(long)]
+    manifest_threshold: u8,
+    #[arg(long = "patch-member", required = true)]
+    patch_members: Vec<PathBuf>,
+    #[arg(long)]
+    patch_threshold: u8,
+    /// The pivot application binary (its SHA-256 goes into the manifest).
+    #[arg(long, conflicts_with = "app_sha256")]
+    app: Option<PathBuf>,
+    #[arg(long)]
+    app_sha256: Option<String>,
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+fn pcr_from_json(v: &serde_json::Value, name: &str) -> Result<tessera_core::bytes::Pcr, Failure> {
+    let m = v.get("Measurements").unwrap_or(v);
+    match m.get(name).and_then(serde_json::Value::as_str) {
+        Some(h) => ByteArray::from_hex(h).map_err(|e| Failure::usage(format!("{name}: {e}"))),
+        None if name == "PCR3" => Ok(ByteArray([0; 48])),
+        None => Err(Failure::usage(format!("PCR file has no {name}"))),
+    }
+}
+
+fn new_manifest(a: &NewManifest) -> CmdResult {
+    let genesis = load(&a.genesis, BundleKind::Genesis, GenesisOutput::decode)?;
+    genesis
+        .verify_test_signature()
+        .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
+    let pcrs: serde_json::Value = serde_json::from_slice(&read(&a.pcrs)?)
+        .map_err(|e| Failure::usage(format!("{}: {e}", a.pcrs.display())))?;
+    let app_sha256 = match (&a.app, &a.app_sha256) {
+        (Some(p), _) => Hash32::sha256(&read(p)?),
+        (None, Some(h)) => Hash32::from_hex(h).map_err(Failure::usage)?,
+        (None, None) => return Err(Failure::usage("give --app or --app-sha256")),
+    };
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        namespace: Namespace {
+            name: a.namespace.clone(),
+            nonce: a.nonce,
+            quorum_public_key: genesis.body.quorum_public_key,
+        },
+        enclave: EnclaveSpec {
+            pcr0: pcr_from_json(&pcrs, "PCR0")?,
+            pcr1: pcr_from_json(&pcrs, "PCR1")?,
+            pcr2: pcr_from_json(&pcrs, "PCR2")?,
+            pcr3: pcr_from_json(&pcrs, "PCR3")?,
+            debug_allowed: false,
+        },
+        pivot: Pivot {
+            app_sha256,
+            args: a.args.clone(),
+            restart: RestartPolicy::Never,
+        },
+        manifest_set: set_of(
+            &descriptors(&a.manifest_members)?,
+            Role::Manifest,
+            a.manifest_threshold,
+        )?,
+        share_set: ShareSet {
+            threshold: genesis.body.threshold,
+            members: genesis
+                .body
+                .shares
+                .iter()
+                .map(|s| ShareMember {
+                    alias: s.alias.clone(),
+                    public_key: s.share_key,
+                    commitment: s.commitment,
+                })
+                .collect(),
+        },
+        patch_set: set_of(
+            &descriptors(&a.patch_members)?,
+            Role::Patch,
+            a.patch_threshold,
+        )?,
+    };
+    manifest
+        .validate()
+        .map_err(|e| Failure::refused(e.to_string()))?;
+    let meta = Metadata {
+        namespace: Some(a.namespace.clone()),
+        nonce: Some(a.nonce),
+        ..Metadata::default()
+    };
+    let path = save(&a.out, BundleKind::Manifest, meta, &manifest)?;
+    println!(
+        "manifest {} nonce {} hash {} -> {}",
+        a.namespace,
+        a.nonce,
+        manifest.hash(),
+        path.display()
+    );
+    println!("confirmation code: {}", confirm_code(&manifest.hash()));
+    Ok(())
+}
+
+/// A manifest file may hold a bare manifest or an envelope.
+fn load_manifest(path: &Path) -> Result<Manifest, Failure> {
+    load(path, BundleKind::Manifest, |b| {
+        Manifest::decode(b).or_else(|_| ManifestEnvelope::decode(b).map(|e| e.manifest))
+    })
+}
+
+/// The manifest field by field, as `(field, value)` lines for display and diffing.
+#[must_use]
+pub fn manifest_fields(m: &Manifest) -> Vec<(String, String)> {
+    let mut f = vec![
+        ("version".to_owned(), m.version.to_string()),
+        ("namespace.name".to_owned(), m.namespace.name.clone()),
+        ("namespace.nonce".to_owned(), m.namespace.nonce.to_string()),
+        (
+            "namespace.quorum_key.signing".to_owned(),
+            m.namespace.quorum_public_key.signing.to_hex(),
+        ),
+        (
+            "namespace.quorum_key.encryption".to_owned(),
+            m.namespace.quorum_public_key.encryption.to_hex(),
+        ),
+        ("enclave.pcr0".to_owned(), m.enclave.pcr0.to_hex()),
+        ("enclave.pcr1".to_owned(), m.enclave.pcr1.to_hex()),
+        ("enclave.pcr2".to_owned(), m.enclave.pcr2.to_hex()),
+        ("enclave.pcr3".to_owned(), m.enclave.pcr3.to_hex()),
+        (
+            "enclave.debug_allowed".to_owned(),
+            m.enclave.debug_allowed.to_string(),
+        ),
+        ("pivot.app_sha256".to_owned(), m.pivot.app_sha256.to_hex()),
+        ("pivot.args".to_owned(), format!("{:?}", m.pivot.args)),
+        (
+            "pivot.restart".to_owned(),
+            format!("{:?}", m.pivot.restart).to_lowercase(),
+        ),
+    ];
+    let mut set = |name: &str, threshold: u8, members: Vec<(String, PublicKey)>| {
+        f.push((
+            format!("{name}.threshold"),
+            format!("{threshold} of {}", members.len()),
+        ));
+        for (alias, key) in members {
+            f.push((format!("{name}.{alias}"), key.fingerprint()));
+        }
+    };
+    let plain = |s: &MemberSet| {
+        s.members
+            .iter()
+            .map(|m| (m.alias.clone(), m.public_key))
+            .collect()
+    };
+    set(
+        "manifest_set",
+        m.manifest_set.threshold,
+        plain(&m.manifest_set),
+    );
+    set(
+        "share_set",
+        m.share_set.threshold,
+        m.share_set
+            .members
+            .iter()
+            .map(|m| (m.alias.clone(), m.public_key))
+            .collect(),
+    );
+    set("patch_set", m.patch_set.threshold, plain(&m.patch_set));
+    f
+}
+
+fn print_manifest(m: &Manifest, previous: Option<&Manifest>) {
+    let old: BTreeMap<String, String> = previous
+        .map(|p| manifest_fields(p).into_iter().collect())
+        .unwrap_or_default();
+    println!(
+        "manifest hash {}  (confirmation code {})",
+        m.hash(),
+        confirm_code(&m.hash())
+    );
+    for (k, v) in manifest_fields(m) {
+        let mark = match (previous, old.get(&k)) {
+            (None, _) => " ",
+            (Some(_), Some(o)) if *o == v => " ",
+            (Some(_), Some(_)) => "~",
+            (Some(_), None) => "+",
+        };
+        println!("{mark} {k:<34} {v}");
+    }
+    if let Some(p) = previous {
+        let now: BTreeMap<String, String> = manifest_fields(m).into_iter().collect();
+        for k in old.keys().filter(|k| !now.contains_key(*k)) {
+            println!("- {k:<34} (removed)");
+        }
+        println!(
+            "(compared with the manifest of nonce {}; ~ changed, + added, - removed)",
+            p.namespace.nonce
+        );
+    }
+}
+
+fn state_path(dir: Option<&Path>, namespace: &str) -> Option<PathBuf> {
+    let base = dir.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/tessera/approved"))
+    })?;
+    Some(base.join(format!("{namespace}.manifest")))
+}
+
+pub fn manifest(cmd: ManifestCommand) -> CmdResult {
+    match cmd {
+        ManifestCommand::New(a) => new_manifest(&a),
+        ManifestCommand::Show {
+            file,
+            previous,
+            confirm_code: code_only,
+        } => {
+            let m = load_manifest(&file)?;
+            if code_only {
+                println!("{}", confirm_code(&m.hash()));
+                return Ok(());
+            }
+            let prev = previous.as_deref().map(load_manifest).transpose()?;
+            print_manifest(&m, prev.as_ref());
+            Ok(())
+        }
+        ManifestCommand::Approve {
+            file,
+            device,
+            confirm,
+            state_dir,
+            out,
+        } => {
+            let m = load_manifest(&file)?;
+            let last_path = state_path(state_dir.as_deref(), &m.namespace.name);
+            let last = match &last_path {
+                Some(p) if p.exists() => Some(load_manifest(p)?),
+                _ => None,
+            };
+            print_manifest(&m, last.as_ref());
+            if let Some(last) = &last
+                && m.namespace.nonce <= last.namespace.nonce
+            {
+                return Err(Failure::refused(format!(
+                    "nonce {} does not rise above {}, the last manifest you approved for {}; nothing was signed",
+                    m.namespace.nonce, last.namespace.nonce, m.namespace.name
+                )));
+            }
+            let mut dev = open(&device)?;
+            let key = dev.public_key(Role::Manifest)?;
+            if !m.manifest_set.members.iter().any(|x| x.public_key == key) {
+                return Err(Failure::refused(format!(
+                    "your Manifest key {} is not in this manifest's Manifest set",
+                    key.fingerprint()
+                )));
+            }
+            println!(
+                "sign: manifest approval, namespace {} nonce {}, hash {}, with {} (Manifest key {})",
+                m.namespace.name,
+                m.namespace.nonce,
+                m.hash(),
+                dev.info().label,
+                key.fingerprint()
+            );
+            require_confirm(confirm.as_deref(), &m.hash(), "manifest confirmation code")?;
+            let approval = approve(
+                dev.as_mut(),
+                Purpose::Manifest,
+                &m.hash(),
+                "manifest approval",
+            )?;
+            let meta = Metadata {
+                namespace: Some(m.namespace.name.clone()),
+                nonce: Some(m.namespace.nonce),
+                ..Metadata::default()
+            };
+            let path = save(&out, BundleKind::Approval, meta.clone(), &approval)?;
+            if let Some(p) = last_path {
+                if let Some(dir) = p.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Failure::usage(format!("{}: {e}", dir.display())))?;
+                }
+                let _ = std::fs::remove_file(&p);
+                save(&p, BundleKind::Manifest, meta, &m)?;
+            }
+            println!("approval written to {}", path.display());
+            Ok(())
+        }
+        ManifestCommand::Envelope {
+            manifest,
+            approvals,
+            out,
+        } => {
+            let m = load_manifest(&manifest)?;
+            let approvals: Vec<Approval> = approvals
+                .iter()
+                .map(|p| {
+                    load(p, BundleKind::Approval, |b| {
+                        cbor::decode::<Approval>(b, "approval")
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let mut env = ManifestEnvelope {
+                manifest: m,
+                approvals: Vec::new(),
+            };
+            for a in approvals {
+                env.add_approval(a);
+            }
+            let report = env.manifest.check_approvals(&env.approvals);
+            println!("approved by: {}", report.approved.join(", "));
+            println!("not yet:     {}", report.missing.join(", "));
+            for r in &report.rejected {
+                println!("not counted: {r}");
+            }
+            report
+                .require()
+                .map_err(|e| Failure::refused(e.to_string()))?;
+            checked(format!(
+                "{} of {} Manifest-set approvals",
+                report.approved.len(),
+                report.threshold
+            ));
+            let meta = Metadata {
+                namespace: Some(env.manifest.namespace.name.clone()),
+                nonce: Some(env.manifest.namespace.nonce),
+                ..Metadata::default()
+            };
+            let path = save(&out, BundleKind::Manifest, meta, &env)?;
+            println!("envelope written to {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// boot, status, app
+
+fn manifest_policy(m: &Manifest) -> Policy {
+    Policy::new()
+        .expect_pcr(0, m.enclave.pcr0.0.to_vec())
+        .expect_pcr(1, m.enclave.pcr1.0.to_vec())
+        .expect_pcr(2, m.enclave.pcr2.0.to_vec())
+        .expect_pcr(3, m.enclave.pcr3.0.to_vec())
+        .expect_user_data(m.hash().0.to_vec())
+}
+
+pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
+    let env = load(envelope, BundleKind::Manifest, ManifestEnvelope::decode)?;
+    let report = env.verify().map_err(|e| Failure::refused(e.to_string()))?;
+    checked(format!("approvals by {}", report.approved.join(", ")));
+    let Response::Booted {
+        manifest_hash,
+        ephemeral_key,
+        attestation,
+    } = expect_ok(Relay::new(relay).post_cbor("/v1/boot", &env)?)?
+    else {
+        return Err(Failure::usage(
+            "relay returned an unexpected response to boot",
+        ));
+    };
+    verify_doc(
+        &attestation,
+        verify,
+        manifest_policy(&env.manifest).expect_public_key(ephemeral_key.0.to_vec()),
+    )?;
+    checked(format!(
+        "enclave booted manifest {} with ephemeral key {}",
+        confirm_code(&manifest_hash),
+        hex_groups(&ephemeral_key.0[..8])
+    ));
+    Ok(())
+}
+
+pub fn status(relay: &str, json: bool) -> CmdResult {
+    let body = Relay::new(relay).get("/v1/status")?;
+    if json {
+        println!("{}", String::from_utf8_lossy(&body));
+        return Ok(());
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| Failure::usage(e.to_string()))?;
+    for (k, val) in v.as_object().into_iter().flatten() {
+        println!("{k:<16} {val}");
+    }
+    Ok(())
+}
+
+pub fn app_sign(relay: &str, envelope: &Path, message: &str) -> CmdResult {
+    let env = load(envelope, BundleKind::Manifest, |b| {
+        ManifestEnvelope::decode(b)
+            .map(|e| e.manifest)
+            .or_else(|_| Manifest::decode(b))
+    })?;
+    let req = AppRequest::Sign {
+        message: ByteBuf::from(message.as_bytes().to_vec()),
+    };
+    let Response::AppSignature { signature } =
+        expect_ok(Relay::new(relay).post_cbor("/v1/app", &req)?)?
+    else {
+        return Err(Failure::usage(
+            "relay returned an unexpected response to app sign",
+        ));
+    };
+    let msg = signed_message(Purpose::AppMessage, &Hash32::sha256(message.as_bytes()));
+    env.namespace
+        .quorum_public_key
+        .signing
+        .verify(&msg, &signature)
+        .map_err(|_| {
+            Failure::refused(
+                "the enclave's signature does not verify with the manifest's quorum key",
+            )
+        })?;
+    checked(format!(
+        "enclave signed {message:?}; signature verifies with quorum key {}",
+        env.namespace.quorum_public_key.signing.fingerprint()
+    ));
+    println!("{}", signature.0.to_hex());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// provision
+
+#[derive(clap::Subcommand)]
+pub enum ProvisionCommand {
+    /// Online: fetch a request bundle (envelope + fresh attestation) from the relay.
+    Request {
+        #[arg(long)]
+        relay: String,
+        /// Optional nonce (hex) for the enclave to bind into the attestation.
+        #[arg(long)]
+        nonce: Option<String>,
+        /// Directory (or new file) for the request bundle.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Offline: verify the request, decrypt your share on your device, re-encrypt it to the
+    /// attested enclave, sign the receipt, and write a share bundle.
+    Sign(Box<SignArgs>),
+    /// Online: post a share bundle to the relay.
+    Post {
+        #[arg(long)]
+        relay: String,
+        bundle: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    request: PathBuf,
+    /// Your encrypted share (the age file stored at genesis).
+    #[arg(long)]
+    share: PathBuf,
+    #[command(flatten)]
+    verify: VerifyArgs,
+    /// Reproduce PCR0/1/2 from this EIF and require them to equal the manifest's.
+    #[arg(long)]
+    eif: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// The request's confirmation code as shown, to prove it was reviewed.
+    #[arg(long)]
+    confirm: Option<String>,
+    /// Directory (or new file) for the share bundle.
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+fn provision_sign(a: &SignArgs) -> CmdResult {
+    let req = load(&a.request, BundleKind::Request, ProvisionRequest::decode)?;
+    let env = &req.envelope;
+    let m = &env.manifest;
+    let manifest_hash = m.hash();
+    let report = env.verify().map_err(|e| Failure::refused(e.to_string()))?;
+    checked(format!(
+        "manifest {} nonce {}: approved by {} ({} of {})",
+        m.namespace.name,
+        m.namespace.nonce,
+        report.approved.join(", "),
+        report.approved.len(),
+        report.threshold
+    ));
+    if let Some(eif) = &a.eif {
+        let measured = tessera_core::eif::measure(&read(eif)?)
+            .map_err(|e| Failure::refused(format!("{}: {e}", eif.display())))?;
+        for (i, (mine, want)) in [measured.pcr0.0, measured.pcr1.0, measured.pcr2.0]
+            .iter()
+            .zip([&m.enclave.pcr0, &m.enclave.pcr1, &m.enclave.pcr2])
+            .enumerate()
+        {
+            if mine != &want.0 {
+                return Err(Failure::refused(format!(
+                    "PCR{i} reproduced from {} differs from the manifest",
+                    eif.display()
+                )));
+            }
+        }
+        checked("PCR0-2 reproduced locally from the EIF match the manifest");
+    }
+    let (verified, _) = verify_doc(&req.attestation, &a.verify, manifest_policy(m))?;
+    checked("attested PCR0-3 equal the manifest; user_data binds the manifest hash");
+    let ephemeral: ByteArray<32> = verified
+        .public_key()
+        .and_then(|k| ByteArray::try_from(k).ok())
+        .ok_or_else(|| Failure::refused("attestation carries no 32-byte ephemeral public key"))?;
+
+    let mut dev = open(&a.device)?;
+    let member = provision::member_of(m, dev.as_mut())?.clone();
+    println!(
+        "decrypt and hand over: your share ({}, {}) to the enclave of manifest {} (namespace {}, nonce {}), ephemeral key {}",
+        member.alias,
+        dev.info().label,
+        manifest_hash,
+        m.namespace.name,
+        m.namespace.nonce,
+        hex_groups(&ephemeral.0[..8])
+    );
+    require_confirm(
+        a.confirm.as_deref(),
+        &manifest_hash,
+        "manifest confirmation code",
+    )?;
+    let sealed = read(&a.share)?;
+    let (submission, x) = provision::hand_over(m, &ephemeral, &sealed, dev.as_mut())?;
+    checked(format!(
+        "share x = {x} decrypted on your device and matches its commitment"
+    ));
+    checked(
+        "share re-encrypted to the enclave's ephemeral key; receipt signed with your Share key",
+    );
+    let meta = Metadata {
+        namespace: Some(m.namespace.name.clone()),
+        member: Some(member.alias.clone()),
+        nonce: Some(m.namespace.nonce),
+        ..Metadata::default()
+    };
+    let path = save(&a.out, BundleKind::Share, meta, &submission)?;
+    println!("share bundle written to {}", path.display());
+    Ok(())
+}
+
+pub fn provision(cmd: ProvisionCommand) -> CmdResult {
+    match cmd {
+        ProvisionCommand::Request { relay, nonce, out } => {
+            let q = nonce.map(|n| format!("?nonce={n}")).unwrap_or_default();
+            let bytes = Relay::new(&relay).get(&format!("/v1/request-bundle{q}"))?;
+            let bundle = airgap_bundle::Bundle::decode(&bytes)
+                .map_err(|e| Failure::refused(format!("request bundle: {e}")))?;
+            if bundle.kind() != BundleKind::Request {
+                return Err(Failure::refused(format!(
+                    "relay sent a {} bundle, expected request",
+                    bundle.kind()
+                )));
+            }
+            let path = if out.is_dir() {
+                airgap_bundle::usb::write_bundle(&out, &bundle)
+                    .map_err(|e| Failure::usage(e.to_string()))?
+            } else {
+                write_new(&out, &bytes)?;
+                out
+            };
+            println!(
+                "request bundle {} written to {}",
+                bundle.fingerprint(),
+                path.display()
+            );
+            Ok(())
+        }
+        ProvisionCommand::Sign(a) => provision_sign(&a),
+        ProvisionCommand::Post { relay, bundle } => {
+            let bytes = read(&bundle)?;
+            let body =
+                Relay::new(&relay).post("/v1/share-bundle", "application/octet-stream", &bytes)?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| Failure::usage(e.to_string()))?;
+            checked(format!(
+                "enclave accepted the share of {} ({} of {}){}",
+                v["member"].as_str().unwrap_or("?"),
+                v["received"],
+                v["threshold"],
+                if v["provisioned"].as_bool() == Some(true) {
+                    "; the enclave is provisioned"
+                } else {
+                    ""
+                }
+            ));
+            Ok(())
+        }
+    }
+}

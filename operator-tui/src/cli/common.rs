@@ -1,0 +1,176 @@
+//! Plumbing shared by the ceremony commands: failures with stable exit codes, file I/O with
+//! limits and atomic writes, the trust anchor and validation time, and the relay client.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tessera_core::attestation::{self, TrustAnchor};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A command's failure: exit 1 when a check refused something, 2 for usage or I/O.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            exit: 1,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            exit: 2,
+            message: message.into(),
+        }
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+/// Prints the failure with the command's name and turns it into the exit code.
+pub fn finish(command: &str, result: CmdResult) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("tessera {command}: {}", f.message);
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+impl From<tessera_core::device::DeviceError> for Failure {
+    fn from(e: tessera_core::device::DeviceError) -> Self {
+        Failure::refused(format!("{e}\nhint: {}", e.hint()))
+    }
+}
+
+/// Largest input file any ceremony command reads.
+pub const MAX_INPUT: usize = 4 << 20;
+
+pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    airgap_bundle::usb::read_limited(path, MAX_INPUT)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+/// Writes a new file atomically; never overwrites.
+pub fn write_new(path: &Path, bytes: &[u8]) -> CmdResult {
+    airgap_bundle::usb::write_new_file(path, bytes)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+/// The pinned AWS Nitro root, or an explicitly pinned PEM (the dev enclave's root).
+pub fn anchor(root: Option<&Path>) -> Result<TrustAnchor, Failure> {
+    match root {
+        None => Ok(attestation::aws_nitro_root_g1().clone()),
+        Some(path) => TrustAnchor::from_pem(&read(path)?)
+            .map_err(|e| Failure::usage(format!("--root {}: {e}", path.display()))),
+    }
+}
+
+/// `now`, `doc` (the document's own unverified timestamp) or an RFC 3339 time.
+pub fn validation_time(at: &str, document: &[u8]) -> Result<OffsetDateTime, Failure> {
+    match at {
+        "now" => Ok(OffsetDateTime::now_utc()),
+        "doc" => attestation::unverified_timestamp(document)
+            .map_err(|e| Failure::refused(format!("attestation: {e}"))),
+        other => OffsetDateTime::parse(other, &Rfc3339).map_err(|e| {
+            Failure::usage(format!(
+                "--at {other:?}: expected now, doc or an RFC 3339 time ({e})"
+            ))
+        }),
+    }
+}
+
+/// A blocking HTTP client for the relay. Error bodies are the relay's JSON `{error: {code,
+/// message}}`, shown as such.
+pub struct Relay {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Relay {
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+        }
+    }
+
+    fn check(
+        &self,
+        what: &str,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>, Failure> {
+        let mut resp = resp.map_err(|e| Failure::usage(format!("relay {}: {e}", self.base)))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(8 << 20)
+            .read_to_vec()
+            .map_err(|e| Failure::usage(format!("relay {what}: {e}")))?;
+        if status == 200 {
+            return Ok(body);
+        }
+        let detail = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                let e = v.get("error")?;
+                Some(format!(
+                    "{} ({})",
+                    e.get("message")?.as_str()?,
+                    e.get("code")?.as_str()?
+                ))
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let exit = if status >= 500 { 2 } else { 1 };
+        Err(Failure {
+            exit,
+            message: format!("{what}: relay answered {status}: {detail}"),
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let url = format!("{}{path}", self.base);
+        self.check(path, self.agent.get(&url).call())
+    }
+
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        let url = format!("{}{path}", self.base);
+        self.check(
+            path,
+            self.agent
+                .post(&url)
+                .header("content-type", content_type)
+                .send(body),
+        )
+    }
+
+    /// Posts a CBOR object and decodes the enclave's CBOR response.
+    pub fn post_cbor<T: serde::Serialize>(
+        &self,
+        path: &str,
+        value: &T,
+    ) -> Result<tessera_core::protocol::Response, Failure> {
+        let bytes = self.post(path, "application/cbor", &tessera_core::cbor::encode(value))?;
+        tessera_core::protocol::Response::decode(&bytes)
+            .map_err(|e| Failure::usage(format!("relay {path}: {e}")))
+    }
+}
+
+/// Prints one check line, the way every ceremony command reports what it verified.
+pub fn checked(what: impl std::fmt::Display) {
+    println!("  ✓ {what}");
+}
