@@ -1,5 +1,124 @@
 #!/usr/bin/env bash
-# `make demo`: the core walk-through with software members.
+# `make demo`: a whole ceremony on this machine. A DEV enclave (local NSM, local root) and the
+# relay on local sockets; five software members; genesis 3-of-5; a manifest approved by 3 of 5;
+# boot; three members provision through request and share bundles; the provisioned enclave's
+# app signs a message that is verified with the manifest's quorum key.
+#
+# Artifacts stay in demo-out/. KEEP=1 leaves the enclave and relay running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target/release/tessera core-demo
+
+BIN=${BIN:-target/release}
+OUT=${OUT:-demo-out}
+tessera=("$BIN/tessera")
+members=(alice bob carol dave erin)
+approvers=(alice bob carol)
+providers=(alice carol erin)
+
+rm -rf "$OUT"
+mkdir -p "$OUT"/{members,approvals,genesis,app}
+OUT=$(cd "$OUT" && pwd)
+export TESSERA_TRANSCRIPT="$OUT/transcript.jsonl"
+
+t0=$(date +%s%N)
+step() { printf '\n== [%6.0f ms] %s\n' "$(( ($(date +%s%N) - t0) / 1000000 ))" "$*"; }
+pids=()
+cleanup() {
+  if [ "${KEEP:-0}" != 1 ]; then
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+# Waits until a log line matching $2 appears in $1 (the programs print a readiness line).
+wait_for() {
+  for _ in $(seq 1 200); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$1"; echo "demo: process exited early" >&2; exit 1; }
+    sleep 0.05
+  done
+  cat "$1"; echo "demo: timed out waiting for $2 in $1" >&2; exit 1
+}
+
+step "the pivot app the manifest names (receives the quorum key on stdin, records only its length)"
+cat > "$OUT/app/demo-app.sh" <<'APP'
+#!/bin/sh
+# Demo pivot: counts the key bytes it was handed and writes only that count.
+/usr/bin/wc -c > "$1"
+APP
+chmod +x "$OUT/app/demo-app.sh"
+
+step "start a DEV enclave on unix:$OUT/enclave.sock"
+"$BIN/tessera-enclave" --listen "unix:$OUT/enclave.sock" --dev \
+  --dev-root-out "$OUT/dev-root.pem" --dev-pcrs-out "$OUT/dev-pcrs.json" \
+  --pivot-bin "$OUT/app/demo-app.sh" >"$OUT/enclave.log" 2>&1 &
+pids+=($!)
+wait_for "$OUT/enclave.log" "listening on"
+grep "DEV root" "$OUT/enclave.log"
+
+step "start the relay"
+"$BIN/tessera-relay" --listen 127.0.0.1:0 --enclave "unix:$OUT/enclave.sock" >"$OUT/relay.log" 2>&1 &
+pids+=($!)
+wait_for "$OUT/relay.log" "listening on http://"
+RELAY=$(grep -o 'http://[0-9.:]*' "$OUT/relay.log" | head -n1)
+echo "relay at $RELAY"
+
+step "five software members (DEV/TEST keys) write their member descriptors"
+for m in "${members[@]}"; do
+  "${tessera[@]}" member init-software --alias "$m" --keys "$OUT/members/$m.keys" -o "$OUT/members/$m.member.tbundle"
+done
+
+step "genesis: the enclave makes the quorum key and splits it 3-of-5"
+member_args=(); for m in "${members[@]}"; do member_args+=(--member "$OUT/members/$m.member.tbundle"); done
+"${tessera[@]}" genesis run --relay "$RELAY" --namespace demo --threshold 3 "${member_args[@]}" -o "$OUT/genesis"
+
+step "each member verifies the genesis attestation and their own share, and stores it"
+for m in "${members[@]}"; do
+  echo "-- $m"
+  "${tessera[@]}" genesis verify "$OUT/genesis/genesis-output.tbundle" --attestation "$OUT/genesis/genesis-attestation.cbor" \
+    --root "$OUT/dev-root.pem" --software "$OUT/members/$m.keys" --share-out "$OUT/members/$m.share.age"
+done
+
+step "the coordinator drafts the manifest (nonce 1)"
+mset=(); pset=(); for m in "${members[@]}"; do mset+=(--manifest-member "$OUT/members/$m.member.tbundle"); pset+=(--patch-member "$OUT/members/$m.member.tbundle"); done
+"${tessera[@]}" manifest new --namespace demo --nonce 1 --genesis "$OUT/genesis/genesis-output.tbundle" \
+  --pcrs "$OUT/dev-pcrs.json" "${mset[@]}" --manifest-threshold 3 "${pset[@]}" --patch-threshold 2 \
+  --app "$OUT/app/demo-app.sh" --arg "$OUT/app/pivot-received-bytes.txt" -o "$OUT/manifest.tbundle"
+CODE=$("${tessera[@]}" manifest show "$OUT/manifest.tbundle" --confirm-code)
+
+step "three Manifest-set members review and approve (confirmation code $CODE)"
+approval_args=()
+for m in "${approvers[@]}"; do
+  echo "-- $m"
+  "${tessera[@]}" manifest approve "$OUT/manifest.tbundle" --software "$OUT/members/$m.keys" --confirm "$CODE" \
+    --state-dir "$OUT/members/$m.approved" -o "$OUT/approvals/$m.approval.tbundle" | tail -n 2
+  approval_args+=(--approval "$OUT/approvals/$m.approval.tbundle")
+done
+"${tessera[@]}" manifest envelope "$OUT/manifest.tbundle" "${approval_args[@]}" -o "$OUT/envelope.tbundle"
+
+step "boot: the enclave checks the approvals and attests to its ephemeral key"
+"${tessera[@]}" boot --relay "$RELAY" "$OUT/envelope.tbundle" --root "$OUT/dev-root.pem"
+
+for m in "${providers[@]}"; do
+  step "provision by $m: request bundle (online) -> share bundle (offline) -> post (online)"
+  usb="$OUT/usb-$m"; mkdir -p "$usb"
+  "${tessera[@]}" provision request --relay "$RELAY" -o "$usb"
+  request=$(ls "$usb"/request-*.tbundle)
+  "${tessera[@]}" provision sign "$request" --share "$OUT/members/$m.share.age" --root "$OUT/dev-root.pem" \
+    --software "$OUT/members/$m.keys" --confirm "$CODE" -o "$usb"
+  "${tessera[@]}" provision post --relay "$RELAY" "$(ls "$usb"/share-*.tbundle)"
+done
+
+step "the provisioned enclave's app signs a message with the quorum key"
+"${tessera[@]}" app-sign --relay "$RELAY" --manifest "$OUT/envelope.tbundle" --message "hello from the demo quorum"
+"${tessera[@]}" status --relay "$RELAY"
+echo "pivot app received $(cat "$OUT/app/pivot-received-bytes.txt" 2>/dev/null | tr -d ' ') key bytes on stdin"
+
+if [ "${KEEP:-0}" = 1 ]; then
+  echo "$RELAY" > "$OUT/relay.url"
+  printf '%s\n' "${pids[@]}" > "$OUT/pids"
+  step "KEEP=1: enclave and relay keep running (pids in $OUT/pids, relay URL in $OUT/relay.url)"
+else
+  step "done; artifacts in $OUT"
+fi
