@@ -33,13 +33,13 @@ pub fn open_device(
 /// The device options every command that signs or decrypts takes: exactly one of `--serial`
 /// and `--software`.
 #[derive(Debug, Clone, clap::Args)]
-#[group(id = "device", required = true, multiple = false, args = ["serial", "software"])]
+#[group(skip)]
 pub struct DeviceArgs {
     /// Serial number of the YubiKey to use (see `tessera key list`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", required_unless_present = "software")]
     pub serial: Option<u32>,
     /// A software key file instead of a YubiKey (DEV/TEST ONLY: anyone who reads it has the keys).
-    #[arg(long, value_name = "KEYFILE")]
+    #[arg(long, value_name = "KEYFILE", conflicts_with = "serial")]
     pub software: Option<PathBuf>,
     /// Role slots on the YubiKey, hex (defaults share=82,manifest=9c,patch=83).
     #[arg(long, value_name = "ROLE=SLOT,...", default_value = "", hide_default_value = true)]

@@ -46,7 +46,12 @@ pub enum Command {
 #[derive(clap::Args)]
 pub struct ListArgs {
     /// Role slots, hex (defaults share=82,manifest=9c,patch=83).
-    #[arg(long, value_name = "ROLE=SLOT,...", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "ROLE=SLOT,...",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub slots: String,
     /// Also show these software key files (DEV/TEST ONLY).
     #[arg(long, value_name = "KEYFILE")]
@@ -75,7 +80,12 @@ pub struct ProvisionArgs {
     /// Roles to generate keys for.
     #[arg(long, value_delimiter = ',', default_value = "share,manifest,patch")]
     pub roles: Vec<Role>,
-    #[arg(long, value_name = "ROLE=SLOT,...", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "ROLE=SLOT,...",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub slots: String,
     /// Touch policy of the new keys (a YubiKey waits for a touch before using the key).
     #[arg(long, value_enum, default_value = "always")]
@@ -173,7 +183,10 @@ pub fn run(cmd: Command) -> ExitCode {
     match result {
         Ok(out) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&out.json).expect("JSON values serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out.json).expect("JSON values serialize")
+                );
             } else {
                 print!("{}", out.text);
             }
@@ -185,10 +198,7 @@ pub fn run(cmd: Command) -> ExitCode {
         }
         Err(Failure::Device(e)) => {
             if json {
-                println!(
-                    "{}",
-                    json!({ "error": e.to_string(), "hint": e.hint() })
-                );
+                println!("{}", json!({ "error": e.to_string(), "hint": e.hint() }));
             }
             eprintln!("tessera key: {e}\nhint: {}", e.hint());
             ExitCode::from(1)
@@ -235,6 +245,8 @@ pub struct SlotReport {
 pub struct ManagementKeyReport {
     /// `factory-default` (anyone can change the key), `pin-protected`, `manual` or `derived`.
     pub storage: &'static str,
+    /// `card` (its admin data) or `tessera-certificate` (recorded at provisioning).
+    pub storage_source: &'static str,
     /// `aes192`, `3des`, …; `None` when neither the card nor a Tessera certificate says.
     pub algorithm: Option<&'static str>,
     /// `card` (GET METADATA) or `tessera-certificate` (recorded at provisioning).
@@ -362,6 +374,12 @@ pub fn describe_yubikey(yk: &mut YubiKey, slots: &SlotMap) -> Result<YubikeyRepo
             MgmType::Manual => "manual",
         }
     };
+    // Tessera only ever stores its management key PIN-protected; its certificates say so on
+    // cards whose admin data object does not.
+    let (storage, storage_source) = match (storage, recorded) {
+        ("manual", Some(_)) => ("pin-protected", "tessera-certificate"),
+        (s, _) => (s, "card"),
+    };
     let (algorithm, algorithm_source) =
         match yubikey::piv::metadata(yk, SlotId::Management(ManagementSlotId::Management)) {
             Ok(m) => match m.algorithm {
@@ -378,6 +396,7 @@ pub fn describe_yubikey(yk: &mut YubiKey, slots: &SlotMap) -> Result<YubikeyRepo
         puk_blocked: config.puk_blocked,
         management_key: ManagementKeyReport {
             storage,
+            storage_source,
             algorithm,
             algorithm_source,
         },
@@ -450,7 +469,11 @@ fn list(a: &ListArgs) -> Result<Output, Failure> {
         }
     }
     for s in &software {
-        text.push_str(&format!("{}: {}\n", s["file"].as_str().unwrap_or(""), s["label"].as_str().unwrap_or("")));
+        text.push_str(&format!(
+            "{}: {}\n",
+            s["file"].as_str().unwrap_or(""),
+            s["label"].as_str().unwrap_or("")
+        ));
     }
     Ok(Output {
         text,
@@ -462,9 +485,9 @@ fn software_keys(dev: &mut SoftwareKeyDevice) -> Vec<serde_json::Value> {
     Role::ALL
         .iter()
         .filter_map(|r| {
-            dev.public_key(*r).ok().map(|k| {
-                json!({ "role": r, "public_key": k.to_hex(), "fingerprint": k.fingerprint() })
-            })
+            dev.public_key(*r).ok().map(
+                |k| json!({ "role": r, "public_key": k.to_hex(), "fingerprint": k.fingerprint() }),
+            )
         })
         .collect()
 }
@@ -531,7 +554,12 @@ fn provision_cmd(a: &ProvisionArgs) -> Result<Output, Failure> {
         outcome.serial, outcome.management_key_algorithm
     );
     for k in &outcome.keys {
-        text.push_str(&format!("  {:<8} slot {}  {}\n", k.role.as_str(), k.slot, k.fingerprint));
+        text.push_str(&format!(
+            "  {:<8} slot {}  {}\n",
+            k.role.as_str(),
+            k.slot,
+            k.fingerprint
+        ));
         if let Some(r) = &k.age_recipient {
             text.push_str(&format!("           age recipient {r}\n"));
         }
@@ -610,7 +638,11 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
     let mut keys = Vec::new();
     for k in &d.keys {
         let slot = k.slot.map(|s| format!(" slot {s:02x}")).unwrap_or_default();
-        text.push_str(&format!("  {:<8}{slot}  {}\n", k.role.as_str(), k.public_key.fingerprint()));
+        text.push_str(&format!(
+            "  {:<8}{slot}  {}\n",
+            k.role.as_str(),
+            k.public_key.fingerprint()
+        ));
         keys.push(json!({
             "role": k.role,
             "slot": k.slot.map(|s| format!("{s:02x}")),
@@ -735,9 +767,24 @@ fn change_pin(a: &ChangePinArgs) -> Result<Output, Failure> {
     if tries == 0 {
         return Err(DeviceError::PinBlocked.into());
     }
-    let current = ask(&mut pins, SecretKind::Pin, a.serial, "change the PIN", Some(tries))?;
-    let new = ask(&mut pins, SecretKind::NewPin, a.serial, "change the PIN", None)?;
+    let current = ask(
+        &mut pins,
+        SecretKind::Pin,
+        a.serial,
+        "change the PIN",
+        Some(tries),
+    )?;
+    let new = ask(
+        &mut pins,
+        SecretKind::NewPin,
+        a.serial,
+        "change the PIN",
+        None,
+    )?;
     provision::check_new_secret(SecretKind::NewPin, &new)?;
+    // VERIFY first: it reports the tries left on every card, where some answer a failed
+    // CHANGE REFERENCE without the count.
+    yk.verify_pin(current.as_bytes()).map_err(device_error)?;
     yk.change_pin(current.as_bytes(), new.as_bytes())
         .map_err(device_error)?;
     Ok(done(a.serial, "PIN changed"))
@@ -747,18 +794,43 @@ fn change_puk(a: &ChangePukArgs) -> Result<Output, Failure> {
     let mut pins = FilePinSource::new(None, a.puk_file.clone(), None, a.new_puk_file.clone());
     let mut yk = connect(a.serial)?;
     let current = ask(&mut pins, SecretKind::Puk, a.serial, "change the PUK", None)?;
-    let new = ask(&mut pins, SecretKind::NewPuk, a.serial, "change the PUK", None)?;
+    let new = ask(
+        &mut pins,
+        SecretKind::NewPuk,
+        a.serial,
+        "change the PUK",
+        None,
+    )?;
     provision::check_new_secret(SecretKind::NewPuk, &new)?;
     yk.change_puk(current.as_bytes(), new.as_bytes())
-        .map_err(puk_error)?;
+        .map_err(|e| match e {
+            // The PUK cannot be verified on its own, and some cards refuse a wrong one
+            // without a count.
+            yubikey::Error::GenericError => DeviceError::Device {
+                detail: "the card refused to change the PUK (wrong PUK?)".to_owned(),
+            },
+            other => puk_error(other),
+        })?;
     Ok(done(a.serial, "PUK changed"))
 }
 
 fn unblock_pin(a: &UnblockPinArgs) -> Result<Output, Failure> {
     let mut pins = FilePinSource::new(None, a.puk_file.clone(), a.new_pin_file.clone(), None);
     let mut yk = connect(a.serial)?;
-    let puk = ask(&mut pins, SecretKind::Puk, a.serial, "unblock the PIN", None)?;
-    let new = ask(&mut pins, SecretKind::NewPin, a.serial, "unblock the PIN", None)?;
+    let puk = ask(
+        &mut pins,
+        SecretKind::Puk,
+        a.serial,
+        "unblock the PIN",
+        None,
+    )?;
+    let new = ask(
+        &mut pins,
+        SecretKind::NewPin,
+        a.serial,
+        "unblock the PIN",
+        None,
+    )?;
     provision::check_new_secret(SecretKind::NewPin, &new)?;
     yk.unblock_pin(puk.as_bytes(), new.as_bytes())
         .map_err(puk_error)?;

@@ -205,7 +205,7 @@ pub fn plan(yk: &mut YubiKey, opts: &ProvisionOptions) -> Result<Plan, DeviceErr
     }
     let management_key = if has_default_management_key(yk) {
         CurrentManagementKey::FactoryDefault
-    } else if config.mgm_type == MgmType::Protected {
+    } else if config.mgm_type == MgmType::Protected || tessera_provisioned(yk, &opts.slots)? {
         CurrentManagementKey::PinProtected
     } else {
         return Err(DeviceError::Device {
@@ -247,6 +247,19 @@ pub fn plan(yk: &mut YubiKey, opts: &ProvisionOptions) -> Result<Plan, DeviceErr
         change_pin: fresh,
         change_puk: fresh,
     })
+}
+
+/// True when a role slot holds a certificate Tessera wrote: Tessera stores its management key
+/// PIN-protected even where the card's admin data cannot say so.
+fn tessera_provisioned(yk: &mut YubiKey, slots: &SlotMap) -> Result<bool, DeviceError> {
+    for (role, _) in slots.iter() {
+        if let Some(k) = read_slot(yk, slots.slot_id(role))?
+            && k.subject.as_deref().and_then(recorded_mgm_algorithm).is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Checks a new PIN or PUK: 6 to 8 ASCII characters, never the factory value.
@@ -460,10 +473,9 @@ pub fn execute(
                 }
             })?;
         // The certificate is signed by the new key itself, so its PIN and touch policies
-        // apply now.
-        if opts.pin_policy == PinPolicy::Always {
-            yk.verify_pin(pin.as_bytes()).map_err(device_error)?;
-        }
+        // apply now; slot 9c asks for the PIN right before every signature whatever the
+        // policy says.
+        yk.verify_pin(pin.as_bytes()).map_err(device_error)?;
         if !matches!(opts.touch_policy, TouchPolicy::Never) {
             pins.touch(serial, &format!("sign the {role} slot certificate"));
         }
