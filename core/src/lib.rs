@@ -19,4 +19,5 @@ pub mod provision;
 pub mod quorum;
 pub mod shamir;
 pub mod sign;
+pub mod transcript;
 pub mod transport;

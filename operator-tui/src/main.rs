@@ -71,6 +71,9 @@ enum Command {
         #[arg(long)]
         message: String,
     },
+    /// Check the ceremony transcript.
+    #[command(subcommand)]
+    Transcript(cli::transcript::Command),
     /// Core-level walk-through: split, encrypt, decrypt, reconstruct with software members.
     CoreDemo(cli::core_demo::Args),
 }
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
             manifest,
             message,
         }) => finish("app-sign", ceremony::app_sign(&relay, &manifest, &message)),
+        Some(Command::Transcript(c)) => cli::transcript::run(c),
         Some(Command::CoreDemo(args)) => cli::core_demo::run(&args),
         None => {
             eprintln!(

@@ -25,10 +25,13 @@ use tessera_core::objects::{
 use tessera_core::protocol::{AppRequest, Response};
 use tessera_core::provision;
 use tessera_core::sign::{Approval, Purpose, signed_message};
+use tessera_core::transcript::Record;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::common::{CmdResult, Failure, Relay, anchor, checked, read, validation_time, write_new};
+use super::common::{
+    CmdResult, Failure, Relay, anchor, checked, read, record, validation_time, write_new,
+};
 use super::objects::{load, save};
 use crate::devices::DeviceArgs;
 
@@ -129,6 +132,11 @@ pub fn member(cmd: MemberCommand) -> CmdResult {
                 "SOFTWARE member {alias} (dev/test only): keys {}, descriptor {}",
                 keys.display(),
                 path.display()
+            );
+            record(
+                Record::new("member.init-software", "created")
+                    .output("descriptor", &read(&path)?)
+                    .device(format!("software:{alias}")),
             );
             Ok(())
         }
@@ -317,6 +325,12 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 output.body.quorum_public_key.signing.fingerprint(),
                 path.display()
             );
+            record(
+                Record::new("genesis.run", "ok")
+                    .input("request", &cbor::encode(&req))
+                    .output("genesis_output", &cbor::encode(&output))
+                    .output("attestation", &attestation),
+            );
             Ok(())
         }
         GenesisCommand::Verify {
@@ -374,6 +388,13 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 "{}: encrypted share stored at {}",
                 entry.alias,
                 share_out.display()
+            );
+            record(
+                Record::new("genesis.verify", "share checked and stored")
+                    .input_hash("genesis_output", &out.hash())
+                    .input("attestation", &doc)
+                    .output("encrypted_share", &entry.encrypted_share)
+                    .device(dev.info().label),
             );
             Ok(())
         }
@@ -738,6 +759,12 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
                 save(&p, BundleKind::Manifest, meta, &m)?;
             }
             println!("approval written to {}", path.display());
+            record(
+                Record::new("manifest.approve", "approved")
+                    .input_hash("manifest", &m.hash())
+                    .output("approval", &cbor::encode(&approval))
+                    .device(dev.info().label),
+            );
             Ok(())
         }
         ManifestCommand::Envelope {
@@ -782,6 +809,14 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
             };
             let path = save(&out, BundleKind::Manifest, meta, &env)?;
             println!("envelope written to {}", path.display());
+            record(
+                Record::new(
+                    "manifest.envelope",
+                    format!("threshold met: {}", report.approved.join(", ")),
+                )
+                .input_hash("manifest", &env.manifest.hash())
+                .output("envelope", &env.encode()),
+            );
             Ok(())
         }
     }
@@ -823,6 +858,11 @@ pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
         confirm_code(&manifest_hash),
         hex_groups(&ephemeral_key.0[..8])
     ));
+    record(
+        Record::new("boot", "booted")
+            .input_hash("envelope", &cbor::hash(&env))
+            .output("attestation", &attestation),
+    );
     Ok(())
 }
 
@@ -871,6 +911,11 @@ pub fn app_sign(relay: &str, envelope: &Path, message: &str) -> CmdResult {
         env.namespace.quorum_public_key.signing.fingerprint()
     ));
     println!("{}", signature.0.to_hex());
+    record(
+        Record::new("app.sign", "signature verified")
+            .input("message", message.as_bytes())
+            .output("signature", &signature.0.0),
+    );
     Ok(())
 }
 
@@ -992,6 +1037,13 @@ fn provision_sign(a: &SignArgs) -> CmdResult {
     };
     let path = save(&a.out, BundleKind::Share, meta, &submission)?;
     println!("share bundle written to {}", path.display());
+    record(
+        Record::new("provision.sign", "share handed over")
+            .input("request", &cbor::encode(&req))
+            .input_hash("manifest", &manifest_hash)
+            .output("share_submission", &cbor::encode(&submission))
+            .device(dev.info().label),
+    );
     Ok(())
 }
 
@@ -1020,6 +1072,7 @@ pub fn provision(cmd: ProvisionCommand) -> CmdResult {
                 bundle.fingerprint(),
                 path.display()
             );
+            record(Record::new("provision.request", "fetched").output("request_bundle", &bytes));
             Ok(())
         }
         ProvisionCommand::Sign(a) => provision_sign(&a),
@@ -1040,6 +1093,7 @@ pub fn provision(cmd: ProvisionCommand) -> CmdResult {
                     ""
                 }
             ));
+            record(Record::new("provision.post", "accepted").input("share_bundle", &bytes));
             Ok(())
         }
     }

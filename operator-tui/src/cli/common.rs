@@ -40,6 +40,14 @@ pub fn finish(command: &str, result: CmdResult) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("tessera {command}: {}", f.message);
+            let first_line = f.message.lines().next().unwrap_or_default();
+            record(tessera_core::transcript::Record::new(
+                command,
+                format!(
+                    "{}: {first_line}",
+                    if f.exit == 1 { "refused" } else { "failed" }
+                ),
+            ));
             ExitCode::from(f.exit)
         }
     }
@@ -173,4 +181,34 @@ impl Relay {
 /// Prints one check line, the way every ceremony command reports what it verified.
 pub fn checked(what: impl std::fmt::Display) {
     println!("  ✓ {what}");
+}
+
+/// Where this session's transcript lives: `$TESSERA_TRANSCRIPT`, else
+/// `~/.local/share/tessera/transcript.jsonl`.
+#[must_use]
+pub fn transcript_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("TESSERA_TRANSCRIPT") {
+        return Some(p.into());
+    }
+    let home = std::env::var_os("HOME")?;
+    let dir = std::path::PathBuf::from(home).join(".local/share/tessera");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("transcript.jsonl"))
+}
+
+/// Appends a line to the ceremony transcript. A transcript that cannot be written is reported
+/// loudly; the action it describes has already happened and is not undone.
+pub fn record(rec: tessera_core::transcript::Record) {
+    let Some(path) = transcript_path() else {
+        eprintln!("warning: no transcript written (set TESSERA_TRANSCRIPT or HOME)");
+        return;
+    };
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    if let Err(e) = tessera_core::transcript::append(&path, &now, rec) {
+        eprintln!("warning: transcript {} not written: {e}", path.display());
+    }
 }

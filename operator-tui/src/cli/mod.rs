@@ -11,3 +11,4 @@ pub mod core_demo;
 pub mod key;
 pub mod objects;
 pub mod pcrs;
+pub mod transcript;
