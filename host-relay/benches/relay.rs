@@ -1,1 +1,318 @@
-fn main() {}
+//! What the relay costs: status round trips straight to a dev enclave over its unix socket and
+//! through `tessera-relay` over loopback HTTP/1.1 keep-alive, then throughput under 32
+//! concurrent clients. Run with `cargo bench -p tessera-relay`; prints a table.
+
+// Request counts stay far below 2^52.
+#![allow(clippy::cast_precision_loss)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use tessera_core::cbor;
+use tessera_core::protocol::{Client, Request, Response};
+use tessera_core::transport::Address;
+
+const WARMUP: usize = 500;
+const SAMPLES: usize = 5000;
+const CLIENTS: usize = 32;
+const LOAD_TIME: Duration = Duration::from_secs(3);
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("enclave.sock");
+    let address = Address::Unix(socket.clone());
+
+    let enclave_bin = build_enclave();
+    let mut enclave = Command::new(&enclave_bin);
+    enclave
+        .arg("--listen")
+        .arg(address.to_string())
+        .arg("--dev")
+        .arg("--dev-root-out")
+        .arg(dir.path().join("dev-root.pem"));
+    let enclave = Proc::spawn(enclave, "tessera-enclave: listening on ");
+
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_tessera-relay"));
+    relay
+        .args(["--listen", "127.0.0.1:0", "--enclave"])
+        .arg(address.to_string());
+    let relay = Proc::spawn(relay, "tessera-relay: listening on http://");
+    let relay_addr: SocketAddr = relay.ready.parse().expect("relay address");
+
+    println!();
+    println!("tessera-relay benchmark: status round trips to a dev enclave ({SAMPLES} samples)");
+    println!("enclave binary: {}", enclave_bin.display());
+    println!();
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "path", "p50 (us)", "p99 (us)", "req/s"
+    );
+
+    let direct = {
+        let mut client = Client::new(address.clone(), Duration::from_secs(10));
+        let frame = cbor::encode(&Request::Status);
+        latencies(|| {
+            let bytes = client.call_raw(&frame).expect("direct status");
+            assert!(matches!(Response::decode(&bytes), Ok(Response::Status(_))));
+        })
+    };
+    row("direct: core Client over unix socket", &direct, None);
+
+    let raw = {
+        let mut http = Http::connect(relay_addr);
+        let body = cbor::encode(&Request::Status);
+        latencies(|| {
+            let (status, _) = http.send("POST", "/v1/raw", Some(&body));
+            assert_eq!(status, 200);
+        })
+    };
+    row("relay: POST /v1/raw (CBOR passthrough)", &raw, None);
+
+    let json = {
+        let mut http = Http::connect(relay_addr);
+        latencies(|| {
+            let (status, _) = http.send("GET", "/v1/status", None);
+            assert_eq!(status, 200);
+        })
+    };
+    row("relay: GET /v1/status (JSON)", &json, None);
+
+    let (direct_load, direct_rps) = load(|| {
+        let mut client = Client::new(address.clone(), Duration::from_secs(10));
+        let frame = cbor::encode(&Request::Status);
+        move || {
+            client.call_raw(&frame).expect("direct status");
+        }
+    });
+    row(
+        &format!("direct: {CLIENTS} clients, own connections"),
+        &direct_load,
+        Some(direct_rps),
+    );
+
+    let (relay_load, relay_rps) = load(|| {
+        let mut http = Http::connect(relay_addr);
+        move || {
+            let (status, _) = http.send("GET", "/v1/status", None);
+            assert_eq!(status, 200);
+        }
+    });
+    row(
+        &format!("relay: {CLIENTS} clients, GET /v1/status"),
+        &relay_load,
+        Some(relay_rps),
+    );
+
+    println!();
+    let added_p50 = json[SAMPLES / 2].saturating_sub(direct[SAMPLES / 2]);
+    let added_p99 = percentile(&json, 99).saturating_sub(percentile(&direct, 99));
+    println!(
+        "relay adds {} us at p50 and {} us at p99 (GET /v1/status vs direct; goal: under 1000 us at p99)",
+        added_p50.as_micros(),
+        added_p99.as_micros()
+    );
+    drop(relay);
+    drop(enclave);
+}
+
+/// The enclave is another package's binary; build it in this profile if needed.
+fn build_enclave() -> PathBuf {
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .expect("bench binary inside target/<profile>/deps");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--locked", "-p", "tessera-enclave"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "cargo build -p tessera-enclave failed");
+    profile_dir.join("tessera-enclave")
+}
+
+struct Proc {
+    child: Child,
+    ready: String,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, prefix: &str) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        break rest.to_owned();
+                    }
+                }
+                _ => panic!("process exited before printing {prefix:?}"),
+            }
+        };
+        Self { child, ready }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sorted round-trip times of `SAMPLES` calls after `WARMUP` unmeasured ones.
+fn latencies(mut call: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..WARMUP {
+        call();
+    }
+    let mut out = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        call();
+        out.push(t.elapsed());
+    }
+    out.sort();
+    out
+}
+
+/// `CLIENTS` threads calling for `LOAD_TIME`, each with its own connection from `make`; sorted
+/// latencies and requests per second.
+fn load<C>(make: impl Fn() -> C) -> (Vec<Duration>, f64)
+where
+    C: FnMut() + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(CLIENTS + 1));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            let start = Arc::clone(&start);
+            let mut call = make();
+            std::thread::spawn(move || {
+                // Connect before the clock starts.
+                call();
+                start.wait();
+                let mut times = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    call();
+                    times.push(t.elapsed());
+                }
+                times
+            })
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    std::thread::sleep(LOAD_TIME);
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect();
+    let elapsed = began.elapsed().as_secs_f64();
+    all.sort();
+    let rps = all.len() as f64 / elapsed;
+    (all, rps)
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn row(name: &str, sorted: &[Duration], rps: Option<f64>) {
+    let us = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
+    let rps = rps.map_or_else(
+        || {
+            let mean = sorted.iter().sum::<Duration>().as_secs_f64() / sorted.len() as f64;
+            format!("({:.0})", 1.0 / mean)
+        },
+        |r| format!("{r:.0}"),
+    );
+    println!(
+        "{name:<44} {:>10} {:>10} {:>10}",
+        us(percentile(sorted, 50)),
+        us(percentile(sorted, 99)),
+        rps
+    );
+}
+
+/// A minimal HTTP/1.1 keep-alive client, so the numbers measure the relay rather than a
+/// client library.
+struct Http {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    request: Vec<u8>,
+}
+
+impl Http {
+    fn connect(addr: SocketAddr) -> Self {
+        let s = TcpStream::connect(addr).expect("connecting to the relay");
+        s.set_nodelay(true).expect("nodelay");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Self {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+            request: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        self.request.clear();
+        write!(self.request, "{method} {path} HTTP/1.1\r\nHost: relay\r\n").expect("vec");
+        if let Some(b) = body {
+            write!(
+                self.request,
+                "Content-Type: application/cbor\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+            .expect("vec");
+        }
+        self.request.extend_from_slice(b"\r\n");
+        if let Some(b) = body {
+            self.request.extend_from_slice(b);
+        }
+        self.writer.write_all(&self.request).expect("sending");
+
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status code");
+        let mut len = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().expect("content-length");
+            }
+        }
+        let mut out = vec![0; len];
+        self.reader.read_exact(&mut out).expect("body");
+        (status, out)
+    }
+}

@@ -97,7 +97,6 @@ pub(crate) struct AppState {
 /// The relay's HTTP API. Starts the thread that owns the enclave connection; it stops when the
 /// router and all its clones are dropped. The enclave is connected on first use, so it may come
 /// up after the relay.
-#[must_use]
 pub fn app(config: Config) -> Router {
     let enclave =
         enclave::Enclave::start(config.enclave.clone(), config.enclave_timeout, config.queue);

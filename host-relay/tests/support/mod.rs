@@ -59,15 +59,13 @@ fn spawn_ready(mut cmd: Command, prefix: &'static str, log: &Path) -> (Child, St
             }
         }
     });
-    match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(rest) => (child, rest),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("no readiness line {prefix:?}; stderr:\n{log}");
-        }
+    if let Ok(rest) = rx.recv_timeout(READY_TIMEOUT) {
+        return (child, rest);
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("no readiness line {prefix:?}; stderr:\n{log}");
 }
 
 pub struct Enclave {
@@ -195,10 +193,9 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) 
     let mut s = connect(addr);
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n");
     if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Type: application/cbor\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        head += "Content-Type: application/cbor\r\nContent-Length: ";
+        head += &b.len().to_string();
+        head += "\r\n";
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
