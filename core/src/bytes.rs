@@ -29,6 +29,11 @@ impl<const N: usize> ByteArray<N> {
     }
 
     #[must_use]
+    pub const fn from_array(bytes: [u8; N]) -> Self {
+        Self(bytes)
+    }
+
+    #[must_use]
     pub fn as_bytes(&self) -> &[u8; N] {
         &self.0
     }

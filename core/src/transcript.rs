@@ -42,7 +42,7 @@ pub struct Entry {
 }
 
 /// What a caller records; the chain fields are filled in by [`append`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     pub action: String,
     pub decision: String,

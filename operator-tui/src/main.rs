@@ -19,6 +19,8 @@ use operator_tui::cli::common::finish;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    tui: operator_tui::tui::runtime::TuiArgs,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +76,12 @@ enum Command {
     /// Check the ceremony transcript.
     #[command(subcommand)]
     Transcript(cli::transcript::Command),
+    /// Open the app on the review screen for FILE (attestation document, bundle, manifest, envelope).
+    Open {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        tui: operator_tui::tui::runtime::TuiArgs,
+    },
     /// Core-level walk-through: split, encrypt, decrypt, reconstruct with software members.
     CoreDemo(cli::core_demo::Args),
 }
@@ -102,11 +110,7 @@ fn main() -> ExitCode {
         }) => finish("app-sign", ceremony::app_sign(&relay, &manifest, &message)),
         Some(Command::Transcript(c)) => cli::transcript::run(c),
         Some(Command::CoreDemo(args)) => cli::core_demo::run(&args),
-        None => {
-            eprintln!(
-                "tessera: the terminal UI is not built yet; see `tessera --help` for the subcommands"
-            );
-            ExitCode::from(2)
-        }
+        Some(Command::Open { file, tui }) => operator_tui::tui::runtime::run(&tui, Some(&file)),
+        None => operator_tui::tui::runtime::run(&cli.tui, None),
     }
 }

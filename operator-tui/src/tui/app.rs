@@ -1,0 +1,1018 @@
+//! The app's pure core: state, messages, effects and `update`.
+//!
+//! Nothing here touches the terminal, the clock, files or devices: keys, time and results
+//! arrive as [`Msg`]s, and everything with a side effect leaves as an [`Effect`] for the
+//! runtime. The only way to an effect that signs or decrypts is through the confirm popup,
+//! which requires typing the object's confirmation code.
+
+use std::path::PathBuf;
+
+use airgap_bundle::{Bundle, BundleKind};
+use tessera_core::attestation::{self, Policy, TrustAnchor};
+use tessera_core::bytes::{ByteArray, Hash32, Pcr, hex_groups};
+use tessera_core::manifest::{Manifest, ManifestEnvelope};
+use tessera_core::objects::{PatchEnvelope, ProvisionRequest};
+use tessera_core::transcript::Record;
+use time::OffsetDateTime;
+
+use super::keymap::{Action, Keymap};
+
+/// The screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Home,
+    Keys,
+    Attestation,
+    Manifest,
+    Provision,
+    Patch,
+    Transcript,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 7] = [
+        Screen::Home,
+        Screen::Keys,
+        Screen::Attestation,
+        Screen::Manifest,
+        Screen::Provision,
+        Screen::Patch,
+        Screen::Transcript,
+    ];
+
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Home => "Home",
+            Screen::Keys => "Keys",
+            Screen::Attestation => "Attestation",
+            Screen::Manifest => "Manifest",
+            Screen::Provision => "Provision",
+            Screen::Patch => "Patch",
+            Screen::Transcript => "Transcript",
+        }
+    }
+
+    /// For narrow terminals.
+    #[must_use]
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Screen::Attestation => "Attest",
+            Screen::Transcript => "Log",
+            other => other.title(),
+        }
+    }
+
+    fn index(self) -> usize {
+        Screen::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// A key press, independent of the terminal library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Char(char),
+    Enter,
+    Esc,
+    Tab,
+    BackTab,
+    Up,
+    Down,
+    Backspace,
+    CtrlC,
+}
+
+/// Production (pinned AWS root) or DEV (a locally generated root pinned explicitly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    Dev { root_fingerprint: String },
+}
+
+/// What the app knows about the member's key device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceView {
+    pub label: String,
+    pub serial: Option<u32>,
+    pub software: bool,
+    /// (role, fingerprint, age recipient)
+    pub keys: Vec<(String, String, String)>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleEntry {
+    pub path: PathBuf,
+    pub summary: String,
+}
+
+/// One PCR across its three sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrRow {
+    pub index: u8,
+    pub expected: Option<String>,
+    pub attested: Option<String>,
+    pub reproduced: Option<String>,
+}
+
+impl PcrRow {
+    /// `None` when there is nothing to compare against.
+    #[must_use]
+    pub fn matches(&self) -> Option<bool> {
+        let a = self.attested.as_ref()?;
+        let mut any = false;
+        for other in [&self.expected, &self.reproduced].into_iter().flatten() {
+            any = true;
+            if other != a {
+                return Some(false);
+            }
+        }
+        any.then_some(true)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertView {
+    pub subject: String,
+    pub validity: String,
+}
+
+/// An attestation document as checked against the manifest and the clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationView {
+    pub source: String,
+    /// `Ok(summary)` when valid and the policy is met, else the reason it is refused.
+    pub verdict: Result<String, String>,
+    pub module_id: String,
+    pub timestamp: String,
+    pub age: String,
+    pub rows: Vec<PcrRow>,
+    pub chain: Vec<CertView>,
+    pub user_data: (Option<String>, Option<String>),
+    pub public_key: (Option<String>, Option<String>),
+}
+
+/// A manifest under review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestReview {
+    pub manifest: Manifest,
+    pub hash: Hash32,
+    /// (mark, field, value); mark is ' ', '~' changed, '+' added.
+    pub fields: Vec<(char, String, String)>,
+    pub previous_nonce: Option<u64>,
+    /// Why approving is refused, if it is.
+    pub blocked: Option<String>,
+    pub approvals: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionWizard {
+    pub request_path: PathBuf,
+    pub request: ProvisionRequest,
+    pub manifest_hash: Hash32,
+    pub approvals: Result<String, String>,
+    pub attestation: AttestationView,
+    pub ephemeral: Option<ByteArray<32>>,
+    pub share_path: Option<PathBuf>,
+    pub result: Option<Result<String, String>>,
+}
+
+impl ProvisionWizard {
+    /// All checks that must pass before the member may hand over the share.
+    #[must_use]
+    pub fn ready(&self) -> Result<(), String> {
+        self.approvals.clone()?;
+        self.attestation.verdict.clone()?;
+        if self.ephemeral.is_none() {
+            return Err("the attestation carries no ephemeral key".to_owned());
+        }
+        if self.share_path.is_none() {
+            return Err("no encrypted share file found (start with --share FILE)".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchReview {
+    pub envelope: PatchEnvelope,
+    pub hash: Hash32,
+}
+
+/// Work that needs the key device; only ever created by a confirmed [`Popup::Confirm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignJob {
+    ApproveManifest {
+        manifest: Manifest,
+    },
+    HandOver {
+        request: ProvisionRequest,
+        ephemeral: ByteArray<32>,
+        share_path: PathBuf,
+    },
+    ApprovePatch {
+        envelope: PatchEnvelope,
+    },
+}
+
+impl SignJob {
+    /// The hash whose confirmation code must be typed.
+    #[must_use]
+    pub fn object_hash(&self) -> Hash32 {
+        match self {
+            SignJob::ApproveManifest { manifest } => manifest.hash(),
+            SignJob::HandOver { request, .. } => request.envelope.manifest.hash(),
+            SignJob::ApprovePatch { envelope } => envelope.patch.hash(),
+        }
+    }
+
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            SignJob::ApproveManifest { manifest } => format!(
+                "Sign a manifest approval with your Manifest key\nnamespace {}  nonce {}\nmanifest {}",
+                manifest.namespace.name,
+                manifest.namespace.nonce,
+                manifest.hash()
+            ),
+            SignJob::HandOver {
+                request, ephemeral, ..
+            } => format!(
+                "Decrypt your share with your Share key, re-encrypt it to the attested enclave\nand sign the share-post receipt\nnamespace {}  nonce {}\nmanifest {}\nenclave key {}",
+                request.envelope.manifest.namespace.name,
+                request.envelope.manifest.namespace.nonce,
+                request.envelope.manifest.hash(),
+                hex_groups(&ephemeral.0[..8])
+            ),
+            SignJob::ApprovePatch { envelope } => format!(
+                "Sign a patch approval with your Patch key\nnamespace {}  sequence {}\npatch {}",
+                envelope.patch.namespace,
+                envelope.patch.sequence,
+                envelope.patch.hash()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Popup {
+    Help,
+    Confirm {
+        job: SignJob,
+        code: String,
+        typed: String,
+    },
+    /// The runtime holds the typed PIN; the state only knows how many characters there are.
+    Pin {
+        purpose: String,
+        tries_left: Option<u8>,
+        typed_len: usize,
+        warning: Option<String>,
+    },
+    Touch {
+        purpose: String,
+    },
+    Message {
+        title: String,
+        body: String,
+        error: bool,
+    },
+    QuitConfirm,
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    Key(Key),
+    Tick(OffsetDateTime),
+    Device(DeviceView),
+    Scanned {
+        bundles: Vec<BundleEntry>,
+        network: Vec<String>,
+    },
+    Loaded {
+        path: PathBuf,
+        bytes: Vec<u8>,
+    },
+    LoadFailed {
+        path: PathBuf,
+        error: String,
+    },
+    PinNeeded {
+        purpose: String,
+        tries_left: Option<u8>,
+    },
+    PinTyped(usize),
+    PinRefused(String),
+    TouchNeeded {
+        purpose: String,
+    },
+    JobDone(Result<String, String>),
+    TranscriptLine(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    Rescan,
+    Load(PathBuf),
+    Sign(SignJob),
+    /// The PIN popup closed: submit the runtime's buffer, or cancel.
+    PinDone {
+        submit: bool,
+    },
+    Record(Record),
+    Quit,
+}
+
+/// Fixed inputs of a session.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub anchor: TrustAnchor,
+    pub bundle_dir: PathBuf,
+    pub share_path: Option<PathBuf>,
+    /// PCR0-2 reproduced from an EIF, with where they came from.
+    pub reproduced: Option<([Pcr; 3], String)>,
+    /// The last manifest this member approved, per namespace (for diffs and nonce checks).
+    pub previous: Vec<Manifest>,
+    /// Validation time override (`--at`); `None` means the laptop clock.
+    pub at: Option<OffsetDateTime>,
+    pub max_age: std::time::Duration,
+    pub keymap: Keymap,
+}
+
+pub struct State {
+    pub config: Config,
+    pub screen: Screen,
+    pub now: Option<OffsetDateTime>,
+    pub clock_confirmed: bool,
+    pub network: Vec<String>,
+    pub device: Option<DeviceView>,
+    pub bundles: Vec<BundleEntry>,
+    pub selected: usize,
+    pub attestation: Option<AttestationView>,
+    pub manifest: Option<ManifestReview>,
+    pub provision: Option<ProvisionWizard>,
+    pub patch: Option<PatchReview>,
+    pub transcript: Vec<String>,
+    pub popup: Option<Popup>,
+    pub busy: Option<String>,
+    pub status: String,
+    pub quit: bool,
+}
+
+impl State {
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            screen: Screen::Home,
+            now: None,
+            clock_confirmed: false,
+            network: Vec::new(),
+            device: None,
+            bundles: Vec::new(),
+            selected: 0,
+            attestation: None,
+            manifest: None,
+            provision: None,
+            patch: None,
+            transcript: Vec::new(),
+            popup: None,
+            busy: None,
+            status: String::new(),
+            quit: false,
+        }
+    }
+
+    fn validation_time(&self) -> Option<OffsetDateTime> {
+        self.config.at.or(self.now)
+    }
+
+    fn message(&mut self, title: &str, body: impl Into<String>, error: bool) {
+        self.popup = Some(Popup::Message {
+            title: title.to_owned(),
+            body: body.into(),
+            error,
+        });
+    }
+}
+
+/// A YubiKey OTP typed by a touch into a PIN field: 44 modhex characters.
+#[must_use]
+pub fn looks_like_otp(s: &str) -> bool {
+    s.len() == 44 && s.chars().all(|c| "cbdefghijklnrtuv".contains(c))
+}
+
+/// The short code a person types to confirm: the first 4 bytes of the hash in hex groups.
+#[must_use]
+pub fn confirm_code(hash: &Hash32) -> String {
+    hex_groups(&hash.0[..4])
+}
+
+fn same_code(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// Applies one message. Returns the effects for the runtime to carry out.
+pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Tick(now) => {
+            state.now = Some(now);
+            Vec::new()
+        }
+        Msg::Device(d) => {
+            state.device = Some(d);
+            Vec::new()
+        }
+        Msg::Scanned { bundles, network } => {
+            state.bundles = bundles;
+            state.network = network;
+            state.selected = state.selected.min(state.bundles.len().saturating_sub(1));
+            Vec::new()
+        }
+        Msg::Loaded { path, bytes } => load(state, path, &bytes),
+        Msg::LoadFailed { path, error } => {
+            state.message("Cannot open", format!("{}: {error}", path.display()), true);
+            Vec::new()
+        }
+        Msg::PinNeeded {
+            purpose,
+            tries_left,
+        } => {
+            state.popup = Some(Popup::Pin {
+                purpose,
+                tries_left,
+                typed_len: 0,
+                warning: None,
+            });
+            Vec::new()
+        }
+        Msg::PinTyped(n) => {
+            if let Some(Popup::Pin {
+                typed_len, warning, ..
+            }) = &mut state.popup
+            {
+                *typed_len = n;
+                *warning = None;
+            }
+            Vec::new()
+        }
+        Msg::PinRefused(why) => {
+            if let Some(Popup::Pin {
+                typed_len, warning, ..
+            }) = &mut state.popup
+            {
+                *typed_len = 0;
+                *warning = Some(why);
+            }
+            Vec::new()
+        }
+        Msg::TouchNeeded { purpose } => {
+            state.popup = Some(Popup::Touch { purpose });
+            Vec::new()
+        }
+        Msg::JobDone(result) => job_done(state, result),
+        Msg::TranscriptLine(line) => {
+            state.transcript.push(line);
+            Vec::new()
+        }
+        Msg::Key(key) => on_key(state, key),
+    }
+}
+
+fn job_done(state: &mut State, result: Result<String, String>) -> Vec<Effect> {
+    state.busy = None;
+    if matches!(state.popup, Some(Popup::Pin { .. } | Popup::Touch { .. })) {
+        state.popup = None;
+    }
+    if state.screen == Screen::Provision
+        && let Some(w) = &mut state.provision
+    {
+        w.result = Some(result.clone());
+    }
+    match result {
+        Ok(text) => {
+            state.status.clone_from(&text);
+            state.message("Done", text, false);
+            vec![Effect::Rescan]
+        }
+        Err(e) => {
+            state.message("Refused", e, true);
+            Vec::new()
+        }
+    }
+}
+
+fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
+    if let Some(popup) = state.popup.take() {
+        return popup_key(state, popup, key);
+    }
+    if key == Key::CtrlC {
+        return quit(state);
+    }
+    let Some(action) = state.config.keymap.action(key) else {
+        return Vec::new();
+    };
+    match action {
+        Action::Quit => quit(state),
+        Action::Help => {
+            state.popup = Some(Popup::Help);
+            Vec::new()
+        }
+        Action::NextScreen => {
+            state.screen = Screen::ALL[(state.screen.index() + 1) % Screen::ALL.len()];
+            Vec::new()
+        }
+        Action::PrevScreen => {
+            state.screen =
+                Screen::ALL[(state.screen.index() + Screen::ALL.len() - 1) % Screen::ALL.len()];
+            Vec::new()
+        }
+        Action::Screen(n) => {
+            if let Some(s) = Screen::ALL.get(n) {
+                state.screen = *s;
+            }
+            Vec::new()
+        }
+        Action::Up => {
+            state.selected = state.selected.saturating_sub(1);
+            Vec::new()
+        }
+        Action::Down => {
+            if state.selected + 1 < state.bundles.len() {
+                state.selected += 1;
+            }
+            Vec::new()
+        }
+        Action::Open => match (state.screen, state.bundles.get(state.selected)) {
+            (Screen::Home, Some(b)) => vec![Effect::Load(b.path.clone())],
+            _ => Vec::new(),
+        },
+        Action::Rescan => vec![Effect::Rescan],
+        Action::ConfirmClock => {
+            if state.screen == Screen::Home && state.now.is_some() {
+                state.clock_confirmed = true;
+                let now = state.now.map(|t| t.to_string()).unwrap_or_default();
+                return vec![Effect::Record(Record::new(
+                    "clock.confirm",
+                    format!("operator confirmed laptop clock {now}"),
+                ))];
+            }
+            Vec::new()
+        }
+        Action::Approve => request_signature(state),
+    }
+}
+
+fn quit(state: &mut State) -> Vec<Effect> {
+    if state.busy.is_some() {
+        state.popup = Some(Popup::QuitConfirm);
+        Vec::new()
+    } else {
+        state.quit = true;
+        vec![Effect::Quit]
+    }
+}
+
+/// Opens the confirm popup for the current screen's signing action, if its checks pass.
+fn request_signature(state: &mut State) -> Vec<Effect> {
+    if state.busy.is_some() {
+        return Vec::new();
+    }
+    let job = match state.screen {
+        Screen::Manifest => match &state.manifest {
+            Some(r) => match &r.blocked {
+                Some(why) => Err(why.clone()),
+                None => Ok(SignJob::ApproveManifest {
+                    manifest: r.manifest.clone(),
+                }),
+            },
+            None => return Vec::new(),
+        },
+        Screen::Provision => match &state.provision {
+            Some(w) => w.ready().map(|()| SignJob::HandOver {
+                request: w.request.clone(),
+                ephemeral: w.ephemeral.expect("ready checks the key"),
+                share_path: w.share_path.clone().expect("ready checks the share"),
+            }),
+            None => return Vec::new(),
+        },
+        Screen::Patch => match &state.patch {
+            Some(p) => Ok(SignJob::ApprovePatch {
+                envelope: p.envelope.clone(),
+            }),
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    match job {
+        Ok(job) => {
+            let code = confirm_code(&job.object_hash());
+            state.popup = Some(Popup::Confirm {
+                job,
+                code,
+                typed: String::new(),
+            });
+        }
+        Err(why) => state.message("Cannot sign", why, true),
+    }
+    Vec::new()
+}
+
+fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
+    match popup {
+        Popup::Help | Popup::Message { .. } => {
+            if !matches!(key, Key::Esc | Key::Enter | Key::Char('q' | '?')) {
+                state.popup = Some(popup);
+            }
+            Vec::new()
+        }
+        Popup::QuitConfirm => match key {
+            Key::Char('y') => {
+                state.quit = true;
+                vec![Effect::Quit]
+            }
+            _ => Vec::new(),
+        },
+        Popup::Confirm {
+            job,
+            code,
+            mut typed,
+        } => match key {
+            Key::Esc => {
+                let rec = Record::new("sign.abort", "operator aborted at the confirmation")
+                    .input_hash("object", &job.object_hash());
+                state.status = "aborted; nothing was signed".to_owned();
+                vec![Effect::Record(rec)]
+            }
+            Key::Enter if same_code(&typed, &code) => {
+                state.busy = Some("working with your key device".to_owned());
+                vec![Effect::Sign(job)]
+            }
+            Key::Enter => {
+                state.popup = Some(Popup::Confirm {
+                    job,
+                    code,
+                    typed: String::new(),
+                });
+                Vec::new()
+            }
+            Key::Backspace => {
+                typed.pop();
+                state.popup = Some(Popup::Confirm { job, code, typed });
+                Vec::new()
+            }
+            Key::Char(c) if typed.len() < 32 && (c.is_ascii_hexdigit() || c == ' ') => {
+                typed.push(c);
+                state.popup = Some(Popup::Confirm { job, code, typed });
+                Vec::new()
+            }
+            _ => {
+                state.popup = Some(Popup::Confirm { job, code, typed });
+                Vec::new()
+            }
+        },
+        // The runtime routes printable keys to its own PIN buffer; only the ends reach here.
+        Popup::Pin { .. } => match key {
+            Key::Enter => {
+                state.popup = Some(popup);
+                vec![Effect::PinDone { submit: true }]
+            }
+            Key::Esc | Key::CtrlC => vec![Effect::PinDone { submit: false }],
+            _ => {
+                state.popup = Some(popup);
+                Vec::new()
+            }
+        },
+        Popup::Touch { .. } => {
+            state.popup = Some(popup);
+            Vec::new()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading files into review screens.
+
+fn load(state: &mut State, path: PathBuf, bytes: &[u8]) -> Vec<Effect> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let record =
+        |what: &str| Effect::Record(Record::new("open", what.to_owned()).input(&name, bytes));
+    match Bundle::decode(bytes) {
+        Ok(b) => {
+            let kind = b.kind();
+            let result = match kind {
+                BundleKind::Request => ProvisionRequest::decode(b.payload())
+                    .map_err(|e| e.to_string())
+                    .map(|r| open_request(state, path.clone(), r)),
+                BundleKind::Manifest => open_manifest_bytes(state, b.payload()),
+                BundleKind::Patch => {
+                    tessera_core::cbor::decode::<PatchEnvelope>(b.payload(), "patch envelope")
+                        .map_err(|e| e.to_string())
+                        .map(|envelope| {
+                            state.patch = Some(PatchReview {
+                                hash: envelope.patch.hash(),
+                                envelope,
+                            });
+                            state.screen = Screen::Patch;
+                        })
+                }
+                other => {
+                    state.message(
+                        "Bundle",
+                        format!(
+                            "{}\n\n{} bundles are not reviewed here.",
+                            b.summary(),
+                            other
+                        ),
+                        false,
+                    );
+                    Ok(())
+                }
+            };
+            match result {
+                Ok(()) => vec![record(&format!("{kind} bundle opened"))],
+                Err(e) => {
+                    state.message("Refused", format!("{name}: {e}"), true);
+                    vec![record(&format!("refused: {e}"))]
+                }
+            }
+        }
+        Err(bundle_err) => {
+            if open_manifest_bytes(state, bytes).is_ok() {
+                return vec![record("manifest opened")];
+            }
+            if attestation::unverified_timestamp(bytes).is_ok()
+                || bytes.first() == Some(&0x84)
+                || bytes.first() == Some(&0xd2)
+            {
+                let manifest = state.manifest.as_ref().map(|m| m.manifest.clone());
+                let view = analyze(state, &name, bytes, manifest.as_ref(), None);
+                state.attestation = Some(view);
+                state.screen = Screen::Attestation;
+                return vec![record("attestation document opened")];
+            }
+            state.message(
+                "Cannot open",
+                format!("{name}: not a bundle ({bundle_err}), manifest or attestation document"),
+                true,
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn open_manifest_bytes(state: &mut State, bytes: &[u8]) -> Result<(), String> {
+    let (manifest, approvals) = match Manifest::decode(bytes) {
+        Ok(m) => (m, None),
+        Err(e1) => match ManifestEnvelope::decode(bytes) {
+            Ok(env) => {
+                let r = env.manifest.check_approvals(&env.approvals);
+                let text = format!(
+                    "{} of {} approvals: {}{}",
+                    r.approved.len(),
+                    r.threshold,
+                    r.approved.join(", "),
+                    if r.missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (not yet: {})", r.missing.join(", "))
+                    }
+                );
+                (env.manifest, Some(text))
+            }
+            Err(_) => return Err(e1.to_string()),
+        },
+    };
+    state.manifest = Some(review(&state.config.previous, manifest, approvals));
+    state.screen = Screen::Manifest;
+    Ok(())
+}
+
+/// Builds the field-by-field review with a diff against the last approved manifest.
+#[must_use]
+pub fn review(
+    previous: &[Manifest],
+    manifest: Manifest,
+    approvals: Option<String>,
+) -> ManifestReview {
+    let prev = previous
+        .iter()
+        .find(|p| p.namespace.name == manifest.namespace.name);
+    let old: std::collections::BTreeMap<String, String> = prev
+        .map(|p| {
+            crate::cli::ceremony::manifest_fields(p)
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+    let fields = crate::cli::ceremony::manifest_fields(&manifest)
+        .into_iter()
+        .map(|(k, v)| {
+            let mark = match (prev, old.get(&k)) {
+                (None, _) => ' ',
+                (Some(_), Some(o)) if *o == v => ' ',
+                (Some(_), Some(_)) => '~',
+                (Some(_), None) => '+',
+            };
+            (mark, k, v)
+        })
+        .collect();
+    let blocked = prev.and_then(|p| {
+        (manifest.namespace.nonce <= p.namespace.nonce).then(|| {
+            format!(
+                "nonce {} does not rise above {}, the last manifest you approved for {}",
+                manifest.namespace.nonce, p.namespace.nonce, manifest.namespace.name
+            )
+        })
+    });
+    ManifestReview {
+        hash: manifest.hash(),
+        previous_nonce: prev.map(|p| p.namespace.nonce),
+        manifest,
+        fields,
+        blocked,
+        approvals,
+    }
+}
+
+fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
+    let manifest = request.envelope.manifest.clone();
+    let approvals = request
+        .envelope
+        .verify()
+        .map(|r| {
+            format!(
+                "approved by {} ({} of {})",
+                r.approved.join(", "),
+                r.approved.len(),
+                r.threshold
+            )
+        })
+        .map_err(|e| e.to_string());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let attestation = analyze(
+        state,
+        &name,
+        &request.attestation,
+        Some(&manifest),
+        Some(&manifest.hash()),
+    );
+    let ephemeral = if attestation.verdict.is_ok() {
+        attestation
+            .public_key
+            .1
+            .as_deref()
+            .and_then(|h| ByteArray::from_hex(h).ok())
+    } else {
+        None
+    };
+    state.manifest = Some(review(
+        &state.config.previous,
+        manifest.clone(),
+        approvals.clone().ok(),
+    ));
+    state.attestation = Some(attestation.clone());
+    state.provision = Some(ProvisionWizard {
+        request_path: path,
+        manifest_hash: manifest.hash(),
+        request,
+        approvals,
+        attestation,
+        ephemeral,
+        share_path: state.config.share_path.clone(),
+        result: None,
+    });
+    state.screen = Screen::Provision;
+}
+
+/// Verifies `doc` and lays it out against the manifest and the reproduced PCRs.
+fn analyze(
+    state: &State,
+    source: &str,
+    doc: &[u8],
+    manifest: Option<&Manifest>,
+    bind: Option<&Hash32>,
+) -> AttestationView {
+    let expected: Vec<Option<&Pcr>> = match manifest {
+        Some(m) => vec![
+            Some(&m.enclave.pcr0),
+            Some(&m.enclave.pcr1),
+            Some(&m.enclave.pcr2),
+            Some(&m.enclave.pcr3),
+        ],
+        None => vec![None; 4],
+    };
+    let mut view = AttestationView {
+        source: source.to_owned(),
+        verdict: Err("not verified".to_owned()),
+        module_id: String::new(),
+        timestamp: String::new(),
+        age: String::new(),
+        rows: Vec::new(),
+        chain: Vec::new(),
+        user_data: (bind.map(Hash32::to_hex), None),
+        public_key: (manifest.map(|_| "32-byte X25519 key".to_owned()), None),
+    };
+    let Some(at) = state.validation_time() else {
+        view.verdict = Err("waiting for the clock".to_owned());
+        return view;
+    };
+    let verified = match attestation::verify_without_policy(doc, &state.config.anchor, at) {
+        Ok(v) => v,
+        Err(e) => {
+            view.verdict = Err(e.to_string());
+            return view;
+        }
+    };
+    view.module_id = verified.module_id().to_owned();
+    view.timestamp = short_time(verified.timestamp());
+    let age = at - verified.timestamp();
+    view.age = format!("{}s", age.whole_seconds());
+    view.chain = verified
+        .certificates()
+        .into_iter()
+        .map(|c| CertView {
+            subject: c.subject.clone(),
+            validity: format!(
+                "{} .. {}",
+                short_time(c.not_before),
+                short_time(c.not_after)
+            ),
+        })
+        .collect();
+    view.user_data.1 = verified.user_data().map(hex::encode);
+    view.public_key.1 = verified.public_key().map(hex::encode);
+    let reproduced = state.config.reproduced.as_ref().map(|(p, _)| p);
+    view.rows = [0u8, 1, 2, 3, 4, 8]
+        .iter()
+        .map(|&i| PcrRow {
+            index: i,
+            expected: expected
+                .get(usize::from(i))
+                .copied()
+                .flatten()
+                .map(|p| p.to_hex()),
+            attested: verified.pcr(i).map(hex::encode),
+            reproduced: reproduced
+                .and_then(|r| r.get(usize::from(i)))
+                .map(|p| p.to_hex()),
+        })
+        .collect();
+    let mut policy = Policy::new().max_age(state.config.max_age);
+    if let Some(m) = manifest {
+        for (i, p) in [
+            &m.enclave.pcr0,
+            &m.enclave.pcr1,
+            &m.enclave.pcr2,
+            &m.enclave.pcr3,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            policy = policy.expect_pcr(i as u8, p.0.to_vec());
+        }
+    }
+    if let Some(h) = bind {
+        policy = policy.expect_user_data(h.0.to_vec());
+    }
+    let mismatch = view
+        .rows
+        .iter()
+        .find(|r| r.matches() == Some(false))
+        .map(|r| format!("PCR{} does not match", r.index));
+    view.verdict = match (policy.check(&verified), mismatch) {
+        (Err(e), _) => Err(e.to_string()),
+        (Ok(()), Some(m)) => Err(m),
+        (Ok(()), None) => Ok(format!(
+            "valid: chain to the pinned root, signature, PCRs, bindings, {} old",
+            view.age
+        )),
+    };
+    view
+}
+
+/// `2026-11-21 07:27Z`: minutes are enough to read validity at a glance.
+fn short_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}

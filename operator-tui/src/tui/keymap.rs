@@ -1,0 +1,169 @@
+//! Keys to actions, configurable in a TOML file. Confirm (Enter in a confirm popup) and abort
+//! (Esc) are fixed and cannot be rebound, so a slip in a config file cannot make signing easier.
+//!
+//! ```toml
+//! [keys]
+//! approve = "s"
+//! quit = "x"
+//! ```
+
+use std::collections::BTreeMap;
+
+use super::app::Key;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Help,
+    NextScreen,
+    PrevScreen,
+    Screen(usize),
+    Up,
+    Down,
+    Open,
+    Rescan,
+    ConfirmClock,
+    /// Start the current screen's signing action (it still needs the typed confirmation).
+    Approve,
+}
+
+const NAMES: [(&str, Action); 10] = [
+    ("quit", Action::Quit),
+    ("help", Action::Help),
+    ("next_screen", Action::NextScreen),
+    ("prev_screen", Action::PrevScreen),
+    ("up", Action::Up),
+    ("down", Action::Down),
+    ("open", Action::Open),
+    ("rescan", Action::Rescan),
+    ("confirm_clock", Action::ConfirmClock),
+    ("approve", Action::Approve),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    keys: BTreeMap<KeyName, Action>,
+}
+
+/// A key as written in the config: a single character, or a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyName {
+    Char(char),
+    Tab,
+    BackTab,
+    Up,
+    Down,
+    Enter,
+}
+
+fn key_name(key: Key) -> Option<KeyName> {
+    Some(match key {
+        Key::Char(c) => KeyName::Char(c),
+        Key::Tab => KeyName::Tab,
+        Key::BackTab => KeyName::BackTab,
+        Key::Up => KeyName::Up,
+        Key::Down => KeyName::Down,
+        Key::Enter => KeyName::Enter,
+        Key::Esc | Key::Backspace | Key::CtrlC => return None,
+    })
+}
+
+fn parse_key(s: &str) -> Result<KeyName, String> {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if !c.is_control() && !c.is_ascii_digit() => return Ok(KeyName::Char(c)),
+        (Some(c), None) if c.is_ascii_digit() => {
+            return Err(format!("{s:?}: digits are reserved for screens"));
+        }
+        _ => {}
+    }
+    match s.to_ascii_lowercase().as_str() {
+        "tab" => Ok(KeyName::Tab),
+        "backtab" | "shift-tab" => Ok(KeyName::BackTab),
+        "up" => Ok(KeyName::Up),
+        "down" => Ok(KeyName::Down),
+        "enter" => Ok(KeyName::Enter),
+        "esc" | "escape" => Err("Esc is abort and cannot be rebound".to_owned()),
+        _ => Err(format!("unknown key {s:?}")),
+    }
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        let mut keys = BTreeMap::new();
+        for (k, a) in [
+            (KeyName::Char('q'), Action::Quit),
+            (KeyName::Char('?'), Action::Help),
+            (KeyName::Tab, Action::NextScreen),
+            (KeyName::BackTab, Action::PrevScreen),
+            (KeyName::Up, Action::Up),
+            (KeyName::Char('k'), Action::Up),
+            (KeyName::Down, Action::Down),
+            (KeyName::Char('j'), Action::Down),
+            (KeyName::Enter, Action::Open),
+            (KeyName::Char('r'), Action::Rescan),
+            (KeyName::Char('c'), Action::ConfirmClock),
+            (KeyName::Char('a'), Action::Approve),
+        ] {
+            keys.insert(k, a);
+        }
+        Self { keys }
+    }
+}
+
+impl Keymap {
+    /// The action bound to `key`; digits 1-7 always select screens.
+    #[must_use]
+    pub fn action(&self, key: Key) -> Option<Action> {
+        if let Key::Char(c @ '1'..='7') = key {
+            return Some(Action::Screen(c as usize - '1' as usize));
+        }
+        self.keys.get(&key_name(key)?).copied()
+    }
+
+    /// The defaults with the `[keys]` table of a TOML file applied on top. A key bound in the
+    /// file replaces every default binding of that action.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            #[serde(default)]
+            keys: BTreeMap<String, String>,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut map = Self::default();
+        for (name, key) in &file.keys {
+            let action = NAMES
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, a)| *a)
+                .ok_or_else(|| {
+                    format!("unknown action {name:?} (confirm and abort cannot be rebound)")
+                })?;
+            let key = parse_key(key)?;
+            map.keys.retain(|_, a| *a != action);
+            if let Some(other) = map.keys.insert(key, action)
+                && other != action
+            {
+                return Err(format!("{key:?} is bound to both {name} and {other:?}"));
+            }
+        }
+        Ok(map)
+    }
+
+    /// The key bound to `action`, for hints.
+    #[must_use]
+    pub fn hint(&self, action: Action) -> String {
+        self.keys.iter().find(|(_, a)| **a == action).map_or_else(
+            || "-".to_owned(),
+            |(k, _)| match k {
+                KeyName::Char(c) => c.to_string(),
+                KeyName::Tab => "Tab".to_owned(),
+                KeyName::BackTab => "S-Tab".to_owned(),
+                KeyName::Up => "↑".to_owned(),
+                KeyName::Down => "↓".to_owned(),
+                KeyName::Enter => "Enter".to_owned(),
+            },
+        )
+    }
+}

@@ -1,0 +1,7 @@
+//! The operator app: a keyboard-driven terminal UI over the same ceremony code as the
+//! subcommands.
+
+pub mod app;
+pub mod keymap;
+pub mod runtime;
+pub mod view;

@@ -1,0 +1,619 @@
+//! The thin runtime around the pure core: terminal setup and restore, input, the clock, file
+//! and transcript I/O, and one worker thread that owns the key device.
+//!
+//! PIN entry: while the PIN popup is open, typed characters go into a zeroizing buffer held
+//! here, never into the app state; the state only learns how many characters there are.
+
+use std::io::{self, Stdout};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use airgap_bundle::{BundleKind, Metadata};
+use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tessera_core::attestation::{self, TrustAnchor};
+use tessera_core::bytes::{Pcr, hex_groups};
+use tessera_core::device::{DeviceError, DeviceKind, KeyDevice, approve};
+use tessera_core::keys::Role;
+use tessera_core::manifest::Manifest;
+use tessera_core::sign::Purpose;
+use tessera_core::transcript::Record;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::app::{
+    self, BundleEntry, Config, DeviceView, Effect, Key, Mode, Msg, Popup, SignJob, State,
+};
+use super::keymap::Keymap;
+use crate::devices::{DeviceSelector, open_device};
+use crate::piv::{PinRequest, PinSource, SlotMap};
+
+/// Options of `tessera` (bare) and `tessera open`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TuiArgs {
+    /// Serial number of your YubiKey.
+    #[arg(long, value_name = "N", conflicts_with = "software")]
+    pub serial: Option<u32>,
+    /// A software key file instead of a YubiKey (DEV/TEST ONLY).
+    #[arg(long, value_name = "KEYFILE")]
+    pub software: Option<PathBuf>,
+    /// Role slots, e.g. share=82,manifest=9c,patch=83.
+    #[arg(long, default_value = "")]
+    pub slots: String,
+    /// Trust anchor PEM; default: the pinned AWS Nitro root G1. Anything else is DEV mode.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Validation time: now (the laptop clock), doc, or RFC 3339.
+    #[arg(long, default_value = "now")]
+    pub at: String,
+    /// Folder with bundles (a USB stick's mount point); also where new bundles are written.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Your encrypted share (the age file stored at genesis).
+    #[arg(long)]
+    pub share: Option<PathBuf>,
+    /// Reproduce PCR0-2 from this EIF.
+    #[arg(long)]
+    pub eif: Option<PathBuf>,
+    /// Keymap TOML file (default ~/.config/tessera/keys.toml when present).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// Where your last approved manifests are kept (default ~/.local/share/tessera/approved).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Refuse attestation documents older than this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub max_age_secs: u64,
+}
+
+fn state_dir(args: &TuiArgs) -> Option<PathBuf> {
+    args.state_dir.clone().or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/tessera/approved"))
+    })
+}
+
+/// Builds the session's fixed configuration from the arguments.
+pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, String> {
+    let anchor = match &args.root {
+        None => attestation::aws_nitro_root_g1().clone(),
+        Some(p) => {
+            TrustAnchor::from_pem(&std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?)
+                .map_err(|e| format!("--root {}: {e}", p.display()))?
+        }
+    };
+    let mode = if anchor.sha256() == attestation::aws_nitro_root_g1().sha256() {
+        Mode::Production
+    } else {
+        Mode::Dev {
+            root_fingerprint: hex_groups(&anchor.sha256()[..8]),
+        }
+    };
+    let at = match args.at.as_str() {
+        "now" => None,
+        "doc" => {
+            let f = first_file.ok_or("--at doc needs a document to open")?;
+            let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            Some(attestation::unverified_timestamp(&bytes).map_err(|e| e.to_string())?)
+        }
+        t => Some(
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("--at {t:?}: {e}"))?,
+        ),
+    };
+    let reproduced = match &args.eif {
+        Some(p) => {
+            let m = tessera_core::eif::measure(
+                &std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            )
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Some((
+                [
+                    Pcr::from_array(m.pcr0.0),
+                    Pcr::from_array(m.pcr1.0),
+                    Pcr::from_array(m.pcr2.0),
+                ],
+                format!("EIF {name}"),
+            ))
+        }
+        None => None,
+    };
+    let keymap = match args.keys.clone().or_else(|| {
+        let p = PathBuf::from(std::env::var_os("HOME")?).join(".config/tessera/keys.toml");
+        p.exists().then_some(p)
+    }) {
+        Some(p) => Keymap::from_toml(
+            &std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", p.display()))?,
+        None => Keymap::default(),
+    };
+    let previous = previous_approvals(state_dir(args).as_deref());
+    Ok(Config {
+        mode,
+        anchor,
+        bundle_dir: args.dir.clone(),
+        share_path: args.share.clone().or_else(|| find_share(&args.dir)),
+        reproduced,
+        previous,
+        at,
+        max_age: Duration::from_secs(args.max_age_secs),
+        keymap,
+    })
+}
+
+fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
+    let Some(dir) = dir else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let bytes = airgap_bundle::usb::read_limited(&e.path(), 1 << 20).ok()?;
+            let b = airgap_bundle::Bundle::decode(&bytes).ok()?;
+            Manifest::decode(b.payload()).ok()
+        })
+        .collect()
+}
+
+fn find_share(dir: &Path) -> Option<PathBuf> {
+    let mut shares: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".share.age"))
+        .collect();
+    shares.sort();
+    (shares.len() == 1).then(|| shares.remove(0))
+}
+
+/// Network interfaces other than loopback that are up: an air-gapped laptop has none.
+#[must_use]
+pub fn interfaces_up() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    let mut up: Vec<String> = dir
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let state = std::fs::read_to_string(e.path().join("operstate")).unwrap_or_default();
+            (name != "lo" && state.trim() == "up").then_some(name)
+        })
+        .collect();
+    up.sort();
+    up
+}
+
+fn scan(dir: &Path) -> Msg {
+    let bundles = airgap_bundle::usb::list_bundles(dir)
+        .map(|found| {
+            found
+                .into_iter()
+                .map(|f| BundleEntry {
+                    summary: match &f.summary {
+                        Ok(s) => s.to_string(),
+                        Err(e) => format!("damaged: {e}"),
+                    },
+                    path: f.path,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Msg::Scanned {
+        bundles,
+        network: interfaces_up(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker: one thread owns the device.
+
+struct TuiPins {
+    tx: Sender<Msg>,
+    rx: Receiver<Option<Zeroizing<String>>>,
+}
+
+impl PinSource for TuiPins {
+    fn pin(&mut self, request: &PinRequest) -> Result<Zeroizing<String>, DeviceError> {
+        let purpose = format!(
+            "{} (YubiKey {}, {})",
+            request.purpose,
+            request.serial,
+            request.kind.label()
+        );
+        self.tx
+            .send(Msg::PinNeeded {
+                purpose,
+                tries_left: request.tries_left,
+            })
+            .map_err(|_| DeviceError::Cancelled)?;
+        self.rx.recv().ok().flatten().ok_or(DeviceError::Cancelled)
+    }
+
+    fn touch(&mut self, serial: u32, purpose: &str) {
+        let _ = self.tx.send(Msg::TouchNeeded {
+            purpose: format!("{purpose} (YubiKey {serial})"),
+        });
+    }
+}
+
+fn describe(dev: &mut dyn KeyDevice) -> DeviceView {
+    let info = dev.info();
+    let mut view = DeviceView {
+        label: info.label,
+        serial: info.serial,
+        software: info.kind == DeviceKind::Software,
+        ..DeviceView::default()
+    };
+    for role in Role::ALL {
+        match dev.public_key(role) {
+            Ok(k) => view.keys.push((
+                role.to_string(),
+                k.fingerprint(),
+                tessera_core::age_share::PivP256Recipient::new(k).to_string(),
+            )),
+            Err(e) => view
+                .keys
+                .push((role.to_string(), format!("({e})"), String::new())),
+        }
+    }
+    view
+}
+
+fn worker(
+    selector: Option<DeviceSelector>,
+    jobs: Receiver<SignJob>,
+    tx: Sender<Msg>,
+    pins: Receiver<Option<Zeroizing<String>>>,
+    out_dir: PathBuf,
+    approved_dir: Option<PathBuf>,
+) {
+    let mut device = selector.map(|s| {
+        open_device(
+            &s,
+            Box::new(TuiPins {
+                tx: tx.clone(),
+                rx: pins,
+            }),
+        )
+    });
+    match &mut device {
+        Some(Ok(d)) => {
+            let _ = tx.send(Msg::Device(describe(d.as_mut())));
+        }
+        Some(Err(e)) => {
+            let _ = tx.send(Msg::Device(DeviceView {
+                label: "key device unavailable".to_owned(),
+                error: Some(format!("{e} — {}", e.hint())),
+                ..DeviceView::default()
+            }));
+        }
+        None => {}
+    }
+    for job in jobs {
+        let result = match &mut device {
+            Some(Ok(d)) => run_job(d.as_mut(), &job, &out_dir, approved_dir.as_deref()),
+            _ => Err("no key device: start tessera with --serial N or --software FILE".to_owned()),
+        };
+        let (action, hash) = match &job {
+            SignJob::ApproveManifest { manifest } => ("manifest.approve", manifest.hash()),
+            SignJob::HandOver { request, .. } => {
+                ("provision.sign", request.envelope.manifest.hash())
+            }
+            SignJob::ApprovePatch { envelope } => ("patch.approve", envelope.patch.hash()),
+        };
+        let label = match &mut device {
+            Some(Ok(d)) => d.info().label,
+            _ => "none".to_owned(),
+        };
+        let decision = match &result {
+            Ok(t) => t.clone(),
+            Err(e) => format!("refused: {e}"),
+        };
+        let rec = Record::new(action, decision)
+            .input_hash("object", &hash)
+            .device(label);
+        let _ = tx.send(Msg::TranscriptLine(summary(&rec)));
+        crate::cli::common::record(rec);
+        if tx.send(Msg::JobDone(result)).is_err() {
+            return;
+        }
+    }
+}
+
+fn summary(rec: &Record) -> String {
+    format!(
+        "{} {}: {}",
+        OffsetDateTime::now_utc().time(),
+        rec.action,
+        rec.decision
+    )
+}
+
+fn run_job(
+    dev: &mut dyn KeyDevice,
+    job: &SignJob,
+    out_dir: &Path,
+    approved_dir: Option<&Path>,
+) -> Result<String, String> {
+    let fail = |e: crate::cli::common::Failure| e.message;
+    match job {
+        SignJob::ApproveManifest { manifest } => {
+            let approval = approve(
+                dev,
+                Purpose::Manifest,
+                &manifest.hash(),
+                "manifest approval",
+            )
+            .map_err(|e| format!("{e} — {}", e.hint()))?;
+            let meta = Metadata {
+                namespace: Some(manifest.namespace.name.clone()),
+                nonce: Some(manifest.namespace.nonce),
+                ..Metadata::default()
+            };
+            let path =
+                crate::cli::objects::save(out_dir, BundleKind::Approval, meta.clone(), &approval)
+                    .map_err(fail)?;
+            if let Some(dir) = approved_dir {
+                let _ = std::fs::create_dir_all(dir);
+                let p = dir.join(format!("{}.manifest", manifest.namespace.name));
+                let _ = std::fs::remove_file(&p);
+                crate::cli::objects::save(&p, BundleKind::Manifest, meta, manifest)
+                    .map_err(fail)?;
+            }
+            Ok(format!("approval written to {}", path.display()))
+        }
+        SignJob::HandOver {
+            request,
+            ephemeral,
+            share_path,
+        } => {
+            let sealed = airgap_bundle::usb::read_limited(share_path, 64 * 1024)
+                .map_err(|e| format!("{}: {e}", share_path.display()))?;
+            let m = &request.envelope.manifest;
+            let (submission, x) = tessera_core::provision::hand_over(m, ephemeral, &sealed, dev)
+                .map_err(|e| match e {
+                    tessera_core::provision::ProvisionError::Device(d) => {
+                        format!("{d} — {}", d.hint())
+                    }
+                    other => other.to_string(),
+                })?;
+            let member = tessera_core::provision::member_of(m, dev)
+                .map(|s| s.alias.clone())
+                .ok();
+            let meta = Metadata {
+                namespace: Some(m.namespace.name.clone()),
+                member,
+                nonce: Some(m.namespace.nonce),
+                ..Metadata::default()
+            };
+            let path = crate::cli::objects::save(out_dir, BundleKind::Share, meta, &submission)
+                .map_err(fail)?;
+            Ok(format!(
+                "share x = {x} handed over; share bundle written to {}",
+                path.display()
+            ))
+        }
+        SignJob::ApprovePatch { envelope } => {
+            let approval = approve(
+                dev,
+                Purpose::Patch,
+                &envelope.patch.hash(),
+                "patch approval",
+            )
+            .map_err(|e| format!("{e} — {}", e.hint()))?;
+            let meta = Metadata {
+                namespace: Some(envelope.patch.namespace.clone()),
+                ..Metadata::default()
+            };
+            let path = crate::cli::objects::save(out_dir, BundleKind::Approval, meta, &approval)
+                .map_err(fail)?;
+            Ok(format!("patch approval written to {}", path.display()))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminal.
+
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+fn restore() {
+    let _ = disable_raw_mode();
+    let _ = crossterm::execute!(io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+}
+
+fn map_key(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
+    Some(match code {
+        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Key::CtrlC,
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::BackTab => Key::BackTab,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Backspace => Key::Backspace,
+        _ => return None,
+    })
+}
+
+/// Runs the app until the operator quits. `first_file` opens on its review screen.
+pub fn run(args: &TuiArgs, first_file: Option<&Path>) -> ExitCode {
+    let config = match config(args, first_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let selector = match (&args.serial, &args.software) {
+        (Some(serial), _) => match args.slots.parse::<SlotMap>() {
+            Ok(slots) => Some(DeviceSelector::Yubikey {
+                serial: *serial,
+                slots,
+            }),
+            Err(e) => {
+                eprintln!("tessera: --slots: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(p)) => Some(DeviceSelector::Software(p.clone())),
+        (None, None) => None,
+    };
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        hook(info);
+    }));
+    let result = (|| -> io::Result<()> {
+        enable_raw_mode()?;
+        let _guard = TerminalGuard;
+        crossterm::execute!(io::stdout(), EnterAlternateScreen)?;
+        let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        event_loop(
+            &mut terminal,
+            State::new(config),
+            selector,
+            first_file.map(Path::to_path_buf),
+            args,
+        )
+    })();
+    restore();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: terminal error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    mut state: State,
+    selector: Option<DeviceSelector>,
+    first_file: Option<PathBuf>,
+    args: &TuiArgs,
+) -> io::Result<()> {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let (job_tx, job_rx) = mpsc::channel::<SignJob>();
+    let (pin_tx, pin_rx) = mpsc::channel::<Option<Zeroizing<String>>>();
+    {
+        let tx = tx.clone();
+        let out_dir = state.config.bundle_dir.clone();
+        let approved = state_dir(args);
+        std::thread::spawn(move || worker(selector, job_rx, tx, pin_rx, out_dir, approved));
+    }
+    let mut pin = Zeroizing::new(String::new());
+    let mut pending: Vec<Effect> = vec![Effect::Rescan];
+    if let Some(f) = first_file {
+        pending.push(Effect::Load(f));
+    }
+    update_now(&mut state);
+    let mut last_tick = Instant::now();
+    loop {
+        for effect in std::mem::take(&mut pending) {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::Rescan => {
+                    let msg = scan(&state.config.bundle_dir);
+                    pending.extend(app::update(&mut state, msg));
+                }
+                Effect::Load(path) => {
+                    let msg = match airgap_bundle::usb::read_limited(&path, 4 << 20) {
+                        Ok(bytes) => Msg::Loaded { path, bytes },
+                        Err(e) => Msg::LoadFailed {
+                            path,
+                            error: e.to_string(),
+                        },
+                    };
+                    pending.extend(app::update(&mut state, msg));
+                }
+                Effect::Sign(job) => {
+                    let _ = job_tx.send(job);
+                }
+                Effect::PinDone { submit } => {
+                    if submit && app::looks_like_otp(&pin) {
+                        pin.clear();
+                        pending.extend(app::update(&mut state, Msg::PinRefused("that was a YubiKey OTP (the key was touched), not your PIN; type the PIN".to_owned())));
+                    } else {
+                        let value = submit.then(|| Zeroizing::new(std::mem::take(&mut *pin)));
+                        pin.clear();
+                        if !submit {
+                            state.popup = None;
+                        }
+                        let _ = pin_tx.send(value);
+                        if submit {
+                            state.popup = None;
+                        }
+                    }
+                }
+                Effect::Record(rec) => {
+                    pending.extend(app::update(&mut state, Msg::TranscriptLine(summary(&rec))));
+                    crate::cli::common::record(rec);
+                }
+            }
+        }
+        terminal.draw(|f| super::view::render(&state, f))?;
+        if state.quit {
+            return Ok(());
+        }
+        while let Ok(msg) = rx.try_recv() {
+            pending.extend(app::update(&mut state, msg));
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            update_now(&mut state);
+            last_tick = Instant::now();
+        }
+        if !event::poll(Duration::from_millis(100))? {
+            continue;
+        }
+        let Event::Key(k) = event::read()? else {
+            continue;
+        };
+        if k.kind != KeyEventKind::Press {
+            continue;
+        }
+        let Some(key) = map_key(k.code, k.modifiers) else {
+            continue;
+        };
+        if matches!(state.popup, Some(Popup::Pin { .. })) {
+            match key {
+                Key::Char(c) if pin.len() < 64 => {
+                    pin.push(c);
+                    pending.extend(app::update(&mut state, Msg::PinTyped(pin.chars().count())));
+                    continue;
+                }
+                Key::Backspace => {
+                    pin.pop();
+                    pending.extend(app::update(&mut state, Msg::PinTyped(pin.chars().count())));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        pending.extend(app::update(&mut state, Msg::Key(key)));
+    }
+}
+
+fn update_now(state: &mut State) {
+    let _ = app::update(state, Msg::Tick(OffsetDateTime::now_utc()));
+}

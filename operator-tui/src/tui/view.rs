@@ -1,0 +1,713 @@
+//! Rendering: a pure function of the state. Works at 80x24 and uses more room when there is.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
+
+use super::app::{Mode, PcrRow, Popup, Screen, State};
+use super::keymap::Action;
+
+const OK: Style = Style::new().fg(Color::Green);
+const BAD: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+const WARN: Style = Style::new().fg(Color::Yellow);
+const DIM: Style = Style::new().fg(Color::DarkGray);
+const TITLE: Style = Style::new().add_modifier(Modifier::BOLD);
+
+pub fn render(state: &State, frame: &mut Frame) {
+    let [top, body, foot] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    header(state, frame, top);
+    match state.screen {
+        Screen::Home => home(state, frame, body),
+        Screen::Keys => keys(state, frame, body),
+        Screen::Attestation => attestation(state, frame, body),
+        Screen::Manifest => manifest(state, frame, body),
+        Screen::Provision => provision(state, frame, body),
+        Screen::Patch => patch(state, frame, body),
+        Screen::Transcript => transcript(state, frame, body),
+    }
+    footer(state, frame, foot);
+    if let Some(p) = &state.popup {
+        popup(state, p, frame);
+    }
+}
+
+fn header(state: &State, frame: &mut Frame, area: Rect) {
+    let [line1, line2] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let mode = match &state.config.mode {
+        Mode::Production => Span::styled(" PRODUCTION: pinned AWS root ", OK),
+        Mode::Dev { root_fingerprint } => Span::styled(
+            format!(" DEV: root {root_fingerprint}, NOT AWS "),
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ),
+    };
+    let clock = state.now.map_or_else(
+        || "clock: …".to_owned(),
+        |t| {
+            format!(
+                " {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+                t.year(),
+                t.month() as u8,
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        },
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("tessera ", TITLE),
+            mode,
+            Span::raw(clock),
+        ])),
+        line1,
+    );
+    let narrow = area.width < 100;
+    let titles: Vec<String> = Screen::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if narrow {
+                format!("{}{}", i + 1, s.short_title())
+            } else {
+                format!("{} {}", i + 1, s.title())
+            }
+        })
+        .collect();
+    let selected = Screen::ALL
+        .iter()
+        .position(|s| *s == state.screen)
+        .unwrap_or(0);
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .divider("|")
+            .padding(if narrow { "" } else { " " }, if narrow { "" } else { " " }),
+        line2,
+    );
+}
+
+fn footer(state: &State, frame: &mut Frame, area: Rect) {
+    let km = &state.config.keymap;
+    let mut hints = format!(
+        "{} help  {} quit  Tab screens",
+        km.hint(Action::Help),
+        km.hint(Action::Quit)
+    );
+    match state.screen {
+        Screen::Home => hints.push_str(&format!(
+            "  ↑↓ select  Enter open  {} rescan  {} confirm clock",
+            km.hint(Action::Rescan),
+            km.hint(Action::ConfirmClock)
+        )),
+        Screen::Manifest | Screen::Patch => {
+            hints.push_str(&format!("  {} approve", km.hint(Action::Approve)))
+        }
+        Screen::Provision => {
+            hints.push_str(&format!("  {} hand over share", km.hint(Action::Approve)))
+        }
+        _ => {}
+    }
+    let line = match &state.busy {
+        Some(b) => Line::from(Span::styled(format!("… {b}"), WARN)),
+        None if !state.status.is_empty() => Line::from(vec![
+            Span::styled(hints, DIM),
+            Span::raw("  "),
+            Span::raw(state.status.clone()),
+        ]),
+        None => Line::from(Span::styled(hints, DIM)),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn block(title: &str) -> Block<'static> {
+    Block::bordered().title(Span::styled(format!(" {title} "), TITLE))
+}
+
+fn home(state: &State, frame: &mut Frame, area: Rect) {
+    let [top, bottom] = Layout::vertical([Constraint::Length(7), Constraint::Min(3)]).areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    let mut lines = Vec::new();
+    lines.push(match (state.now, state.clock_confirmed) {
+        (None, _) => Line::from(Span::styled("Clock: waiting", WARN)),
+        (Some(_), true) => Line::from(Span::styled("Clock: confirmed by you (UTC above)", OK)),
+        (Some(_), false) => Line::from(Span::styled(
+            "Clock: check the UTC time above, press c",
+            WARN,
+        )),
+    });
+    if let Some(at) = state.config.at {
+        lines.push(Line::from(Span::styled(
+            format!("Validating at {at} (--at)"),
+            WARN,
+        )));
+    }
+    lines.push(if state.network.is_empty() {
+        Line::from(Span::styled("Air gap: no network interface up", OK))
+    } else {
+        Line::from(Span::styled(
+            format!("Air gap: WARNING, up: {}", state.network.join(", ")),
+            BAD,
+        ))
+    });
+    lines.push(Line::from(format!(
+        "Bundles from: {}",
+        state.config.bundle_dir.display()
+    )));
+    if let Some(s) = &state.config.share_path {
+        lines.push(Line::from(format!("Your share: {}", s.display())));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block("This laptop"))
+            .wrap(Wrap { trim: true }),
+        left,
+    );
+    frame.render_widget(
+        Paragraph::new(device_lines(state, false))
+            .block(block("Key device"))
+            .wrap(Wrap { trim: true }),
+        right,
+    );
+
+    let rows: Vec<Row> = state
+        .bundles
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let style = if i == state.selected {
+                Style::new().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::new()
+            };
+            Row::new(vec![
+                Cell::from(b.summary.clone()),
+                Cell::from(
+                    b.path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+            ])
+            .style(style)
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        Table::new(
+            vec![Row::new(vec![Cell::from(Span::styled(
+                "no bundles found; r to rescan",
+                DIM,
+            ))])],
+            [Constraint::Min(10)],
+        )
+    } else {
+        Table::new(
+            rows,
+            [Constraint::Percentage(60), Constraint::Percentage(40)],
+        )
+    };
+    frame.render_widget(table.block(block("Bundles")), bottom);
+}
+
+fn device_lines(state: &State, full: bool) -> Vec<Line<'static>> {
+    let Some(d) = &state.device else {
+        return vec![Line::from(Span::styled(
+            "No key device: start with --serial N or --software FILE",
+            WARN,
+        ))];
+    };
+    let mut lines = vec![Line::from(Span::styled(
+        d.label.clone(),
+        if d.software { WARN } else { OK },
+    ))];
+    if let Some(e) = &d.error {
+        lines.push(Line::from(Span::styled(e.clone(), BAD)));
+    }
+    for (role, fp, recipient) in &d.keys {
+        lines.push(Line::from(format!("{role:<9}{fp}")));
+        if full {
+            lines.push(Line::from(Span::styled(
+                format!("         {recipient}"),
+                DIM,
+            )));
+        }
+    }
+    lines
+}
+
+fn keys(state: &State, frame: &mut Frame, area: Rect) {
+    let mut lines = device_lines(state, true);
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "Provision, change PIN/PUK and export a descriptor with `tessera key …`:",
+        DIM,
+    )));
+    lines.push(Line::from(Span::styled(
+        "  tessera key provision --serial N --roles share,manifest,patch",
+        DIM,
+    )));
+    lines.push(Line::from(Span::styled(
+        "  tessera key export --serial N --alias NAME -o FILE",
+        DIM,
+    )));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block("Keys"))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn short(h: &Option<String>, width: usize) -> String {
+    h.as_ref().map_or_else(
+        || "-".to_owned(),
+        |h| {
+            if h.len() > width {
+                format!("{}…", &h[..width])
+            } else {
+                h.clone()
+            }
+        },
+    )
+}
+
+fn pcr_table(rows: &[PcrRow], wide: bool) -> Table<'static> {
+    let w = if wide { 32 } else { 12 };
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            let (word, style) = match r.matches() {
+                Some(true) => ("match", OK),
+                Some(false) => ("MISMATCH", BAD),
+                None => ("-", DIM),
+            };
+            Row::new(vec![
+                Cell::from(format!("PCR{}", r.index)),
+                Cell::from(short(&r.expected, w)),
+                Cell::from(short(&r.attested, w)),
+                Cell::from(short(&r.reproduced, w)),
+                Cell::from(Span::styled(word, style)),
+            ])
+        })
+        .collect();
+    Table::new(
+        body,
+        [
+            Constraint::Length(5),
+            Constraint::Min(8),
+            Constraint::Min(8),
+            Constraint::Min(8),
+            Constraint::Length(8),
+        ],
+    )
+    .header(Row::new(vec!["", "expected", "attested", "reproduced", ""]).style(TITLE))
+}
+
+fn verdict_line(v: &Result<String, String>) -> Line<'static> {
+    match v {
+        Ok(s) => Line::from(Span::styled(format!("VALID  {s}"), OK)),
+        Err(e) => Line::from(Span::styled(format!("REFUSED  {e}"), BAD)),
+    }
+}
+
+fn attestation(state: &State, frame: &mut Frame, area: Rect) {
+    let Some(a) = &state.attestation else {
+        frame.render_widget(Paragraph::new("No attestation document open: open a request bundle or a document (`tessera open FILE`).").block(block("Attestation")).wrap(Wrap { trim: true }), area);
+        return;
+    };
+    let wide = area.width >= 120;
+    let [v, table, rest] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(9),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(vec![
+            verdict_line(&a.verdict),
+            Line::from(format!(
+                "{}  module {}  {}  age {}",
+                a.source, a.module_id, a.timestamp, a.age
+            )),
+        ])
+        .block(block("Attestation"))
+        .wrap(Wrap { trim: true }),
+        v,
+    );
+    let reproduced_title = state.config.reproduced.as_ref().map_or_else(
+        || "PCRs (reproduced: none given)".to_owned(),
+        |(_, by)| format!("PCRs (reproduced by {by})"),
+    );
+    frame.render_widget(
+        pcr_table(&a.rows, wide).block(block(&reproduced_title)),
+        table,
+    );
+    let mut lines = Vec::new();
+    for c in &a.chain {
+        lines.push(Line::from(format!("{}  {}", c.subject, c.validity)));
+    }
+    let bind = |name: &str, (want, have): &(Option<String>, Option<String>)| {
+        let ok = match (want, have) {
+            (Some(w), Some(h)) if w.len() == h.len() => w == h,
+            (Some(_), Some(_)) => true,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        Line::from(vec![
+            Span::raw(format!("{name}: {} ", short(have, 24))),
+            Span::styled(
+                if ok { "bound" } else { "NOT BOUND" },
+                if ok { OK } else { BAD },
+            ),
+        ])
+    };
+    lines.push(bind("user_data", &a.user_data));
+    lines.push(bind("public_key", &a.public_key));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block("Chain and bindings"))
+            .wrap(Wrap { trim: true }),
+        rest,
+    );
+}
+
+fn manifest(state: &State, frame: &mut Frame, area: Rect) {
+    let Some(r) = &state.manifest else {
+        frame.render_widget(
+            Paragraph::new("No manifest open: select a manifest bundle on Home.")
+                .block(block("Manifest")),
+            area,
+        );
+        return;
+    };
+    let [head, body] = Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+    let mut lines = vec![Line::from(format!(
+        "{} nonce {}  hash {}",
+        r.manifest.namespace.name,
+        r.manifest.namespace.nonce,
+        super::app::confirm_code(&r.hash)
+    ))];
+    lines.push(match (&r.blocked, r.previous_nonce) {
+        (Some(b), _) => Line::from(Span::styled(format!("CANNOT APPROVE: {b}"), BAD)),
+        (None, Some(p)) => Line::from(Span::styled(
+            format!("diff against your last approval (nonce {p}): ~ changed, + added"),
+            WARN,
+        )),
+        (None, None) => Line::from(Span::styled(
+            "no earlier approval for this namespace on this laptop",
+            DIM,
+        )),
+    });
+    if let Some(a) = &r.approvals {
+        lines.push(Line::from(a.clone()));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block("Manifest review"))
+            .wrap(Wrap { trim: true }),
+        head,
+    );
+    let value_width = usize::from(body.width.saturating_sub(40));
+    let rows: Vec<Row> = r
+        .fields
+        .iter()
+        .map(|(mark, k, v)| {
+            let style = if *mark == ' ' { Style::new() } else { WARN };
+            let v = if v.len() > value_width.max(8) {
+                format!("{}…", &v[..value_width.max(8)])
+            } else {
+                v.clone()
+            };
+            Row::new(vec![
+                Cell::from(mark.to_string()),
+                Cell::from(k.clone()),
+                Cell::from(v),
+            ])
+            .style(style)
+        })
+        .collect();
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(1),
+                Constraint::Length(34),
+                Constraint::Min(8),
+            ],
+        )
+        .block(block("Fields")),
+        body,
+    );
+}
+
+fn step(ok: Result<&str, &str>, text: &str) -> Line<'static> {
+    match ok {
+        Ok(detail) => Line::from(vec![
+            Span::styled("✓ ", OK),
+            Span::raw(format!("{text}: {detail}")),
+        ]),
+        Err(detail) => Line::from(vec![
+            Span::styled("✗ ", BAD),
+            Span::raw(format!("{text}: ")),
+            Span::styled(detail.to_owned(), BAD),
+        ]),
+    }
+}
+
+fn provision(state: &State, frame: &mut Frame, area: Rect) {
+    let Some(w) = &state.provision else {
+        frame.render_widget(
+            Paragraph::new("No request open: select a request bundle on Home.")
+                .block(block("Provision")),
+            area,
+        );
+        return;
+    };
+    let m = &w.request.envelope.manifest;
+    let mut lines = vec![
+        Line::from(format!(
+            "Request {}  namespace {} nonce {}  manifest {}",
+            w.request_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            m.namespace.name,
+            m.namespace.nonce,
+            super::app::confirm_code(&w.manifest_hash)
+        )),
+        Line::from(""),
+        step(
+            w.approvals.as_deref().map_err(String::as_str),
+            "1 manifest approvals",
+        ),
+        step(
+            w.attestation.verdict.as_deref().map_err(String::as_str),
+            "2 attestation",
+        ),
+    ];
+    let pcrs = w
+        .attestation
+        .rows
+        .iter()
+        .all(|r| r.matches() != Some(false))
+        && !w.attestation.rows.is_empty();
+    lines.push(step(
+        if pcrs {
+            Ok("expected = attested (see Attestation)")
+        } else {
+            Err("see Attestation")
+        },
+        "3 PCRs",
+    ));
+    let share = w.share_path.as_ref().map(|p| p.display().to_string());
+    lines.push(step(
+        share.as_deref().ok_or("none (start with --share FILE)"),
+        "4 your encrypted share",
+    ));
+    match &w.result {
+        None => lines.push(Line::from(Span::styled("5 hand over: press the approve key; you will type the confirmation code, then your PIN", DIM))),
+        Some(r) => lines.push(step(r.as_deref().map_err(String::as_str), "5 share bundle")),
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block("Provision"))
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn patch(state: &State, frame: &mut Frame, area: Rect) {
+    let Some(p) = &state.patch else {
+        frame.render_widget(
+            Paragraph::new("No patch open: select a patch bundle on Home.").block(block("Patch")),
+            area,
+        );
+        return;
+    };
+    let mut lines = vec![Line::from(format!(
+        "{} sequence {}  patch {}  for manifest {}",
+        p.envelope.patch.namespace,
+        p.envelope.patch.sequence,
+        super::app::confirm_code(&p.hash),
+        super::app::confirm_code(&p.envelope.patch.manifest_hash)
+    ))];
+    for (k, v) in &p.envelope.patch.settings {
+        lines.push(Line::from(format!("  {k} = {v}")));
+    }
+    lines.push(Line::from(format!(
+        "{} approvals so far",
+        p.envelope.approvals.len()
+    )));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block("Patch review"))
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn transcript(state: &State, frame: &mut Frame, area: Rect) {
+    let height = usize::from(area.height.saturating_sub(2));
+    let start = state.transcript.len().saturating_sub(height);
+    let lines: Vec<Line> = state.transcript[start..]
+        .iter()
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    let lines = if lines.is_empty() {
+        vec![Line::from(Span::styled(
+            "nothing recorded yet in this session",
+            DIM,
+        ))]
+    } else {
+        lines
+    };
+    frame.render_widget(
+        Paragraph::new(lines).block(block("Ceremony transcript (this session)")),
+        area,
+    );
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn popup(state: &State, p: &Popup, frame: &mut Frame) {
+    let area = frame.area();
+    let (title, lines, style): (&str, Vec<Line>, Style) = match p {
+        Popup::Help => ("Keys", help_lines(state), Style::new()),
+        Popup::Message { title, body, error } => (
+            title.as_str(),
+            body.lines()
+                .map(|l| Line::from(l.to_owned()))
+                .chain([
+                    Line::from(""),
+                    Line::from(Span::styled("Enter or Esc to close", DIM)),
+                ])
+                .collect(),
+            if *error { BAD } else { OK },
+        ),
+        Popup::QuitConfirm => (
+            "Quit?",
+            vec![
+                Line::from("Work is in progress with your key device."),
+                Line::from("Quit anyway? y / any other key to stay"),
+            ],
+            WARN,
+        ),
+        Popup::Touch { purpose } => (
+            "Touch your YubiKey",
+            vec![
+                Line::from(Span::styled("Touch your YubiKey now", WARN)),
+                Line::from(purpose.clone()),
+            ],
+            WARN,
+        ),
+        Popup::Pin {
+            purpose,
+            tries_left,
+            typed_len,
+            warning,
+        } => {
+            let mut l = vec![Line::from(format!("PIN to {purpose}")), Line::from("")];
+            l.push(Line::from(format!("PIN: {}", "•".repeat(*typed_len))));
+            if let Some(t) = tries_left {
+                l.push(Line::from(Span::styled(
+                    format!("{t} tries left before the PIN blocks"),
+                    if *t <= 1 { BAD } else { WARN },
+                )));
+            }
+            if let Some(w) = warning {
+                l.push(Line::from(Span::styled(w.clone(), BAD)));
+            }
+            l.push(Line::from(Span::styled("Enter submit  Esc cancel", DIM)));
+            ("Enter PIN", l, Style::new())
+        }
+        Popup::Confirm { job, code, typed } => {
+            let mut l: Vec<Line> = job
+                .describe()
+                .lines()
+                .map(|s| Line::from(s.to_owned()))
+                .collect();
+            l.push(Line::from(""));
+            l.push(Line::from(vec![
+                Span::raw("Type the confirmation code "),
+                Span::styled(code.clone(), TITLE),
+                Span::raw(" to proceed:"),
+            ]));
+            l.push(Line::from(format!("> {typed}")));
+            l.push(Line::from(Span::styled(
+                "Enter confirm  Esc abort (nothing is signed)",
+                DIM,
+            )));
+            ("Confirm", l, WARN)
+        }
+    };
+    let w = (area.width.saturating_sub(4)).min(100);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let r = centered(area, w, h);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(
+                Block::bordered()
+                    .title(Span::styled(format!(" {title} "), TITLE))
+                    .border_style(style),
+            )
+            .wrap(Wrap { trim: false }),
+        r,
+    );
+}
+
+fn help_lines(state: &State) -> Vec<Line<'static>> {
+    let km = &state.config.keymap;
+    let mut l = vec![
+        Line::from(format!("1-7 / Tab / S-Tab   switch screens")),
+        Line::from(format!(
+            "{:<19} help      {} quit",
+            km.hint(Action::Help),
+            km.hint(Action::Quit)
+        )),
+    ];
+    let specific = match state.screen {
+        Screen::Home => format!(
+            "↑↓ select a bundle, Enter open, {} rescan, {} confirm the clock",
+            km.hint(Action::Rescan),
+            km.hint(Action::ConfirmClock)
+        ),
+        Screen::Manifest => format!(
+            "{} approve with your Manifest key (then type the code, then the PIN)",
+            km.hint(Action::Approve)
+        ),
+        Screen::Provision => format!(
+            "{} hand over your share (then type the code, then the PIN)",
+            km.hint(Action::Approve)
+        ),
+        Screen::Patch => format!("{} approve with your Patch key", km.hint(Action::Approve)),
+        _ => "read only".to_owned(),
+    };
+    l.push(Line::from(specific));
+    l.push(Line::from(
+        "In a confirm popup: Enter confirms, Esc aborts (these cannot be rebound)",
+    ));
+    l
+}
