@@ -28,6 +28,32 @@ impl PivotRunner {
     /// Checks the binary's hash, starts it with the manifest's arguments and writes the 32-byte
     /// seed to its standard input, then closes the pipe.
     pub fn start(&mut self, spec: &Pivot, seed: &QuorumSeed) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err("the app was already started".to_owned());
+        }
+        // Checked again at start: the file may have changed since boot.
+        self.check(spec)?;
+        let mut child = Command::new(&self.binary)
+            .args(&spec.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        if let Err(e) = stdin.write_all(seed.as_bytes()) {
+            // An app that did not take the whole key must not keep running with part of it.
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot hand the key to the app: {e}"));
+        }
+        drop(stdin);
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Checks that the binary's SHA-256 is the manifest's `app_sha256`.
+    pub fn check(&self, spec: &Pivot) -> Result<(), String> {
         let bytes = std::fs::read(&self.binary)
             .map_err(|e| format!("cannot read {}: {e}", self.binary.display()))?;
         let actual = Hash32::sha256(&bytes);
@@ -38,18 +64,6 @@ impl PivotRunner {
                 spec.app_sha256
             ));
         }
-        let mut child = Command::new(&self.binary)
-            .args(&spec.args)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(seed.as_bytes())
-            .map_err(|e| format!("cannot hand the key to the app: {e}"))?;
-        drop(stdin);
-        self.child = Some(child);
         Ok(())
     }
 }

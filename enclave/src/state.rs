@@ -235,6 +235,12 @@ impl Enclave {
                 )));
             }
         }
+        if let Some(pivot) = &self.pivot {
+            // Refused here, before any member hands over a share, rather than at the last share.
+            pivot
+                .check(&m.pivot)
+                .map_err(|e| rejected(format!("pivot: {e}")))?;
+        }
         let manifest_hash = m.hash();
         let ephemeral = age::x25519::Identity::generate();
         let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
@@ -342,49 +348,60 @@ impl Enclave {
 
         let alias = member.alias.clone();
         let threshold = manifest.share_set.threshold;
-        boot.shares.insert(post.member, share);
-        boot.seen.insert(submission_hash);
-        let received = boot.shares.len() as u8;
-        if received < threshold {
+        let received = boot.shares.len() + 1;
+        if received < usize::from(threshold) {
+            boot.shares.insert(post.member, share);
+            boot.seen.insert(submission_hash);
             return Ok(Response::ShareAccepted {
                 member: alias,
-                received,
+                received: received as u8,
                 threshold,
                 provisioned: false,
             });
         }
 
-        let shares: Vec<Share> = boot.shares.values().cloned().collect();
-        let seed = shamir::combine(&shares, usize::from(threshold))
-            .map_err(|e| (ErrorCode::Internal, format!("reconstruction failed: {e}")))?;
+        // The last share: everything that can still fail (reconstruction, the key check, the
+        // pivot) runs before the boot is touched, so a refusal keeps every share accepted so far
+        // and the boot can complete with another share or once the fault is fixed.
+        let mut shares: Vec<Share> = boot.shares.values().cloned().collect();
+        shares.push(share.clone());
+        let seed = shamir::combine(&shares, usize::from(threshold)).map_err(|e| {
+            (
+                ErrorCode::Internal,
+                format!("reconstruction failed: {e}; last share refused"),
+            )
+        })?;
         drop(shares);
         if seed.public_key() != manifest.namespace.quorum_public_key {
-            // Commitments make this unreachable for an honest manifest; refuse the last share so
-            // the boot can still complete with others.
-            boot.shares.remove(&post.member);
-            boot.seen.remove(&submission_hash);
+            // Commitments make this unreachable for an honest manifest.
             return Err(rejected(
                 "reconstructed key does not match the manifest's quorum public key; last share refused",
             ));
         }
+        if let Some(pivot) = &mut self.pivot {
+            pivot.start(&manifest.pivot, &seed).map_err(|e| {
+                (
+                    ErrorCode::Internal,
+                    format!(
+                        "pivot: {e}; last share refused, the {} accepted before it are kept",
+                        received - 1
+                    ),
+                )
+            })?;
+        }
+        boot.shares.insert(post.member, share);
         let shares_from = aliases(manifest, boot.shares.keys());
         let State::WaitingForShares(boot) =
             std::mem::replace(&mut self.state, State::WaitingForBoot)
         else {
-            unreachable!()
+            unreachable!("matched above")
         };
-        let boot = *boot;
         // Dropping the boot zeroizes every share and the ephemeral key.
         let Boot {
             envelope,
             manifest_hash,
             ..
-        } = boot;
-        if let Some(pivot) = &mut self.pivot {
-            pivot
-                .start(&envelope.manifest.pivot, &seed)
-                .map_err(|e| (ErrorCode::Internal, format!("pivot: {e}")))?;
-        }
+        } = *boot;
         self.state = State::Provisioned(Box::new(Provisioned {
             envelope,
             manifest_hash,
@@ -395,7 +412,7 @@ impl Enclave {
         }));
         Ok(Response::ShareAccepted {
             member: alias,
-            received,
+            received: received as u8,
             threshold,
             provisioned: true,
         })
