@@ -35,8 +35,8 @@ pub use error::ApiError;
 pub const MAX_BODY: usize = MAX_FRAME;
 /// Most HTTP connections open at once; more are refused at accept.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Time allowed for a request's headers once a connection is open or a keep-alive request has
-/// begun.
+/// Time allowed for a request's headers, counted from when the connection is ready for the next
+/// request; it also closes keep-alive connections left idle that long.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the relay reaches its enclave and how long it waits for whom.

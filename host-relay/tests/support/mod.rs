@@ -71,6 +71,8 @@ fn spawn_ready(mut cmd: Command, prefix: &'static str, log: &Path) -> (Child, St
 pub struct Enclave {
     child: Child,
     pub socket: PathBuf,
+    /// The dev PCRs as JSON (`{"PCR0": hex, ...}`), for manifests this enclave will boot.
+    pub pcrs: PathBuf,
 }
 
 static STARTS: AtomicUsize = AtomicUsize::new(0);
@@ -86,7 +88,9 @@ impl Enclave {
             .arg(format!("unix:{}", socket.display()))
             .arg("--dev")
             .arg("--dev-root-out")
-            .arg(dir.join(format!("dev-root-{n}.pem")));
+            .arg(dir.join(format!("dev-root-{n}.pem")))
+            .arg("--dev-pcrs-out")
+            .arg(dir.join(format!("dev-pcrs-{n}.json")));
         let (child, _) = spawn_ready(
             cmd,
             "tessera-enclave: listening on ",
@@ -95,6 +99,7 @@ impl Enclave {
         Self {
             child,
             socket: socket.to_owned(),
+            pcrs: dir.join(format!("dev-pcrs-{n}.json")),
         }
     }
 
