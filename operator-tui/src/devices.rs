@@ -1,6 +1,9 @@
 //! Opening the key device a command works with: a YubiKey by serial, or a software key file
 //! (dev mode, the demo and tests; labelled as such wherever it shows).
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 
 use tessera_core::device::{DeviceError, KeyDevice, SoftwareKeyDevice};
@@ -42,7 +45,12 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "KEYFILE", conflicts_with = "serial")]
     pub software: Option<PathBuf>,
     /// Role slots on the YubiKey, hex (defaults share=82,manifest=9c,patch=83).
-    #[arg(long, value_name = "ROLE=SLOT,...", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "ROLE=SLOT,...",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub slots: String,
     /// Read the PIN from the first line of this file instead of prompting (automation).
     #[arg(long, value_name = "FILE")]
@@ -54,7 +62,10 @@ impl DeviceArgs {
         match (&self.serial, &self.software) {
             (Some(serial), None) => Ok(DeviceSelector::Yubikey {
                 serial: *serial,
-                slots: self.slots.parse().map_err(|detail| DeviceError::Device { detail })?,
+                slots: self
+                    .slots
+                    .parse()
+                    .map_err(|detail| DeviceError::Device { detail })?,
             }),
             (None, Some(path)) => Ok(DeviceSelector::Software(path.clone())),
             _ => Err(DeviceError::Device {

@@ -8,6 +8,9 @@
 //! - a share Tessera encrypted decrypts with `rage -d -i IDENTITY` and the plugin, the PIN
 //!   coming from a pinentry program.
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
 mod yubikey_support;
 
 use std::path::PathBuf;
@@ -43,10 +46,16 @@ fn tools(test: &str) -> Option<Tools> {
         PathBuf::from,
     );
     let pinentry = harness.join("examples/fake-pinentry");
-    assert!(pinentry.is_file(), "no fake pinentry at {}", pinentry.display());
+    assert!(
+        pinentry.is_file(),
+        "no fake pinentry at {}",
+        pinentry.display()
+    );
     // rage finds the plugin by name on PATH.
     let mut dirs = vec![plugin.parent().unwrap().to_path_buf()];
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     Some(Tools {
         rage,
         plugin,
@@ -85,12 +94,31 @@ fn interop(card: &Card, t: &Tools) {
     let listed = run(Command::new(&t.plugin).arg("--list").env("PATH", &t.path));
     assert!(listed.contains(&recipient), "plugin --list:\n{listed}");
     assert!(listed.contains("Slot: 1"), "plugin --list:\n{listed}");
-    assert!(listed.lines().filter(|l| l.starts_with("age1yubikey1")).count() == 1, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .filter(|l| l.starts_with("age1yubikey1"))
+            .count()
+            == 1,
+        "{listed}"
+    );
     let id_text = run(Command::new(&t.plugin)
-        .args(["--identity", "--serial", &card.serial.to_string(), "--slot", "1"])
+        .args([
+            "--identity",
+            "--serial",
+            &card.serial.to_string(),
+            "--slot",
+            "1",
+        ])
         .env("PATH", &t.path));
-    assert!(id_text.contains(&identity), "plugin --identity:\n{id_text}\nexpected {identity}");
-    assert!(id_text.contains(&recipient), "plugin --identity:\n{id_text}");
+    assert!(
+        id_text.contains(&identity),
+        "plugin --identity:\n{id_text}\nexpected {identity}"
+    );
+    assert!(
+        id_text.contains(&recipient),
+        "plugin --identity:\n{id_text}"
+    );
     let id_file = card.path("identity.txt");
     std::fs::write(&id_file, &id_text).unwrap();
 
@@ -109,7 +137,9 @@ fn interop(card: &Card, t: &Tools) {
         recipient
     );
     let id = DeviceIdentity::new(&mut dev, Role::Share, "decrypt a share rage encrypted").unwrap();
-    let got = id.decrypt(&std::fs::read(&by_rage).unwrap()).expect("Tessera decrypts rage's file");
+    let got = id
+        .decrypt(&std::fs::read(&by_rage).unwrap())
+        .expect("Tessera decrypts rage's file");
     assert_eq!(&got[..], b"\x01share from rage, 32 bytes long!");
 
     // Tessera -> rage + age-plugin-yubikey, the PIN through a pinentry program.

@@ -5,6 +5,9 @@
 //!
 //! WARNING: every card test RESETS the card's PIV application first, destroying its PIV keys.
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
 mod yubikey_support;
 
 use operator_tui::piv::{
@@ -34,7 +37,10 @@ fn provision_list_export_selftest(card: &Card) {
     let serial = card.serial.to_string();
     let keys = out["outcome"]["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 3, "{out}");
-    let alg = out["outcome"]["management_key_algorithm"].as_str().unwrap().to_owned();
+    let alg = out["outcome"]["management_key_algorithm"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(alg == "aes192" || alg == "3des", "{alg}");
 
     // list: every role present, the management key PIN-protected with its algorithm named.
@@ -43,7 +49,11 @@ fn provision_list_export_selftest(card: &Card) {
         .as_array()
         .unwrap()
         .iter()
-        .find_map(|r| r["yubikey"].as_object().filter(|y| y["serial"] == card.serial))
+        .find_map(|r| {
+            r["yubikey"]
+                .as_object()
+                .filter(|y| y["serial"] == card.serial)
+        })
         .expect("our card is listed")
         .clone();
     assert_eq!(yk["management_key"]["storage"], "pin-protected", "{list}");
@@ -51,7 +61,10 @@ fn provision_list_export_selftest(card: &Card) {
     assert_eq!(yk["pin_retries"], 3);
     let listed = yk["slots"].as_array().unwrap();
     for key in keys {
-        let slot = listed.iter().find(|s| s["role"] == key["role"]).expect("role listed");
+        let slot = listed
+            .iter()
+            .find(|s| s["role"] == key["role"])
+            .expect("role listed");
         assert_eq!(slot["fingerprint"], key["fingerprint"]);
         assert_eq!(slot["slot"], key["slot"]);
         assert_eq!(slot["pin_policy"], "once");
@@ -60,16 +73,33 @@ fn provision_list_export_selftest(card: &Card) {
     let share = listed.iter().find(|s| s["role"] == "share").unwrap();
     assert_eq!(share["role"], "share");
     assert_eq!(share["slot"], "82");
-    assert!(share["age_recipient"].as_str().unwrap().starts_with("age1yubikey1"));
-    assert!(share["age_identity"].as_str().unwrap().starts_with("AGE-PLUGIN-YUBIKEY-1"));
+    assert!(
+        share["age_recipient"]
+            .as_str()
+            .unwrap()
+            .starts_with("age1yubikey1")
+    );
+    assert!(
+        share["age_identity"]
+            .as_str()
+            .unwrap()
+            .starts_with("AGE-PLUGIN-YUBIKEY-1")
+    );
     let text = tessera(&["key", "list"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("pin-protected"));
 
     // export: the descriptor holds the same keys and slots.
     let file = card.path("alice.member");
     ok(&tessera(&[
-        "key", "export", "--serial", &serial, "--alias", "alice", "-o",
-        file.to_str().unwrap(), "--json",
+        "key",
+        "export",
+        "--serial",
+        &serial,
+        "--alias",
+        "alice",
+        "-o",
+        file.to_str().unwrap(),
+        "--json",
     ]));
     let d = MemberDescriptor::decode(&std::fs::read(&file).unwrap()).expect("descriptor");
     assert_eq!(d.alias, "alice");
@@ -80,12 +110,22 @@ fn provision_list_export_selftest(card: &Card) {
         assert!(fps.contains(&k["fingerprint"].as_str().unwrap().to_owned()));
     }
     assert_eq!(
-        d.keys.iter().find(|k| k.role == Role::Manifest).unwrap().slot,
+        d.keys
+            .iter()
+            .find(|k| k.role == Role::Manifest)
+            .unwrap()
+            .slot,
         Some(0x9c)
     );
     // Never overwrites.
     let again = tessera(&[
-        "key", "export", "--serial", &serial, "--alias", "alice", "-o",
+        "key",
+        "export",
+        "--serial",
+        &serial,
+        "--alias",
+        "alice",
+        "-o",
         file.to_str().unwrap(),
     ]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
@@ -93,7 +133,13 @@ fn provision_list_export_selftest(card: &Card) {
     // selftest through the CLI.
     let pin = card.secret_file("pin", PIN);
     let st = ok(&tessera(&[
-        "key", "selftest", "--serial", &serial, "--pin-file", pin.to_str().unwrap(), "--json",
+        "key",
+        "selftest",
+        "--serial",
+        &serial,
+        "--pin-file",
+        pin.to_str().unwrap(),
+        "--json",
     ]));
     assert_eq!(st["ok"], true, "{st}");
     assert_eq!(st["results"].as_array().unwrap().len(), 3);
@@ -104,10 +150,15 @@ fn provision_list_export_selftest(card: &Card) {
         let pk = dev.public_key(role).unwrap();
         let msg = format!("tessera test message for {role}");
         let sig = dev.sign(role, "test signature", msg.as_bytes()).unwrap();
-        pk.verify(msg.as_bytes(), &sig).expect("card signature verifies in software");
+        pk.verify(msg.as_bytes(), &sig)
+            .expect("card signature verifies in software");
         let eph = p256::NonZeroScalar::try_generate_from_rng(&mut rand::rngs::SysRng).unwrap();
         let shared = dev
-            .ecdh(role, "test ECDH", &p256::PublicKey::from_secret_scalar(&eph))
+            .ecdh(
+                role,
+                "test ECDH",
+                &p256::PublicKey::from_secret_scalar(&eph),
+            )
             .unwrap();
         assert_eq!(shared.as_bytes(), &software_ecdh(&eph, &pk));
     }
@@ -142,23 +193,48 @@ fn provision_refuses_factory_defaults(card: &Card) {
     let good_puk = card.secret_file("good-puk", PUK);
     for (new_pin, new_puk) in [(&factory, &good_puk), (&good, &factory_puk)] {
         let out = tessera(&[
-            "key", "provision", "--serial", &serial, "--roles", "share",
-            "--pin-file", factory.to_str().unwrap(),
-            "--new-pin-file", new_pin.to_str().unwrap(),
-            "--new-puk-file", new_puk.to_str().unwrap(), "--yes",
+            "key",
+            "provision",
+            "--serial",
+            &serial,
+            "--roles",
+            "share",
+            "--pin-file",
+            factory.to_str().unwrap(),
+            "--new-pin-file",
+            new_pin.to_str().unwrap(),
+            "--new-puk-file",
+            new_puk.to_str().unwrap(),
+            "--yes",
         ]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("must not be the factory default"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("must not be the factory default"),
+            "{}",
+            stderr(&out)
+        );
     }
     // Without --yes and without a terminal to confirm on, nothing happens.
     let out = tessera(&[
-        "key", "provision", "--serial", &serial, "--roles", "share",
-        "--pin-file", factory.to_str().unwrap(),
-        "--new-pin-file", good.to_str().unwrap(),
-        "--new-puk-file", good_puk.to_str().unwrap(),
+        "key",
+        "provision",
+        "--serial",
+        &serial,
+        "--roles",
+        "share",
+        "--pin-file",
+        factory.to_str().unwrap(),
+        "--new-pin-file",
+        good.to_str().unwrap(),
+        "--new-puk-file",
+        good_puk.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("Provisioning plan"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Provisioning plan"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("pass --yes"), "{}", stderr(&out));
     // The card is untouched: still the factory management key and no keys.
     let list = ok(&tessera(&["key", "list", "--json"]));
@@ -183,14 +259,23 @@ fn two_roles_two_slots(card: &Card) {
     assert_ne!(share, manifest);
     assert!(matches!(
         dev.public_key(Role::Patch),
-        Err(DeviceError::NoKey { role: Role::Patch, slot: Some(0x83) })
+        Err(DeviceError::NoKey {
+            role: Role::Patch,
+            slot: Some(0x83)
+        })
     ));
     let sig = dev.sign(Role::Manifest, "test", b"m").unwrap();
     manifest.verify(b"m", &sig).unwrap();
-    assert!(share.verify(b"m", &sig).is_err(), "the roles are distinct keys");
+    assert!(
+        share.verify(b"m", &sig).is_err(),
+        "the roles are distinct keys"
+    );
     // The default map finds nothing in 82/9c.
     let mut default = card.device(PIN, SlotMap::default());
-    assert!(matches!(default.public_key(Role::Share), Err(DeviceError::NoKey { .. })));
+    assert!(matches!(
+        default.public_key(Role::Share),
+        Err(DeviceError::NoKey { .. })
+    ));
     // A second provisioning refuses to destroy keys without --force.
     let out = card.provision("share", &["--slots", "share=85,manifest=9d"]);
     assert_eq!(out.status.code(), Some(1));
@@ -234,7 +319,8 @@ fn wrong_pin_blocked_unblock_change(card: &Card) {
     .unwrap();
     // Wrong PIN: tries left reported, and the request said what the PIN was for.
     assert_eq!(
-        dev.sign(Role::Manifest, "sign manifest approval 1a2b", b"x").unwrap_err(),
+        dev.sign(Role::Manifest, "sign manifest approval 1a2b", b"x")
+            .unwrap_err(),
         DeviceError::WrongPin { tries_left: 2 }
     );
     {
@@ -248,51 +334,106 @@ fn wrong_pin_blocked_unblock_change(card: &Card) {
         dev.sign(Role::Manifest, "t", b"x").unwrap_err(),
         DeviceError::WrongPin { tries_left: 1 }
     );
-    assert_eq!(dev.sign(Role::Manifest, "t", b"x").unwrap_err(), DeviceError::PinBlocked);
+    assert_eq!(
+        dev.sign(Role::Manifest, "t", b"x").unwrap_err(),
+        DeviceError::PinBlocked
+    );
     // Blocked: not even asked for a PIN any more.
-    assert_eq!(dev.sign(Role::Manifest, "t", b"x").unwrap_err(), DeviceError::PinBlocked);
+    assert_eq!(
+        dev.sign(Role::Manifest, "t", b"x").unwrap_err(),
+        DeviceError::PinBlocked
+    );
     assert_eq!(asked.lock().unwrap().len(), 3);
 
     // The CLI says so, with the hint.
     let pin = card.secret_file("pin", PIN);
-    let out = tessera(&["key", "selftest", "--serial", &serial, "--pin-file", pin.to_str().unwrap()]);
+    let out = tessera(&[
+        "key",
+        "selftest",
+        "--serial",
+        &serial,
+        "--pin-file",
+        pin.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("PIN is blocked"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("tessera key unblock-pin"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tessera key unblock-pin"),
+        "{}",
+        stderr(&out)
+    );
 
     // Wrong PUK reports its own tries; the right one unblocks with a new PIN.
     let bad_puk = card.secret_file("bad-puk", "11112222");
     let puk = card.secret_file("puk", PUK);
     let new_pin = card.secret_file("new-pin", NEW_PIN);
     let out = tessera(&[
-        "key", "unblock-pin", "--serial", &serial, "--puk-file", bad_puk.to_str().unwrap(),
-        "--new-pin-file", new_pin.to_str().unwrap(),
+        "key",
+        "unblock-pin",
+        "--serial",
+        &serial,
+        "--puk-file",
+        bad_puk.to_str().unwrap(),
+        "--new-pin-file",
+        new_pin.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("wrong PUK (2 tries left)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong PUK (2 tries left)"),
+        "{}",
+        stderr(&out)
+    );
     ok(&tessera(&[
-        "key", "unblock-pin", "--serial", &serial, "--puk-file", puk.to_str().unwrap(),
-        "--new-pin-file", new_pin.to_str().unwrap(), "--json",
+        "key",
+        "unblock-pin",
+        "--serial",
+        &serial,
+        "--puk-file",
+        puk.to_str().unwrap(),
+        "--new-pin-file",
+        new_pin.to_str().unwrap(),
+        "--json",
     ]));
     let mut dev = card.device(NEW_PIN, SlotMap::default());
     let pk = dev.public_key(Role::Manifest).unwrap();
-    pk.verify(b"y", &dev.sign(Role::Manifest, "t", b"y").unwrap()).unwrap();
+    pk.verify(b"y", &dev.sign(Role::Manifest, "t", b"y").unwrap())
+        .unwrap();
 
     // change-pin: wrong current PIN reports tries; then the old PIN stops working.
     let wrong = card.secret_file("wrong", "000111");
     let newer = card.secret_file("newer", PIN);
     let out = tessera(&[
-        "key", "change-pin", "--serial", &serial, "--pin-file", wrong.to_str().unwrap(),
-        "--new-pin-file", newer.to_str().unwrap(),
+        "key",
+        "change-pin",
+        "--serial",
+        &serial,
+        "--pin-file",
+        wrong.to_str().unwrap(),
+        "--new-pin-file",
+        newer.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("wrong PIN (2 tries left)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong PIN (2 tries left)"),
+        "{}",
+        stderr(&out)
+    );
     ok(&tessera(&[
-        "key", "change-pin", "--serial", &serial, "--pin-file", new_pin.to_str().unwrap(),
-        "--new-pin-file", newer.to_str().unwrap(), "--json",
+        "key",
+        "change-pin",
+        "--serial",
+        &serial,
+        "--pin-file",
+        new_pin.to_str().unwrap(),
+        "--new-pin-file",
+        newer.to_str().unwrap(),
+        "--json",
     ]));
     let mut old = card.device(NEW_PIN, SlotMap::default());
-    assert!(matches!(old.sign(Role::Manifest, "t", b"z"), Err(DeviceError::WrongPin { .. })));
+    assert!(matches!(
+        old.sign(Role::Manifest, "t", b"z"),
+        Err(DeviceError::WrongPin { .. })
+    ));
     let mut dev = card.device(PIN, SlotMap::default());
     dev.sign(Role::Manifest, "t", b"z").unwrap();
 
@@ -300,16 +441,30 @@ fn wrong_pin_blocked_unblock_change(card: &Card) {
     let factory_puk = card.secret_file("factory-puk", "12345678");
     let new_puk = card.secret_file("new-puk", NEW_PUK);
     let out = tessera(&[
-        "key", "change-puk", "--serial", &serial, "--puk-file", puk.to_str().unwrap(),
-        "--new-puk-file", factory_puk.to_str().unwrap(),
+        "key",
+        "change-puk",
+        "--serial",
+        &serial,
+        "--puk-file",
+        puk.to_str().unwrap(),
+        "--new-puk-file",
+        factory_puk.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
     ok(&tessera(&[
-        "key", "change-puk", "--serial", &serial, "--puk-file", puk.to_str().unwrap(),
-        "--new-puk-file", new_puk.to_str().unwrap(), "--json",
+        "key",
+        "change-puk",
+        "--serial",
+        &serial,
+        "--puk-file",
+        puk.to_str().unwrap(),
+        "--new-puk-file",
+        new_puk.to_str().unwrap(),
+        "--json",
     ]));
     let mut yk = connect(card.serial).unwrap();
-    yk.change_puk(NEW_PUK.as_bytes(), PUK.as_bytes()).expect("the new PUK is set");
+    yk.change_puk(NEW_PUK.as_bytes(), PUK.as_bytes())
+        .expect("the new PUK is set");
 }
 
 #[test]
@@ -334,8 +489,16 @@ fn virtual_unknown_serial_and_empty_card() {
     };
     let out = tessera(&["key", "selftest", "--serial", "1", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no YubiKey with serial 1 is connected"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("tessera key list"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no YubiKey with serial 1 is connected"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("tessera key list"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         PivDevice::open(1, SlotMap::default(), Box::new(FilePinSource::default())).unwrap_err(),
         DeviceError::NotFound { serial: 1 }
@@ -345,5 +508,9 @@ fn virtual_unknown_serial_and_empty_card() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("NOT PROVISIONED"));
     let out = tessera(&["key", "selftest", "--serial", &card.serial.to_string()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("tessera key provision"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tessera key provision"),
+        "{}",
+        stderr(&out)
+    );
 }

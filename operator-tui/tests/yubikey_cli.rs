@@ -16,7 +16,13 @@ fn export_and_selftest_a_software_device() {
     dev.save(&keyfile).unwrap();
     let out_file = dir.path().join("bob.member");
     let out = tessera(&[
-        "key", "export", "--software", keyfile.to_str().unwrap(), "--alias", "bob", "-o",
+        "key",
+        "export",
+        "--software",
+        keyfile.to_str().unwrap(),
+        "--alias",
+        "bob",
+        "-o",
         out_file.to_str().unwrap(),
     ]);
     ok(&out);
@@ -30,12 +36,29 @@ fn export_and_selftest_a_software_device() {
     assert!(d.keys.iter().all(|k| k.slot.is_none()));
     assert!(d.key(Role::Share).is_some());
 
-    let st = ok(&tessera(&["key", "selftest", "--software", keyfile.to_str().unwrap(), "--json"]));
+    let st = ok(&tessera(&[
+        "key",
+        "selftest",
+        "--software",
+        keyfile.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(st["ok"], true, "{st}");
     assert!(st["device"].as_str().unwrap().contains("SOFTWARE"));
 
-    let list = ok(&tessera(&["key", "list", "--software", keyfile.to_str().unwrap(), "--json"]));
-    assert!(list["software"][0]["label"].as_str().unwrap().contains("dev/test only"));
+    let list = ok(&tessera(&[
+        "key",
+        "list",
+        "--software",
+        keyfile.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(
+        list["software"][0]["label"]
+            .as_str()
+            .unwrap()
+            .contains("dev/test only")
+    );
 }
 
 #[test]
@@ -43,7 +66,16 @@ fn export_needs_exactly_one_device() {
     let out = tessera(&["key", "export", "--alias", "x", "-o", "/nonexistent/x"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = tessera(&[
-        "key", "export", "--serial", "1", "--software", "f", "--alias", "x", "-o", "/tmp/x",
+        "key",
+        "export",
+        "--serial",
+        "1",
+        "--software",
+        "f",
+        "--alias",
+        "x",
+        "-o",
+        "/tmp/x",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
@@ -75,7 +107,13 @@ fn slot_maps_are_checked() {
     let m: SlotMap = "share=83,patch=82".parse().unwrap();
     assert_eq!((m.slot(Role::Share), m.slot(Role::Patch)), (0x83, 0x82));
     assert!("share=9c".parse::<SlotMap>().is_err());
-    assert!("share=9b".parse::<SlotMap>().is_err(), "9b is the management key");
-    assert!("share=f9".parse::<SlotMap>().is_err(), "f9 is the attestation slot");
+    assert!(
+        "share=9b".parse::<SlotMap>().is_err(),
+        "9b is the management key"
+    );
+    assert!(
+        "share=f9".parse::<SlotMap>().is_err(),
+        "f9 is the attestation slot"
+    );
     assert!("owner=82".parse::<SlotMap>().is_err());
 }

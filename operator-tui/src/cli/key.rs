@@ -3,6 +3,10 @@
 //! Exit codes: 0 done; 1 the device refused or a check failed (message and hint on stderr);
 //! 2 usage or I/O error.
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
+use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -170,6 +174,7 @@ pub struct UnblockPinArgs {
     pub json: bool,
 }
 
+#[must_use]
 pub fn run(cmd: Command) -> ExitCode {
     let (json, result) = match cmd {
         Command::List(a) => (a.json, list(&a)),
@@ -423,17 +428,19 @@ fn list(a: &ListArgs) -> Result<Output, Failure> {
     for r in &readers {
         match (&r.yubikey, &r.error) {
             (Some(y), _) => {
-                text.push_str(&format!(
-                    "{}: YubiKey {} firmware {}, PIN retries {}, PUK {}\n",
+                let _ = writeln!(
+                    text,
+                    "{}: YubiKey {} firmware {}, PIN retries {}, PUK {}",
                     r.reader,
                     y.serial,
                     y.firmware,
                     y.pin_retries.map_or("?".to_owned(), |n| n.to_string()),
                     if y.puk_blocked { "BLOCKED" } else { "ok" },
-                ));
+                );
                 let m = &y.management_key;
-                text.push_str(&format!(
-                    "  management key: {}{}{}\n",
+                let _ = writeln!(
+                    text,
+                    "  management key: {}{}{}",
                     m.storage,
                     m.algorithm.map(|a| format!(", {a}")).unwrap_or_default(),
                     if m.storage == "factory-default" {
@@ -441,39 +448,42 @@ fn list(a: &ListArgs) -> Result<Output, Failure> {
                     } else {
                         ""
                     }
-                ));
+                );
                 for s in &y.slots {
                     match &s.fingerprint {
                         Some(fp) => {
-                            text.push_str(&format!(
-                                "  {:<8} slot {}  P-256  {fp}  PIN {}  touch {}\n",
+                            let _ = writeln!(
+                                text,
+                                "  {:<8} slot {}  P-256  {fp}  PIN {}  touch {}",
                                 s.role.as_str(),
                                 s.slot,
                                 s.pin_policy.unwrap_or("?"),
                                 s.touch_policy.unwrap_or("?"),
-                            ));
+                            );
                             if let Some(rcp) = &s.age_recipient {
-                                text.push_str(&format!("           age recipient {rcp}\n"));
+                                let _ = writeln!(text, "           age recipient {rcp}");
                             }
                         }
-                        None => text.push_str(&format!(
-                            "  {:<8} slot {}  empty\n",
-                            s.role.as_str(),
-                            s.slot
-                        )),
+                        None => {
+                            let _ =
+                                writeln!(text, "  {:<8} slot {}  empty", s.role.as_str(), s.slot);
+                        }
                     }
                 }
             }
-            (None, Some(e)) => text.push_str(&format!("{}: {e}\n", r.reader)),
+            (None, Some(e)) => {
+                let _ = writeln!(text, "{}: {e}", r.reader);
+            }
             (None, None) => {}
         }
     }
     for s in &software {
-        text.push_str(&format!(
-            "{}: {}\n",
+        let _ = writeln!(
+            text,
+            "{}: {}",
             s["file"].as_str().unwrap_or(""),
             s["label"].as_str().unwrap_or("")
-        ));
+        );
     }
     Ok(Output {
         text,
@@ -554,17 +564,18 @@ fn provision_cmd(a: &ProvisionArgs) -> Result<Output, Failure> {
         outcome.serial, outcome.management_key_algorithm
     );
     for k in &outcome.keys {
-        text.push_str(&format!(
-            "  {:<8} slot {}  {}\n",
+        let _ = writeln!(
+            text,
+            "  {:<8} slot {}  {}",
             k.role.as_str(),
             k.slot,
             k.fingerprint
-        ));
+        );
         if let Some(r) = &k.age_recipient {
-            text.push_str(&format!("           age recipient {r}\n"));
+            let _ = writeln!(text, "           age recipient {r}");
         }
         if let Some(i) = &k.age_identity {
-            text.push_str(&format!("           age identity  {i}\n"));
+            let _ = writeln!(text, "           age identity  {i}");
         }
     }
     Ok(Output {
@@ -638,11 +649,12 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
     let mut keys = Vec::new();
     for k in &d.keys {
         let slot = k.slot.map(|s| format!(" slot {s:02x}")).unwrap_or_default();
-        text.push_str(&format!(
-            "  {:<8}{slot}  {}\n",
+        let _ = writeln!(
+            text,
+            "  {:<8}{slot}  {}",
             k.role.as_str(),
             k.public_key.fingerprint()
-        ));
+        );
         keys.push(json!({
             "role": k.role,
             "slot": k.slot.map(|s| format!("{s:02x}")),
@@ -726,13 +738,14 @@ fn selftest(a: &SelftestArgs) -> Result<Output, Failure> {
     let ok = results.iter().all(|r| r.sign == "ok" && r.ecdh == "ok");
     let mut text = format!("self-test of {label}\n");
     for r in &results {
-        text.push_str(&format!(
-            "  {:<8} {}  sign {}  ecdh {}\n",
+        let _ = writeln!(
+            text,
+            "  {:<8} {}  sign {}  ecdh {}",
             r.role.as_str(),
             r.fingerprint,
             r.sign,
             r.ecdh
-        ));
+        );
     }
     if !ok {
         return Err(Failure::Device(DeviceError::Device {

@@ -6,6 +6,9 @@
 //! and closes the session, which resets the card and so logs the PIN out again: a PIN unlocks
 //! exactly one signature or one decryption, whatever the slot's PIN policy would allow.
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
 pub mod pin;
 pub mod provision;
 
@@ -154,7 +157,7 @@ impl SlotPolicy {
         }
     }
 
-    fn needs_touch(&self) -> bool {
+    fn needs_touch(self) -> bool {
         matches!(self.touch, Some(TouchPolicy::Always | TouchPolicy::Cached))
     }
 }
@@ -172,7 +175,9 @@ pub struct SlotKey {
 #[must_use]
 pub fn device_error(e: yubikey::Error) -> DeviceError {
     match e {
-        yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => DeviceError::PinBlocked,
+        yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
+            DeviceError::PinBlocked
+        }
         yubikey::Error::WrongPin { tries } => DeviceError::WrongPin { tries_left: tries },
         yubikey::Error::PcscError { inner: Some(p) } => pcsc_error(p),
         yubikey::Error::PcscError { inner: None } => DeviceError::Device {
@@ -223,9 +228,11 @@ pub fn connect(serial: u32) -> Result<YubiKey, DeviceError> {
             Ok(yk) if yk.serial().0 == serial => return Ok(yk),
             // Not ours: leave its state (PIN caches of other programs) alone.
             Ok(yk) => drop(yk.disconnect(pcsc::Disposition::LeaveCard)),
-            Err(e @ yubikey::Error::PcscError {
-                inner: Some(pcsc::Error::SharingViolation),
-            }) => busy = Some(e),
+            Err(
+                e @ yubikey::Error::PcscError {
+                    inner: Some(pcsc::Error::SharingViolation),
+                },
+            ) => busy = Some(e),
             Err(_) => {}
         }
     }
@@ -346,7 +353,12 @@ impl PivDevice {
         pins: Box<dyn PinSource + Send>,
     ) -> Result<Self, DeviceError> {
         let mut yk = connect(serial)?;
-        let label = format!("YubiKey {} (firmware {}, reader {})", serial, yk.version(), yk.name());
+        let label = format!(
+            "YubiKey {} (firmware {}, reader {})",
+            serial,
+            yk.version(),
+            yk.name()
+        );
         let mut keys = BTreeMap::new();
         for (role, _) in slots.iter() {
             if let Some(k) = read_slot(&mut yk, slots.slot_id(role))? {
@@ -438,8 +450,13 @@ impl KeyDevice for PivDevice {
         // hashing here and sending the 32-byte digest.
         let digest = Sha256::digest(message);
         let mut yk = self.unlocked_session(role, purpose)?;
-        let der = piv::sign_data(&mut yk, &digest, AlgorithmId::EccP256, self.slots.slot_id(role))
-            .map_err(device_error)?;
+        let der = piv::sign_data(
+            &mut yk,
+            &digest,
+            AlgorithmId::EccP256,
+            self.slots.slot_id(role),
+        )
+        .map_err(device_error)?;
         drop(yk);
         let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| DeviceError::Device {
             detail: "the card returned a malformed signature".to_owned(),
@@ -451,7 +468,9 @@ impl KeyDevice for PivDevice {
         public_key
             .verify(message, &sig)
             .map_err(|_| DeviceError::Device {
-                detail: format!("the card's {role} signature does not verify against the slot's public key"),
+                detail: format!(
+                    "the card's {role} signature does not verify against the slot's public key"
+                ),
             })?;
         Ok(sig)
     }
@@ -472,11 +491,11 @@ impl KeyDevice for PivDevice {
         )
         .map_err(device_error)?;
         drop(yk);
-        let x: Zeroizing<[u8; 32]> = Zeroizing::new(shared.as_slice().try_into().map_err(|_| {
-            DeviceError::Device {
+        let x: Zeroizing<[u8; 32]> = Zeroizing::new(shared.as_slice().try_into().map_err(
+            |_| DeviceError::Device {
                 detail: format!("the card returned a {}-byte shared secret", shared.len()),
-            }
-        })?);
+            },
+        )?);
         Ok(SharedSecret::new(*x))
     }
 }

@@ -5,6 +5,9 @@
 //! its own source (a masked input on a review screen); the CLI uses [`PromptPinSource`] or, for
 //! automation, [`FilePinSource`].
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +54,13 @@ pub struct PinRequest {
 
 impl fmt::Display for PinRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "YubiKey {} {} to {}", self.serial, self.kind.label(), self.purpose)?;
+        write!(
+            f,
+            "YubiKey {} {} to {}",
+            self.serial,
+            self.kind.label(),
+            self.purpose
+        )?;
         if let Some(t) = self.tries_left {
             write!(f, " ({t} tries left)")?;
         }
@@ -77,7 +86,8 @@ pub struct PromptPinSource;
 impl PinSource for PromptPinSource {
     fn pin(&mut self, request: &PinRequest) -> Result<Zeroizing<String>, DeviceError> {
         let pin = Zeroizing::new(
-            rpassword::prompt_password(format!("{request}: ")).map_err(|_| DeviceError::Cancelled)?,
+            rpassword::prompt_password(format!("{request}: "))
+                .map_err(|_| DeviceError::Cancelled)?,
         );
         if pin.is_empty() {
             return Err(DeviceError::Cancelled);
@@ -146,9 +156,11 @@ impl FilePinSource {
 
 /// The first line of `path`, without its line ending.
 pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, DeviceError> {
-    let raw = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| DeviceError::Device {
-        detail: format!("cannot read secret file {}: {e}", path.display()),
-    })?);
+    let raw = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| DeviceError::Device {
+            detail: format!("cannot read secret file {}: {e}", path.display()),
+        })?,
+    );
     let line = raw.lines().next().unwrap_or_default();
     Ok(Zeroizing::new(line.to_owned()))
 }

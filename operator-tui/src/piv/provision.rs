@@ -6,6 +6,9 @@
 //! key: the random management key is set (PIN-protected) first, so a re-run can always
 //! authenticate with the PIN; keys and certificates next; the PUK and the PIN last.
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
+
 use std::fmt;
 
 use serde::Serialize;
@@ -84,7 +87,11 @@ pub struct Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Provisioning plan for YubiKey {} (firmware {}):", self.serial, self.firmware)?;
+        writeln!(
+            f,
+            "Provisioning plan for YubiKey {} (firmware {}):",
+            self.serial, self.firmware
+        )?;
         let mut n = 0;
         let mut step = |f: &mut fmt::Formatter<'_>, s: String| {
             n += 1;
@@ -254,7 +261,10 @@ pub fn plan(yk: &mut YubiKey, opts: &ProvisionOptions) -> Result<Plan, DeviceErr
 fn tessera_provisioned(yk: &mut YubiKey, slots: &SlotMap) -> Result<bool, DeviceError> {
     for (role, _) in slots.iter() {
         if let Some(k) = read_slot(yk, slots.slot_id(role))?
-            && k.subject.as_deref().and_then(recorded_mgm_algorithm).is_some()
+            && k.subject
+                .as_deref()
+                .and_then(recorded_mgm_algorithm)
+                .is_some()
         {
             return Ok(true);
         }
@@ -306,9 +316,15 @@ pub fn protected_management_key(yk: &mut YubiKey) -> Result<MgmKey, DeviceError>
     {
         return Ok(k);
     }
-    let data = yk.fetch_object(PROTECTED_DATA_OBJECT).map_err(device_error)?;
+    let data = yk
+        .fetch_object(PROTECTED_DATA_OBJECT)
+        .map_err(device_error)?;
     let inner = tlv_value(&data, TAG_PROTECTED).ok_or_else(no_protected_key)?;
-    let key = Zeroizing::new(tlv_value(inner, TAG_PROTECTED_MGM).ok_or_else(no_protected_key)?.to_vec());
+    let key = Zeroizing::new(
+        tlv_value(inner, TAG_PROTECTED_MGM)
+            .ok_or_else(no_protected_key)?
+            .to_vec(),
+    );
     for alg in [
         MgmAlgorithmId::Aes192,
         MgmAlgorithmId::ThreeDes,
@@ -415,12 +431,22 @@ pub fn execute(
     }
     // All new secrets are asked and checked before anything changes.
     let new_puk = if plan.change_puk {
-        Some(ask_new(pins, SecretKind::NewPuk, serial, "replace the factory PUK")?)
+        Some(ask_new(
+            pins,
+            SecretKind::NewPuk,
+            serial,
+            "replace the factory PUK",
+        )?)
     } else {
         None
     };
     let new_pin = if plan.change_pin {
-        Some(ask_new(pins, SecretKind::NewPin, serial, "replace the factory PIN")?)
+        Some(ask_new(
+            pins,
+            SecretKind::NewPin,
+            serial,
+            "replace the factory PIN",
+        )?)
     } else {
         None
     };
@@ -451,9 +477,8 @@ pub fn execute(
     };
     // Re-authenticate through the stored copy: proves the PIN-protected key works before
     // anything depends on it.
-    let mgm = protected_management_key(yk)?;
-    yk.authenticate(&mgm).map_err(device_error)?;
-    drop(mgm);
+    // (`protected_management_key` leaves the card authenticated with it.)
+    protected_management_key(yk)?;
 
     let mut keys = Vec::new();
     for role in &opts.roles {
@@ -573,7 +598,9 @@ fn set_random_management_key(
 #[must_use]
 pub fn puk_error(e: yubikey::Error) -> DeviceError {
     match e {
-        yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => DeviceError::PukBlocked,
+        yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
+            DeviceError::PukBlocked
+        }
         yubikey::Error::WrongPin { tries } => DeviceError::WrongPuk { tries_left: tries },
         other => device_error(other),
     }

@@ -6,6 +6,8 @@
 //! print a loud SKIPPED line, unless `TESSERA_REQUIRE_CARD=1` (set by the script) turns a
 //! missing card into a failure.
 
+// "YubiKey" is a product name, not an item to link.
+#![allow(clippy::doc_markdown)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -34,11 +36,14 @@ pub struct Card {
 
 /// The virtual card, reset to factory state; `None` (after a loud message) when there is none.
 pub fn virtual_card(test: &str) -> Option<Card> {
-    let lock = CARD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = CARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if std::env::var("VIRTUAL_YUBIKEY").as_deref() != Ok("1") {
-        if std::env::var("TESSERA_REQUIRE_CARD").as_deref() == Ok("1") {
-            panic!("{test}: TESSERA_REQUIRE_CARD=1 but the virtual card is not running");
-        }
+        assert!(
+            std::env::var("TESSERA_REQUIRE_CARD").as_deref() != Ok("1"),
+            "{test}: TESSERA_REQUIRE_CARD=1 but the virtual card is not running"
+        );
         eprintln!(
             "\n!!!!!!!! SKIPPED {test}: no virtual YubiKey (VIRTUAL_YUBIKEY!=1). \
              Run scripts/with-virtual-yubikey.sh to test the PIV backend for real. !!!!!!!!\n"
@@ -56,9 +61,13 @@ pub fn virtual_card(test: &str) -> Option<Card> {
 
 /// A real YubiKey named by `TESSERA_YUBIKEY_SERIAL`, reset to factory state.
 pub fn hardware_card(test: &str) -> Option<Card> {
-    let lock = CARD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = CARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Ok(s) = std::env::var("TESSERA_YUBIKEY_SERIAL") else {
-        eprintln!("SKIPPED {test}: set TESSERA_YUBIKEY_SERIAL to the serial of a YubiKey you may RESET");
+        eprintln!(
+            "SKIPPED {test}: set TESSERA_YUBIKEY_SERIAL to the serial of a YubiKey you may RESET"
+        );
         return None;
     };
     let serial = s.parse().expect("TESSERA_YUBIKEY_SERIAL is a number");
