@@ -7,6 +7,7 @@ pub mod age_share;
 pub mod attestation;
 pub mod bytes;
 pub mod cbor;
+pub mod dev_pki;
 pub mod device;
 pub mod eif;
 pub mod hardening;

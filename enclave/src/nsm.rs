@@ -7,14 +7,9 @@
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P384_SHA384,
-};
 use serde_bytes::ByteBuf;
-use tessera_core::attestation::build::DocumentBuilder;
 use tessera_core::bytes::{ByteArray, Pcr};
+use tessera_core::dev_pki::DevPki;
 use tessera_core::pcr;
 
 /// What the enclave needs from an NSM.
@@ -99,71 +94,24 @@ impl Nsm for HardwareNsm {
     }
 }
 
-/// A local stand-in for the NSM: a dev root, one intermediate and a leaf, all P-384, generated
-/// in memory at start. Documents have the NSM's exact layout and are verified by the same code
-/// as real ones.
+/// A local stand-in for the NSM: documents signed by a [`DevPki`] chain generated at start,
+/// in the NSM's exact layout, verified by the same code as real ones.
 pub struct DevNsm {
+    pki: Mutex<DevPki>,
     root_pem: String,
-    cabundle: Vec<Vec<u8>>,
-    leaf_der: Vec<u8>,
-    leaf_key: Mutex<EcdsaKeyPair>,
+    root_der: Vec<u8>,
     pcrs: Vec<(u8, Pcr)>,
 }
 
-/// The module id every dev document carries, so no one mistakes it for a real enclave.
-pub const DEV_MODULE_ID: &str = "i-0000000000000dev-enc00000000000dev";
 /// The IAM role and instance id the dev NSM measures into PCR3 and PCR4.
 pub const DEV_ROLE_ARN: &str = "arn:aws:iam::000000000000:role/tessera-dev";
 pub const DEV_INSTANCE_ID: &str = "i-0000000000000dev0";
-
-fn dev_names(params: &mut CertificateParams, cn: &str) {
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Tessera DEV (not AWS)");
-    params.distinguished_name.push(DnType::CommonName, cn);
-}
 
 impl DevNsm {
     /// Generates the chain. PCR0/1/2 are `image_pcrs` (from an EIF, or the dev binary's own
     /// measurement); PCR3 and PCR4 measure the dev role ARN and instance id.
     pub fn generate(image_pcrs: [Pcr; 3]) -> Result<Self, String> {
-        let err = |e: rcgen::Error| format!("dev NSM certificate generation failed: {e}");
-        let now = time::OffsetDateTime::now_utc();
-
-        let mut root_params = CertificateParams::default();
-        dev_names(&mut root_params, "tessera-dev-root");
-        root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-        root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        root_params.not_before = now - time::Duration::hours(1);
-        root_params.not_after = now + time::Duration::days(365);
-        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(err)?;
-        let root = root_params.self_signed(&root_key).map_err(err)?;
-        let root_pem = root.pem();
-        let root_issuer = Issuer::new(root_params, root_key);
-
-        let mut int_params = CertificateParams::default();
-        dev_names(&mut int_params, "tessera-dev-intermediate");
-        int_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        int_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        int_params.not_before = now - time::Duration::hours(1);
-        int_params.not_after = now + time::Duration::days(30);
-        let int_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(err)?;
-        let intermediate = int_params.signed_by(&int_key, &root_issuer).map_err(err)?;
-        let int_issuer = Issuer::new(int_params, int_key);
-
-        let mut leaf_params = CertificateParams::default();
-        dev_names(&mut leaf_params, DEV_MODULE_ID);
-        leaf_params.is_ca = IsCa::NoCa;
-        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf_params.not_before = now - time::Duration::minutes(5);
-        leaf_params.not_after = now + time::Duration::days(7);
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(err)?;
-        let leaf = leaf_params.signed_by(&leaf_key, &int_issuer).map_err(err)?;
-        let leaf_signing =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &leaf_key.serialize_der())
-                .map_err(|e| format!("dev NSM leaf key: {e}"))?;
-
+        let pki = DevPki::generate(time::OffsetDateTime::now_utc())?;
         let pcr3 = pcr::pcr3_from_role_arn(DEV_ROLE_ARN).map_err(|e| e.to_string())?;
         let pcr4 = pcr::pcr4_from_instance_id(DEV_INSTANCE_ID).map_err(|e| e.to_string())?;
         let mut pcrs = vec![
@@ -175,12 +123,10 @@ impl DevNsm {
         ];
         // The NSM reports 16 PCRs; unused ones are zero.
         pcrs.extend((5..16).map(|i| (i, Pcr::default())));
-
         Ok(Self {
-            root_pem,
-            cabundle: vec![root.der().to_vec(), intermediate.der().to_vec()],
-            leaf_der: leaf.der().to_vec(),
-            leaf_key: Mutex::new(leaf_signing),
+            root_pem: pki.root_pem().to_owned(),
+            root_der: pki.root_der().to_vec(),
+            pki: Mutex::new(pki),
             pcrs,
         })
     }
@@ -193,7 +139,7 @@ impl DevNsm {
 
     #[must_use]
     pub fn root_der(&self) -> &[u8] {
-        &self.cabundle[0]
+        &self.root_der
     }
 
     #[must_use]
@@ -216,24 +162,9 @@ impl Nsm for DevNsm {
             .duration_since(UNIX_EPOCH)
             .map_err(|e| e.to_string())?
             .as_millis() as u64;
-        let mut b = DocumentBuilder::new(
-            DEV_MODULE_ID,
-            now_ms,
-            self.leaf_der.clone(),
-            self.cabundle.clone(),
-        )
-        .user_data(user_data.map(<[u8]>::to_vec))
-        .nonce(nonce.map(<[u8]>::to_vec))
-        .public_key(public_key.map(<[u8]>::to_vec));
-        for (i, p) in &self.pcrs {
-            b = b.pcr(*i, p.0.to_vec());
-        }
-        let key = self
-            .leaf_key
-            .lock()
-            .map_err(|_| "dev NSM key lock poisoned")?;
-        b.sign(&key)
-            .map_err(|_| "dev NSM signing failed".to_owned())
+        let pcrs: Vec<(u8, Vec<u8>)> = self.pcrs.iter().map(|(i, p)| (*i, p.0.to_vec())).collect();
+        let pki = self.pki.lock().map_err(|_| "dev NSM lock poisoned")?;
+        pki.document(now_ms, &pcrs, user_data, nonce, public_key)
     }
 
     fn image_pcrs(&self) -> Result<[Pcr; 3], String> {

@@ -595,23 +595,36 @@ fn event_loop(
         let Some(key) = map_key(k.code, k.modifiers) else {
             continue;
         };
-        if matches!(state.popup, Some(Popup::Pin { .. })) {
-            match key {
-                Key::Char(c) if pin.len() < 64 => {
-                    pin.push(c);
-                    pending.extend(app::update(&mut state, Msg::PinTyped(pin.chars().count())));
-                    continue;
-                }
-                Key::Backspace => {
-                    pin.pop();
-                    pending.extend(app::update(&mut state, Msg::PinTyped(pin.chars().count())));
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        pending.extend(app::update(&mut state, Msg::Key(key)));
+        let msg = match route_key(&state, &mut pin, key) {
+            Routed::Pin(n) => Msg::PinTyped(n),
+            Routed::App(key) => Msg::Key(key),
+        };
+        pending.extend(app::update(&mut state, msg));
     }
+}
+
+/// Where a key goes: while the PIN popup is open, printable keys and Backspace edit the
+/// runtime's PIN buffer and only the new length reaches the app; everything else goes to the app.
+pub enum Routed {
+    Pin(usize),
+    App(Key),
+}
+
+pub fn route_key(state: &State, pin: &mut Zeroizing<String>, key: Key) -> Routed {
+    if matches!(state.popup, Some(Popup::Pin { .. })) {
+        match key {
+            Key::Char(c) if pin.len() < 64 => {
+                pin.push(c);
+                return Routed::Pin(pin.chars().count());
+            }
+            Key::Backspace => {
+                pin.pop();
+                return Routed::Pin(pin.chars().count());
+            }
+            _ => {}
+        }
+    }
+    Routed::App(key)
 }
 
 fn update_now(state: &mut State) {

@@ -1,0 +1,536 @@
+//! The operator app without a terminal: snapshots of every screen at 80x24 and 160x50
+//! (including error states), the confirmation gate in front of every signing effect, and PIN
+//! secrecy.
+
+use std::path::PathBuf;
+
+use airgap_bundle::{Bundle, BundleKind, Metadata};
+use operator_tui::tui::app::{
+    self, BundleEntry, Config, DeviceView, Effect, Key, Mode, Msg, Popup, Screen, SignJob, State,
+};
+use operator_tui::tui::keymap::Keymap;
+use operator_tui::tui::runtime::{Routed, route_key};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_bytes::ByteBuf;
+use tessera_core::bytes::{ByteArray, Hash32};
+use tessera_core::dev_pki::DevPki;
+use tessera_core::device::{KeyDevice, SoftwareKeyDevice, approve};
+use tessera_core::keys::Role;
+use tessera_core::manifest::{
+    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
+    RestartPolicy, ShareMember, ShareSet,
+};
+use tessera_core::objects::{OBJECT_VERSION, ProvisionRequest};
+use tessera_core::quorum::QuorumSeed;
+use tessera_core::sign::Purpose;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use zeroize::Zeroizing;
+
+const T0: OffsetDateTime = datetime!(2026-11-21 08:00:00 UTC);
+const PCRS: [[u8; 48]; 4] = [[0xa0; 48], [0xa1; 48], [0xa2; 48], [0xa3; 48]];
+const EPHEMERAL: [u8; 32] = [0x5e; 32];
+
+fn members() -> Vec<SoftwareKeyDevice> {
+    ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| SoftwareKeyDevice::from_seed(a, &[i as u8 + 1; 32]))
+        .collect()
+}
+
+fn set(devs: &mut [SoftwareKeyDevice], role: Role, threshold: u8) -> MemberSet {
+    MemberSet {
+        threshold,
+        members: devs
+            .iter_mut()
+            .map(|d| Member {
+                alias: d.alias().to_owned(),
+                public_key: d.public_key(role).unwrap(),
+            })
+            .collect(),
+    }
+}
+
+fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> Manifest {
+    Manifest {
+        version: MANIFEST_VERSION,
+        namespace: Namespace {
+            name: "payments".to_owned(),
+            nonce,
+            quorum_public_key: QuorumSeed::from_bytes([0x42; 32]).public_key(),
+        },
+        enclave: EnclaveSpec {
+            pcr0: ByteArray(pcr0),
+            pcr1: ByteArray(PCRS[1]),
+            pcr2: ByteArray(PCRS[2]),
+            pcr3: ByteArray(PCRS[3]),
+            debug_allowed: false,
+        },
+        pivot: Pivot {
+            app_sha256: Hash32::sha256(b"app"),
+            args: vec![],
+            restart: RestartPolicy::Never,
+        },
+        manifest_set: set(devs, Role::Manifest, 3),
+        share_set: ShareSet {
+            threshold: 3,
+            members: devs
+                .iter_mut()
+                .enumerate()
+                .map(|(i, d)| ShareMember {
+                    alias: d.alias().to_owned(),
+                    public_key: d.public_key(Role::Share).unwrap(),
+                    commitment: Hash32::sha256(&[i as u8]),
+                })
+                .collect(),
+        },
+        patch_set: set(devs, Role::Patch, 2),
+    }
+}
+
+struct Fixture {
+    pki: DevPki,
+    request: ProvisionRequest,
+    manifest: Manifest,
+}
+
+fn fixture(attested_pcr0: [u8; 48]) -> Fixture {
+    let mut devs = members();
+    let manifest = manifest(&mut devs, 7, PCRS[0]);
+    let h = manifest.hash();
+    let approvals = devs[..3]
+        .iter_mut()
+        .map(|d| approve(d, Purpose::Manifest, &h, "m").unwrap())
+        .collect();
+    let pki = DevPki::generate(T0).unwrap();
+    let pcrs: Vec<(u8, Vec<u8>)> = [attested_pcr0, PCRS[1], PCRS[2], PCRS[3], [0; 48]]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u8, p.to_vec()))
+        .collect();
+    let ts = (T0 + time::Duration::seconds(10)).unix_timestamp() as u64 * 1000;
+    let doc = pki
+        .document(ts, &pcrs, Some(&h.0), None, Some(&EPHEMERAL))
+        .unwrap();
+    let request = ProvisionRequest {
+        version: OBJECT_VERSION,
+        envelope: ManifestEnvelope {
+            manifest: manifest.clone(),
+            approvals,
+        },
+        attestation: ByteBuf::from(doc),
+    };
+    Fixture {
+        pki,
+        request,
+        manifest,
+    }
+}
+
+fn config(f: &Fixture, share: bool) -> Config {
+    Config {
+        mode: Mode::Dev {
+            root_fingerprint: "a5a8 503d 7e0b fad2".to_owned(),
+        },
+        anchor: f.pki.anchor(),
+        bundle_dir: PathBuf::from("/media/usb"),
+        share_path: share.then(|| PathBuf::from("/media/usb/alice.share.age")),
+        reproduced: None,
+        previous: Vec::new(),
+        at: None,
+        max_age: std::time::Duration::from_secs(3600),
+        keymap: Keymap::default(),
+    }
+}
+
+fn device() -> DeviceView {
+    let mut d = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    DeviceView {
+        label: "YubiKey 5 NFC #5437251 (firmware 5.4.3)".to_owned(),
+        serial: Some(5_437_251),
+        software: false,
+        keys: Role::ALL
+            .iter()
+            .map(|&r| {
+                let k = d.public_key(r).unwrap();
+                (
+                    r.to_string(),
+                    k.fingerprint(),
+                    tessera_core::age_share::PivP256Recipient::new(k).to_string(),
+                )
+            })
+            .collect(),
+        error: None,
+    }
+}
+
+fn request_bundle(f: &Fixture) -> Vec<u8> {
+    Bundle::new(
+        BundleKind::Request,
+        Metadata {
+            namespace: Some("payments".into()),
+            nonce: Some(7),
+            ..Metadata::default()
+        },
+        tessera_core::cbor::encode(&f.request),
+    )
+    .unwrap()
+    .encode()
+}
+
+/// A state with the clock at `now`, the device present, and the request bundle opened.
+fn opened(f: &Fixture, share: bool, now: OffsetDateTime) -> State {
+    let mut s = State::new(config(f, share));
+    app::update(&mut s, Msg::Tick(now));
+    app::update(&mut s, Msg::Device(device()));
+    app::update(
+        &mut s,
+        Msg::Scanned {
+            bundles: vec![
+                BundleEntry {
+                    path: "/media/usb/request-payments-n7-1a2b.tbundle".into(),
+                    summary: "request bundle 1a2b 3c4d 5e6f 7a8b, namespace payments, nonce 7"
+                        .into(),
+                },
+                BundleEntry {
+                    path: "/media/usb/manifest-payments-n7-9f8e.tbundle".into(),
+                    summary: "manifest bundle 9f8e 7d6c 5b4a 3928, namespace payments, nonce 7"
+                        .into(),
+                },
+            ],
+            network: Vec::new(),
+        },
+    );
+    app::update(
+        &mut s,
+        Msg::Loaded {
+            path: "/media/usb/request-payments-n7-1a2b.tbundle".into(),
+            bytes: request_bundle(f),
+        },
+    );
+    s
+}
+
+fn now() -> OffsetDateTime {
+    T0 + time::Duration::seconds(40)
+}
+
+fn render(state: &State, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|frame| operator_tui::tui::view::render(state, frame))
+        .unwrap();
+    format!("{}", t.backend())
+}
+
+fn snap(name: &str, state: &State) {
+    for (w, h) in [(80u16, 24u16), (160, 50)] {
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), render(state, w, h));
+    }
+}
+
+fn screen(mut s: State, screen: Screen) -> State {
+    s.screen = screen;
+    s
+}
+
+#[test]
+fn snapshots_of_every_screen() {
+    let f = fixture(PCRS[0]);
+    let s = opened(&f, true, now());
+    assert!(
+        s.provision.as_ref().unwrap().ready().is_ok(),
+        "{:?}",
+        s.provision.as_ref().unwrap().ready()
+    );
+    snap("home", &screen(opened(&f, true, now()), Screen::Home));
+    snap("keys", &screen(opened(&f, true, now()), Screen::Keys));
+    snap(
+        "attestation",
+        &screen(opened(&f, true, now()), Screen::Attestation),
+    );
+    snap(
+        "manifest",
+        &screen(opened(&f, true, now()), Screen::Manifest),
+    );
+    snap("provision", &s);
+    snap("transcript", &{
+        let mut t = screen(opened(&f, true, now()), Screen::Transcript);
+        app::update(
+            &mut t,
+            Msg::TranscriptLine("08:00:41 open: request bundle opened".into()),
+        );
+        t
+    });
+    snap(
+        "patch_empty",
+        &screen(opened(&f, true, now()), Screen::Patch),
+    );
+}
+
+#[test]
+fn snapshots_of_error_states() {
+    // Attested PCR0 differs from the manifest.
+    let bad = fixture([0xee; 48]);
+    let s = opened(&bad, true, now());
+    assert!(s.provision.as_ref().unwrap().ready().is_err());
+    snap(
+        "attestation_pcr_mismatch",
+        &screen(opened(&bad, true, now()), Screen::Attestation),
+    );
+    snap("provision_pcr_mismatch", &s);
+
+    // Eight days later the leaf certificate has expired.
+    let f = fixture(PCRS[0]);
+    snap(
+        "attestation_expired",
+        &screen(
+            opened(&f, true, T0 + time::Duration::days(8)),
+            Screen::Attestation,
+        ),
+    );
+
+    // No share file found.
+    snap("provision_no_share", &opened(&f, false, now()));
+
+    // No YubiKey.
+    let mut none = State::new(config(&f, true));
+    app::update(&mut none, Msg::Tick(now()));
+    app::update(&mut none, Msg::Device(DeviceView { label: "key device unavailable".into(), error: Some("no YubiKey with serial 5437251 is connected — plug in the YubiKey, or list keys with `tessera key list`".into()), ..DeviceView::default() }));
+    snap("home_no_yubikey", &none);
+
+    // Network up on what should be an air-gapped laptop.
+    let mut net = State::new(config(&f, true));
+    app::update(&mut net, Msg::Tick(now()));
+    app::update(
+        &mut net,
+        Msg::Scanned {
+            bundles: Vec::new(),
+            network: vec!["wlan0".into()],
+        },
+    );
+    snap("home_network_up", &net);
+
+    // Wrong PIN with tries left.
+    let mut pin = opened(&f, true, now());
+    app::update(&mut pin, Msg::JobDone(Err("wrong PIN (2 tries left) — check the PIN; after the last try the PIN blocks and only the PUK can unblock it".into())));
+    snap("provision_wrong_pin", &pin);
+
+    // PIN entry and the touch prompt.
+    let mut p = opened(&f, true, now());
+    app::update(
+        &mut p,
+        Msg::PinNeeded {
+            purpose: "decrypt your share (YubiKey 5437251, PIN)".into(),
+            tries_left: Some(2),
+        },
+    );
+    app::update(&mut p, Msg::PinTyped(4));
+    snap("pin_entry", &p);
+    let mut t = opened(&f, true, now());
+    app::update(
+        &mut t,
+        Msg::TouchNeeded {
+            purpose: "ECDH with the share key (YubiKey 5437251)".into(),
+        },
+    );
+    snap("touch", &t);
+
+    // The confirmation popup and help.
+    let mut c = opened(&f, true, now());
+    app::update(&mut c, Msg::Key(Key::Char('a')));
+    assert!(matches!(c.popup, Some(Popup::Confirm { .. })));
+    snap("confirm", &c);
+    let mut h = opened(&f, true, now());
+    app::update(&mut h, Msg::Key(Key::Char('?')));
+    snap("help", &h);
+
+    // Manifest whose nonce does not rise above the last approval.
+    let mut devs = members();
+    let mut cfg = config(&f, true);
+    cfg.previous = vec![manifest(&mut devs, 9, PCRS[0])];
+    let mut m = State::new(cfg);
+    app::update(&mut m, Msg::Tick(now()));
+    app::update(
+        &mut m,
+        Msg::Loaded {
+            path: "m.cbor".into(),
+            bytes: f.manifest.encode(),
+        },
+    );
+    assert!(m.manifest.as_ref().unwrap().blocked.is_some());
+    snap("manifest_nonce_not_rising", &m);
+
+    // Manifest diff against an earlier approval (nonce 5, other PCR0).
+    let mut cfg = config(&f, true);
+    cfg.previous = vec![manifest(&mut devs, 5, [0x99; 48])];
+    let mut d = State::new(cfg);
+    app::update(&mut d, Msg::Tick(now()));
+    app::update(
+        &mut d,
+        Msg::Loaded {
+            path: "m.cbor".into(),
+            bytes: f.manifest.encode(),
+        },
+    );
+    snap("manifest_diff", &d);
+}
+
+fn code_keys(code: &str) -> Vec<Key> {
+    code.chars().map(Key::Char).collect()
+}
+
+#[test]
+fn signing_happens_only_after_typing_the_confirmation_code() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    // Enter alone, a wrong code, and Esc never sign.
+    for keys in [
+        vec![Key::Char('a'), Key::Enter],
+        vec![Key::Char('a'), Key::Char('0'), Key::Enter],
+        vec![Key::Char('a'), Key::Esc, Key::Enter],
+    ] {
+        for k in keys {
+            let effects = app::update(&mut s, Msg::Key(k));
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Sign(_))),
+                "{k:?} signed"
+            );
+        }
+        s.popup = None;
+    }
+    // The right code signs exactly the reviewed request.
+    app::update(&mut s, Msg::Key(Key::Char('a')));
+    let code = app::confirm_code(&f.manifest.hash());
+    for k in code_keys(&code) {
+        assert!(app::update(&mut s, Msg::Key(k)).is_empty());
+    }
+    let effects = app::update(&mut s, Msg::Key(Key::Enter));
+    let [Effect::Sign(SignJob::HandOver { request, .. })] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(request.envelope.manifest.hash(), f.manifest.hash());
+}
+
+/// Random key sequences from every state: an `Effect::Sign` appears only on Enter in a confirm
+/// popup whose typed text equals its code.
+#[test]
+fn no_key_sequence_reaches_a_signature_without_confirmation() {
+    let f = fixture(PCRS[0]);
+    let code = app::confirm_code(&f.manifest.hash());
+    let alphabet: Vec<Key> = [
+        Key::Enter,
+        Key::Esc,
+        Key::Tab,
+        Key::BackTab,
+        Key::Up,
+        Key::Down,
+        Key::Backspace,
+    ]
+    .into_iter()
+    .chain("a?qcr12345670123456789abcdef ".chars().map(Key::Char))
+    .collect();
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut signs = 0;
+    for _ in 0..300 {
+        let mut s = opened(&f, true, now());
+        for _ in 0..60 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let key = alphabet[(seed % alphabet.len() as u64) as usize];
+            let before = s.popup.clone();
+            let effects = app::update(&mut s, Msg::Key(key));
+            if effects.iter().any(|e| matches!(e, Effect::Sign(_))) {
+                signs += 1;
+                match before {
+                    Some(Popup::Confirm { typed, code: c, .. }) => {
+                        assert_eq!(key, Key::Enter);
+                        assert_eq!(c, code);
+                        assert_eq!(typed.replace(' ', ""), code.replace(' ', ""));
+                    }
+                    other => panic!("signed from {other:?} on {key:?}"),
+                }
+            }
+            if s.quit {
+                break;
+            }
+        }
+    }
+    // Random typing almost never produces the 8-digit code; the gate held every time it did not.
+    assert!(signs <= 1, "{signs} random signatures");
+}
+
+#[test]
+fn a_typed_pin_never_reaches_state_screen_or_transcript() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    app::update(
+        &mut s,
+        Msg::PinNeeded {
+            purpose: "decrypt your share".into(),
+            tries_left: Some(3),
+        },
+    );
+    let mut buf = Zeroizing::new(String::new());
+    let mut records = Vec::new();
+    for c in "947261".chars() {
+        match route_key(&s, &mut buf, Key::Char(c)) {
+            Routed::Pin(n) => records.extend(app::update(&mut s, Msg::PinTyped(n))),
+            Routed::App(_) => panic!("a PIN key reached the app"),
+        }
+    }
+    assert_eq!(&*buf, "947261");
+    for (w, h) in [(80, 24), (160, 50)] {
+        let screen = render(&s, w, h);
+        assert!(
+            !screen.contains("947261") && !screen.contains("9 4 7"),
+            "{screen}"
+        );
+        assert!(screen.contains("••••••"));
+    }
+    // Enter asks the runtime to submit its buffer; the app never sees the characters.
+    records.extend(app::update(&mut s, Msg::Key(Key::Enter)));
+    assert_eq!(records, vec![Effect::PinDone { submit: true }]);
+    assert!(!format!("{:?}", s.popup).contains("947261"));
+}
+
+#[test]
+fn a_yubikey_otp_is_not_a_pin() {
+    assert!(app::looks_like_otp(
+        "cccccbhkevrjdtgbvleirnrebtrrurgnnfhhcnhgcicj"
+    ));
+    assert!(!app::looks_like_otp("123456"));
+    assert!(!app::looks_like_otp(
+        "cccccbhkevrjdtgbvleirnrebtrrurgnnfhhcnhgcic"
+    ));
+}
+
+#[test]
+fn keymap_rebinds_actions_but_never_confirm_or_abort() {
+    let km = Keymap::from_toml("[keys]\napprove = \"s\"\nquit = \"x\"\n").unwrap();
+    assert_eq!(
+        km.action(Key::Char('s')),
+        Some(operator_tui::tui::keymap::Action::Approve)
+    );
+    assert_eq!(km.action(Key::Char('a')), None);
+    assert!(Keymap::from_toml("[keys]\nconfirm = \"y\"\n").is_err());
+    assert!(Keymap::from_toml("[keys]\nquit = \"esc\"\n").is_err());
+    assert!(Keymap::from_toml("[keys]\napprove = \"q\"\n").is_err());
+    assert!(Keymap::from_toml("[keys]\napprove = \"1\"\n").is_err());
+}
+
+#[test]
+fn quitting_asks_only_while_work_is_in_progress() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('q'))),
+        vec![Effect::Quit]
+    );
+    let mut s = opened(&f, true, now());
+    s.busy = Some("signing".into());
+    assert!(app::update(&mut s, Msg::Key(Key::Char('q'))).is_empty());
+    assert!(matches!(s.popup, Some(Popup::QuitConfirm)));
+}
