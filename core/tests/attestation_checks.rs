@@ -26,10 +26,10 @@ fn head(major: u8, v: u64) -> Vec<u8> {
     let m = major << 5;
     match v {
         0..=23 => vec![m | v as u8],
-        24..=0xff => vec![m | 24, v as u8],
-        0x100..=0xffff => [vec![m | 25], (v as u16).to_be_bytes().to_vec()].concat(),
-        0x1_0000..=0xffff_ffff => [vec![m | 26], (v as u32).to_be_bytes().to_vec()].concat(),
-        _ => [vec![m | 27], v.to_be_bytes().to_vec()].concat(),
+        24..=0xff => vec![m | 0x18, v as u8],
+        0x100..=0xffff => [vec![m | 0x19], (v as u16).to_be_bytes().to_vec()].concat(),
+        0x1_0000..=0xffff_ffff => [vec![m | 0x1a], (v as u32).to_be_bytes().to_vec()].concat(),
+        _ => [vec![m | 0x1b], v.to_be_bytes().to_vec()].concat(),
     }
 }
 fn tstr(s: &str) -> Vec<u8> {
@@ -182,9 +182,6 @@ fn signature_must_be_96_bytes_and_high_s_is_accepted() {
         );
     }
     // s' = n - s is the other valid signature for the same r; ECDSA verification accepts it.
-    const N: [u8; 48] = hex_literal(
-        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
-    );
     let mut twin = doc.clone();
     let s = &doc[sig_start + 48..];
     let mut borrow = 0i16;
@@ -194,7 +191,7 @@ fn signature_must_be_96_bytes_and_high_s_is_accepted() {
         if d < 0 {
             d += 256;
         }
-        twin[sig_start + 48 + i] = d as u8;
+        twin[sig_start + 48 + i] = u8::try_from(d).unwrap();
     }
     assert_ne!(twin, doc);
     verify(&pki, &twin).unwrap();
@@ -205,6 +202,11 @@ fn signature_must_be_96_bytes_and_high_s_is_accepted() {
         AttestationError::Signature
     );
 }
+
+/// The order of the P-384 group.
+const N: [u8; 48] = hex_literal(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+);
 
 const fn hex_literal(s: &str) -> [u8; 48] {
     let b = s.as_bytes();
@@ -546,9 +548,11 @@ fn path_length_constraints_are_enforced() {
     verify(&direct, &direct.sign(&direct.builder())).unwrap();
 }
 
+type Tweak = Box<dyn Fn(&mut rcgen::CertificateParams)>;
+
 #[test]
 fn key_usage_and_basic_constraints_are_enforced() {
-    let cases: Vec<(Role, Box<dyn Fn(&mut rcgen::CertificateParams)>, &str)> = vec![
+    let cases: Vec<(Role, Tweak, &str)> = vec![
         (
             Role::Intermediate(1),
             Box::new(|p| p.key_usages = vec![KeyUsagePurpose::DigitalSignature]),

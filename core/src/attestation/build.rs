@@ -33,7 +33,7 @@ impl From<Vec<u8>> for Optional {
     }
 }
 
-/// Builds the payload map in the NSM's field order and signs it as a COSE_Sign1.
+/// Builds the payload map in the NSM's field order and signs it as a `COSE_Sign1`.
 #[derive(Clone, Debug)]
 pub struct DocumentBuilder {
     module_id: String,
@@ -103,7 +103,7 @@ impl DocumentBuilder {
         self
     }
 
-    /// Wraps the COSE_Sign1 in CBOR tag 18, which the NSM itself does not do.
+    /// Wraps the `COSE_Sign1` in CBOR tag 18, which the NSM itself does not do.
     #[must_use]
     pub fn tagged(mut self, tagged: bool) -> Self {
         self.tagged = tagged;
@@ -157,7 +157,7 @@ impl DocumentBuilder {
         out
     }
 
-    /// Signs with `signer`, which receives the COSE Sig_structure and returns the ES384
+    /// Signs with `signer`, which receives the COSE `Sig_structure` and returns the ES384
     /// signature (SHA-384, then P-384 ECDSA) as 96 bytes r || s.
     pub fn sign_with<E>(
         &self,
@@ -184,7 +184,7 @@ pub fn sign_es384(
         .map_err(|_| aws_lc_rs::error::Unspecified)
 }
 
-/// Wraps arbitrary payload bytes in a COSE_Sign1 with the ES384 protected header and an empty
+/// Wraps arbitrary payload bytes in a `COSE_Sign1` with the ES384 protected header and an empty
 /// unprotected header, signing them with `signer`.
 pub fn sign1<E>(
     payload: &[u8],

@@ -186,8 +186,7 @@ impl<'a> Reader<'a> {
             return Err(self.malformed("nesting too deep"));
         }
         match self.head()? {
-            Head::Unsigned(_) | Head::Negative(_) | Head::Simple(_) => {}
-            Head::Float => {}
+            Head::Unsigned(_) | Head::Negative(_) | Head::Simple(_) | Head::Float => {}
             Head::Bytes(n) => {
                 self.take(n)?;
             }

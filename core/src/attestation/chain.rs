@@ -139,7 +139,7 @@ pub(crate) fn info(der: &[u8]) -> Option<CertificateInfo> {
 }
 
 /// Signature algorithm ecdsa-with-SHA384 with absent parameters (RFC 5758 section 3.2), the same
-/// in the outer certificate and in the signed TBSCertificate (RFC 5280 section 4.1.1.2), and a
+/// in the outer certificate and in the signed `TBSCertificate` (RFC 5280 section 4.1.1.2), and a
 /// version 3 certificate (RFC 5280 section 4.1.2.1, extensions present).
 fn check_algorithms(cert: &X509Certificate<'_>) -> Result<(), String> {
     if cert.version() != X509Version::V3 {
@@ -166,7 +166,7 @@ fn check_algorithms(cert: &X509Certificate<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// A CA certificate: BasicConstraints cA (RFC 5280 section 4.2.1.9) and KeyUsage keyCertSign
+/// A CA certificate: `BasicConstraints` cA (RFC 5280 section 4.2.1.9) and `KeyUsage` `keyCertSign`
 /// (section 4.2.1.3).
 fn check_ca(cert: &X509Certificate<'_>) -> Result<(), String> {
     match cert.basic_constraints() {
@@ -182,7 +182,7 @@ fn check_ca(cert: &X509Certificate<'_>) -> Result<(), String> {
     }
 }
 
-/// The leaf: not a CA, KeyUsage digitalSignature.
+/// The leaf: not a CA, `KeyUsage` `digitalSignature`.
 fn check_leaf(cert: &X509Certificate<'_>) -> Result<(), String> {
     match cert.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => return Err("leaf is a CA".into()),
@@ -225,7 +225,7 @@ struct Issuer {
     key: ParsedPublicKey,
 }
 
-/// Verifies `root -> cabundle[1..] -> leaf` at `at` and returns the leaf key for the COSE check.
+/// Verifies `root -> `cabundle`[1..] -> leaf` at `at` and returns the leaf key for the COSE check.
 pub(crate) fn verify(
     anchor: &TrustAnchor,
     cabundle: &[&[u8]],

@@ -1,11 +1,11 @@
-//! COSE_Sign1 as the Nitro Secure Module emits it (RFC 9052 section 4.2, ES384 only).
+//! `COSE_Sign1` as the Nitro Secure Module emits it (RFC 9052 section 4.2, ES384 only).
 
 use aws_lc_rs::signature::ParsedPublicKey;
 
 use super::AttestationError;
 use super::cbor::{Head, Reader, describe};
 
-/// CBOR tag for COSE_Sign1 (RFC 9052 section 2); the NSM omits it, other producers add it.
+/// CBOR tag for `COSE_Sign1` (RFC 9052 section 2); the NSM omits it, other producers add it.
 const TAG_COSE_SIGN1: u64 = 18;
 
 /// `{1: -35}`: alg = ES384 (RFC 9053 section 2.1), the only protected header the NSM emits.
@@ -15,7 +15,7 @@ pub(crate) const PROTECTED_ES384: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
 /// P-384 r || s, each 48 bytes (RFC 9053 section 2.1).
 pub(crate) const SIGNATURE_LEN: usize = 96;
 
-/// A decoded COSE_Sign1, borrowing every field from the input.
+/// A decoded `COSE_Sign1`, borrowing every field from the input.
 pub(crate) struct Sign1<'a> {
     pub(crate) protected: &'a [u8],
     pub(crate) payload: &'a [u8],
@@ -101,7 +101,7 @@ impl<'a> Sign1<'a> {
     }
 }
 
-/// The ToBeSigned bytes for a COSE_Sign1 with empty external AAD.
+/// The `ToBeSigned` bytes for a `COSE_Sign1` with empty external AAD.
 pub(crate) fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(protected.len() + payload.len() + 32);
     out.push(0x84);
@@ -124,15 +124,15 @@ pub(crate) fn push_head(out: &mut Vec<u8>, major: u8, value: u64) {
     if value < 24 {
         out.push(m | value as u8);
     } else if value <= 0xff {
-        out.extend_from_slice(&[m | 24, value as u8]);
+        out.extend_from_slice(&[m | 0x18, value as u8]);
     } else if value <= 0xffff {
-        out.push(m | 25);
+        out.push(m | 0x19);
         out.extend_from_slice(&(value as u16).to_be_bytes());
     } else if value <= 0xffff_ffff {
-        out.push(m | 26);
+        out.push(m | 0x1a);
         out.extend_from_slice(&(value as u32).to_be_bytes());
     } else {
-        out.push(m | 27);
+        out.push(m | 0x1b);
         out.extend_from_slice(&value.to_be_bytes());
     }
 }

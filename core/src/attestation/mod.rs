@@ -1,15 +1,15 @@
 //! Offline verification of AWS Nitro Enclaves attestation documents.
 //!
-//! [`verify`] takes the COSE_Sign1 bytes an enclave produced, a [`TrustAnchor`], the time at which
+//! [`verify`] takes the `COSE_Sign1` bytes an enclave produced, a [`TrustAnchor`], the time at which
 //! to judge certificate validity and a [`Policy`], and returns a [`VerifiedAttestation`] only when
 //! every check passed. The checks run in a fixed order, each failing with its own
 //! [`AttestationError`]:
 //!
-//! 1. structure: strict COSE_Sign1 decoding and the payload fields of AWS's
+//! 1. structure: strict `COSE_Sign1` decoding and the payload fields of AWS's
 //!    `attestation_process.md` (section 3.2, "Attestation document specification");
 //! 2. chain: `cabundle[0]` is the pinned root, then each certificate down to the leaf is issued
 //!    by the one before it (RFC 5280 section 6.1);
-//! 3. signature: ES384 over the Sig_structure built from the original protected header and
+//! 3. signature: ES384 over the `Sig_structure` built from the original protected header and
 //!    payload bytes (RFC 9052 section 4.4);
 //! 4. policy: expected PCRs, debug mode, bound data, document age.
 //!

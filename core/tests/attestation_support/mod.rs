@@ -75,8 +75,8 @@ pub fn default_params(role: Role, aws_names: bool) -> CertificateParams {
                 KeyUsagePurpose::CrlSign,
                 KeyUsagePurpose::DigitalSignature,
             ];
-            p.not_before = T - Duration::days(5 - i as i64);
-            p.not_after = T + Duration::days(5 - i as i64);
+            p.not_before = T - Duration::days(5 - i64::try_from(i).unwrap());
+            p.not_after = T + Duration::days(5 - i64::try_from(i).unwrap());
         }
         Role::Leaf => {
             names(
