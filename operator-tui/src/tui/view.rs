@@ -330,7 +330,7 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
     };
     let wide = area.width >= 120;
     let [v, table, rest] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(4),
         Constraint::Length(9),
         Constraint::Min(3),
     ])
