@@ -1,5 +1,5 @@
 //! The Nitro Secure Module: the real one through /dev/nsm, or a dev NSM that signs genuine
-//! COSE_Sign1 attestation documents with a P-384 chain generated at start.
+//! `COSE_Sign1` attestation documents with a P-384 chain generated at start.
 //!
 //! Both go through the same verifier on the member's side; the dev root must be pinned
 //! explicitly there, and everything that shows it says DEV.

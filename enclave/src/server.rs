@@ -70,7 +70,7 @@ fn connection(mut stream: Stream, enclave: &Mutex<Enclave>) {
             Ok(request) => {
                 let name = request.name();
                 let mut guard = enclave.lock().unwrap_or_else(PoisonError::into_inner);
-                let response = guard.handle(request);
+                let response = guard.handle(&request);
                 let phase = guard.phase();
                 drop(guard);
                 log(name, &response, phase.as_str());

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use p256::ecdsa::signature::Signer;
 use serde_bytes::ByteBuf;
 use tessera_core::age_share::{self, PivP256Recipient};
 use tessera_core::bytes::{ByteArray, Hash32};
@@ -86,9 +87,9 @@ impl Enclave {
     }
 
     /// Handles one request. Never panics on any input; errors come back as `Response::Error`.
-    pub fn handle(&mut self, request: Request) -> Response {
+    pub fn handle(&mut self, request: &Request) -> Response {
         let phase = self.phase();
-        let outcome = match (&request, phase) {
+        let outcome = match (request, phase) {
             (Request::Status, _) => Ok(Response::Status(self.status())),
             (Request::Attestation { nonce }, _) => {
                 self.attestation(nonce.as_ref().map(|n| n.as_slice()))
@@ -490,7 +491,6 @@ impl Enclave {
                         "message longer than 64 KiB".to_owned(),
                     ));
                 }
-                use p256::ecdsa::signature::Signer;
                 let msg = signed_message(Purpose::AppMessage, &Hash32::sha256(message));
                 let sig: p256::ecdsa::Signature = p.seed.signing_key().sign(&msg);
                 Ok(Response::AppSignature {
@@ -547,7 +547,6 @@ fn split_and_seal(
         threshold: set.threshold,
         shares: sealed,
     };
-    use p256::ecdsa::signature::Signer;
     let sig: p256::ecdsa::Signature = seed
         .signing_key()
         .sign(&signed_message(Purpose::Genesis, &cbor::hash(&body)));

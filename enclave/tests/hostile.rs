@@ -179,31 +179,31 @@ fn receipts_by_the_wrong_key_and_tampered_shares_are_refused() {
 fn boot_refuses_approvals_below_threshold_from_outsiders_or_twice_from_one_member() {
     let mut c = Ceremony::new(5, 3);
     let m = c.manifest().clone();
-    let a: Vec<_> = c.members.iter_mut().map(|d| approval(&m, d)).collect();
+    let ok: Vec<_> = c.members.iter_mut().map(|d| approval(&m, d)).collect();
     let mut outsiders = devices(2, 100);
-    let o: Vec<_> = outsiders.iter_mut().map(|d| approval(&m, d)).collect();
+    let foreign: Vec<_> = outsiders.iter_mut().map(|d| approval(&m, d)).collect();
     let wrong_purpose = approve(&mut c.members[2], Purpose::Patch, &m.hash(), "p").unwrap();
     let mut other = m.clone();
     other.namespace.nonce = 9;
     let for_other_manifest = approval(&other, &mut c.members[2]);
 
     let cases = [
-        ("below threshold", vec![a[0].clone(), a[1].clone()]),
+        ("below threshold", vec![ok[0].clone(), ok[1].clone()]),
         (
             "from non-members",
-            vec![a[0].clone(), o[0].clone(), o[1].clone()],
+            vec![ok[0].clone(), foreign[0].clone(), foreign[1].clone()],
         ),
         (
             "twice from one member",
-            vec![a[0].clone(), a[1].clone(), a[1].clone()],
+            vec![ok[0].clone(), ok[1].clone(), ok[1].clone()],
         ),
         (
             "wrong key role",
-            vec![a[0].clone(), a[1].clone(), wrong_purpose],
+            vec![ok[0].clone(), ok[1].clone(), wrong_purpose],
         ),
         (
             "for another manifest",
-            vec![a[0].clone(), a[1].clone(), for_other_manifest],
+            vec![ok[0].clone(), ok[1].clone(), for_other_manifest],
         ),
         ("none", vec![]),
     ];
@@ -212,8 +212,8 @@ fn boot_refuses_approvals_below_threshold_from_outsiders_or_twice_from_one_membe
             manifest: m.clone(),
             approvals,
         };
-        let r = c.enclave.call(&Request::Boot(env));
-        assert_refused(&r, ErrorCode::Rejected, "of 3 required approvals");
+        let response = c.enclave.call(&Request::Boot(env));
+        assert_refused(&response, ErrorCode::Rejected, "of 3 required approvals");
         assert_eq!(c.enclave.status().phase, Phase::WaitingForBoot, "{what}");
     }
     c.boot();
