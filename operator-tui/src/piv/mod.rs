@@ -499,3 +499,53 @@ impl KeyDevice for PivDevice {
         Ok(SharedSecret::new(*x))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every PC/SC failure an operator can cause maps to a message that says what to do.
+    #[test]
+    fn pcsc_failures_are_told_apart() {
+        let e = |p| device_error(yubikey::Error::PcscError { inner: Some(p) });
+        assert_eq!(e(pcsc::Error::RemovedCard), DeviceError::CardRemoved);
+        assert_eq!(e(pcsc::Error::NoSmartcard), DeviceError::CardRemoved);
+        assert_eq!(e(pcsc::Error::NoReadersAvailable), DeviceError::NoReader);
+        assert!(matches!(
+            e(pcsc::Error::NoService),
+            DeviceError::PcscUnavailable { .. }
+        ));
+        assert!(
+            e(pcsc::Error::SharingViolation)
+                .to_string()
+                .contains("another program")
+        );
+        assert_eq!(
+            device_error(yubikey::Error::WrongPin { tries: 2 }),
+            DeviceError::WrongPin { tries_left: 2 }
+        );
+        assert_eq!(
+            device_error(yubikey::Error::WrongPin { tries: 0 }),
+            DeviceError::PinBlocked
+        );
+        assert_eq!(
+            provision::puk_error(yubikey::Error::WrongPin { tries: 1 }),
+            DeviceError::WrongPuk { tries_left: 1 }
+        );
+        assert!(DeviceError::CardRemoved.hint().contains("reinsert"));
+    }
+
+    #[test]
+    fn provisioning_records_and_secret_rules() {
+        assert_eq!(
+            provision::recorded_mgm_algorithm("CN=x,OU=tessera 0.1.0 mgm=aes192,O=y"),
+            Some("aes192")
+        );
+        assert_eq!(provision::recorded_mgm_algorithm("CN=x"), None);
+        assert!(provision::check_new_secret(SecretKind::NewPin, FACTORY_PIN).is_err());
+        assert!(provision::check_new_secret(SecretKind::NewPuk, FACTORY_PUK).is_err());
+        assert!(provision::check_new_secret(SecretKind::NewPin, "12345").is_err());
+        assert!(provision::check_new_secret(SecretKind::NewPin, "123456789").is_err());
+        assert!(provision::check_new_secret(SecretKind::NewPin, "246810").is_ok());
+    }
+}
