@@ -185,6 +185,18 @@ impl Enclave {
                 req.version
             )));
         }
+        let name = &req.namespace;
+        // The rule a manifest's namespace must follow, so a genesis output can always become one.
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(rejected(
+                "namespace: must be 1 to 64 characters of [A-Za-z0-9._-]",
+            ));
+        }
         validate_set(
             "share_set",
             req.share_set.threshold,

@@ -362,3 +362,39 @@ fn requests_in_the_wrong_phase_are_refused() {
         "nonce",
     );
 }
+
+#[test]
+fn genesis_refuses_malformed_requests_and_changes_nothing() {
+    let mut c = Ceremony::new(3, 2);
+    let mut d = devices(3, 0);
+    let members: Vec<_> = d
+        .iter_mut()
+        .map(|d| tessera_core::manifest::Member {
+            alias: d.alias().to_owned(),
+            public_key: key(d, Role::Share),
+        })
+        .collect();
+    let request = |namespace: &str, threshold: u8, members: Vec<_>| {
+        Request::Genesis(GenesisRequest {
+            version: OBJECT_VERSION,
+            namespace: namespace.to_owned(),
+            share_set: tessera_core::manifest::MemberSet { threshold, members },
+        })
+    };
+    let mut twice = members.clone();
+    twice.push(members[0].clone());
+    let cases = [
+        (request("", 2, members.clone()), "namespace"),
+        (request("a/b", 2, members.clone()), "namespace"),
+        (request("ok", 0, members.clone()), "threshold"),
+        (request("ok", 4, members.clone()), "threshold"),
+        (request("ok", 1, Vec::new()), "members"),
+        (request("ok", 2, twice), "duplicate"),
+    ];
+    for (req, needle) in cases {
+        assert_refused(&c.enclave.call(&req), ErrorCode::Rejected, needle);
+    }
+    assert_eq!(c.enclave.status().phase, Phase::WaitingForBoot);
+    c.boot();
+    c.complete();
+}
