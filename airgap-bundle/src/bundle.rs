@@ -324,7 +324,12 @@ impl Bundle {
         };
         let body = to_cbor(&body);
         let checksum = Sha256::digest(&body).to_vec();
-        to_cbor(&WireBundle(MAGIC.to_owned(), FORMAT_VERSION, body, checksum))
+        to_cbor(&WireBundle(
+            MAGIC.to_owned(),
+            FORMAT_VERSION,
+            body,
+            checksum,
+        ))
     }
 
     /// The fingerprint of [`Bundle::encode`]'s output.
@@ -462,14 +467,16 @@ where
 
 fn validate_meta(kind: BundleKind, meta: &Metadata) -> Result<(), BundleError> {
     let label = |what: &str, value: &Option<String>| -> Result<(), BundleError> {
-        if let Some(v) = value {
-            if v.is_empty() || v.len() > MAX_LABEL_BYTES || v.chars().any(char::is_control) {
-                return Err(BundleError::InvalidMetadata(format!(
+        match value {
+            Some(v)
+                if v.is_empty() || v.len() > MAX_LABEL_BYTES || v.chars().any(char::is_control) =>
+            {
+                Err(BundleError::InvalidMetadata(format!(
                     "{what} must be 1 to {MAX_LABEL_BYTES} bytes without control characters"
-                )));
+                )))
             }
+            _ => Ok(()),
         }
-        Ok(())
     };
     label("namespace", &meta.namespace)?;
     label("member", &meta.member)?;
@@ -492,7 +499,9 @@ fn validate_file_name(name: &str) -> Result<(), BundleError> {
         || name.len() > MAX_FILE_NAME_BYTES
         || name == "."
         || name == ".."
-        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
     if bad {
         return Err(BundleError::InvalidMetadata(format!(
             "file name must be a single path component of 1 to {MAX_FILE_NAME_BYTES} bytes"

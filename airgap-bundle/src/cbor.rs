@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn rejects_non_minimal_and_indefinite_heads() {
         assert_eq!(Reader::new(&[0x18, 0x05]).uint(), Err(CborError::Invalid));
-        assert_eq!(Reader::new(&[0x19, 0x00, 0xff]).uint(), Err(CborError::Invalid));
+        assert_eq!(
+            Reader::new(&[0x19, 0x00, 0xff]).uint(),
+            Err(CborError::Invalid)
+        );
         assert_eq!(Reader::new(&[0x9f]).array_len(), Err(CborError::Invalid));
         assert_eq!(Reader::new(&[0x18, 0x18]).uint(), Ok(24));
         assert_eq!(Reader::new(&[0x1a, 0, 1, 0, 0]).uint(), Ok(0x1_0000));

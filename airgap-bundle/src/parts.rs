@@ -81,9 +81,7 @@ pub enum PartError {
     OtherBundle { expected: String, got: String },
     #[error("incomplete: {resolved} of {total} fragments received; keep scanning")]
     Incomplete { resolved: usize, total: usize },
-    #[error(
-        "the parts do not fit together (one was damaged or forged); start the scan again"
-    )]
+    #[error("the parts do not fit together (one was damaged or forged); start the scan again")]
     Inconsistent,
 }
 
@@ -135,7 +133,7 @@ impl fmt::Debug for MultiPart {
 }
 
 impl MultiPart {
-    /// Indexes of the fragments XORed into this part.
+    /// Indexes of the fragments combined (by XOR) into this part.
     #[must_use]
     pub fn fragment_indexes(&self) -> Vec<usize> {
         self.part.indexes()
@@ -237,9 +235,8 @@ fn parse_header(cbor: &[u8]) -> Result<Header, CborError> {
     if r.array_len()? != 5 {
         return Err(CborError::Invalid);
     }
-    let mut u32_field = || -> Result<u32, CborError> {
-        u32::try_from(r.uint()?).map_err(|_| CborError::Invalid)
-    };
+    let mut u32_field =
+        || -> Result<u32, CborError> { u32::try_from(r.uint()?).map_err(|_| CborError::Invalid) };
     let sequence = u32_field()?;
     let fragments = u32_field()?;
     let message_length = u32_field()?;
@@ -270,9 +267,13 @@ fn check_stream(stream: &StreamId, fragment_len: usize) -> Result<(), PartError>
     if len == 0 || len > MAX_BUNDLE_BYTES {
         return Err(PartError::Corrupt("bundle length out of range"));
     }
-    if fragment_len == 0 || fragment_len != len.div_ceil(count) || len.div_ceil(fragment_len) != count
+    if fragment_len == 0
+        || fragment_len != len.div_ceil(count)
+        || len.div_ceil(fragment_len) != count
     {
-        return Err(PartError::Corrupt("fragment size disagrees with the header"));
+        return Err(PartError::Corrupt(
+            "fragment size disagrees with the header",
+        ));
     }
     Ok(())
 }
@@ -299,7 +300,7 @@ impl fmt::Debug for PartEncoder {
         f.debug_struct("PartEncoder")
             .field("fragments", &self.fragment_count())
             .field("emitted", &self.emitted)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -431,11 +432,10 @@ impl ScanProgress {
     /// A text progress bar of `width` cells plus counts, e.g. `[######----] 12/20 (14 parts)`.
     #[must_use]
     pub fn bar(&self, width: usize) -> String {
-        let filled = if self.total == 0 {
-            0
-        } else {
-            (self.resolved * width) / self.total
-        };
+        let filled = (self.resolved * width)
+            .checked_div(self.total)
+            .unwrap_or(0)
+            .min(width);
         format!(
             "[{}{}] {}/{} ({} part{})",
             "#".repeat(filled),
@@ -551,21 +551,18 @@ impl Scanner {
             return Ok(());
         }
         let stream = collecting.stream;
-        match collecting.solver.message(&stream) {
-            Some(bundle) => {
-                self.state = ScanState::Done {
-                    bundle,
-                    stream: Some(stream),
-                };
-                Ok(())
-            }
-            None => {
-                // The equations were consistent but the result is not what the sender hashed:
-                // a forged or miscomputed part got through. Nothing collected can be trusted.
-                self.state = ScanState::Empty;
-                self.parts = 0;
-                Err(PartError::Inconsistent)
-            }
+        if let Some(bundle) = collecting.solver.message(&stream) {
+            self.state = ScanState::Done {
+                bundle,
+                stream: Some(stream),
+            };
+            Ok(())
+        } else {
+            // The equations were consistent but the result is not what the sender hashed: a
+            // forged or miscomputed part got through. Nothing collected can be trusted.
+            self.state = ScanState::Empty;
+            self.parts = 0;
+            Err(PartError::Inconsistent)
         }
     }
 

@@ -5,6 +5,7 @@
 //! anything, and the folder is flushed too. Pulling the stick at any moment leaves either no
 //! file or a whole one (plus, at worst, a hidden temporary file that listings ignore).
 
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -63,7 +64,7 @@ fn file_name_with(bundle: &Bundle, fp: Fingerprint) -> String {
         name.push_str(&safe_component(label));
     }
     if let Some(nonce) = meta.nonce {
-        name.push_str(&format!("-n{nonce}"));
+        let _ = write!(name, "-n{nonce}");
     }
     name.push('-');
     name.push_str(&fp.to_hex());
@@ -159,7 +160,13 @@ fn publish(temp: &Path, path: &Path) -> Result<(), UsbError> {
     {
         use nix::errno::Errno;
         use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-        match renameat2(AT_FDCWD, temp, AT_FDCWD, path, RenameFlags::RENAME_NOREPLACE) {
+        match renameat2(
+            AT_FDCWD,
+            temp,
+            AT_FDCWD,
+            path,
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
             Ok(()) => return Ok(()),
             // File systems without the flag (older FUSE, some network mounts) fall through to
             // the hard-link route; every other error is final.
@@ -242,7 +249,10 @@ pub fn list_bundles(dir: &Path) -> Result<Vec<FoundBundle>, UsbError> {
         {
             continue;
         }
-        let is_file = entry.file_type().map_err(|e| UsbError::io(&path, e))?.is_file();
+        let is_file = entry
+            .file_type()
+            .map_err(|e| UsbError::io(&path, e))?
+            .is_file();
         if !is_file {
             continue;
         }

@@ -165,7 +165,13 @@ fn trailing_bytes_are_rejected() {
 
 #[test]
 fn other_files_are_not_bundles() {
-    for junk in [&b""[..], b"hello", b"\x84\x63abc\x01", b"\xa0", b"age-encryption.org/v1\n"] {
+    for junk in [
+        &b""[..],
+        b"hello",
+        b"\x84\x63abc\x01",
+        b"\xa0",
+        b"age-encryption.org/v1\n",
+    ] {
         let err = Bundle::decode(junk).unwrap_err();
         assert!(
             matches!(err, BundleError::NotABundle | BundleError::Truncated),
@@ -203,10 +209,7 @@ fn non_canonical_bodies_are_rejected() {
             "explicit null for an absent field",
             body_map(vec![
                 ("kind", ciborium::Value::Text("share".into())),
-                (
-                    "meta",
-                    meta_value(vec![("member", ciborium::Value::Null)]),
-                ),
+                ("meta", meta_value(vec![("member", ciborium::Value::Null)])),
                 ("payload", ciborium::Value::Bytes(vec![])),
             ]),
         ),
@@ -221,24 +224,21 @@ fn non_canonical_bodies_are_rejected() {
                 ),
             ]),
         ),
-        (
-            "non-minimal integer",
-            {
-                let mut b = body_map(vec![
-                    ("kind", ciborium::Value::Text("share".into())),
-                    (
-                        "meta",
-                        meta_value(vec![("nonce", ciborium::Value::Integer(1.into()))]),
-                    ),
-                    ("payload", ciborium::Value::Bytes(vec![])),
-                ]);
-                // 0x01 -> 0x18 0x01
-                let pos = b.windows(6).position(|w| w == b"\x65nonce").unwrap() + 6;
-                assert_eq!(b[pos], 0x01);
-                b.splice(pos..=pos, [0x18, 0x01]);
-                b
-            },
-        ),
+        ("non-minimal integer", {
+            let mut b = body_map(vec![
+                ("kind", ciborium::Value::Text("share".into())),
+                (
+                    "meta",
+                    meta_value(vec![("nonce", ciborium::Value::Integer(1.into()))]),
+                ),
+                ("payload", ciborium::Value::Bytes(vec![])),
+            ]);
+            // 0x01 -> 0x18 0x01
+            let pos = b.windows(6).position(|w| w == b"\x65nonce").unwrap() + 6;
+            assert_eq!(b[pos], 0x01);
+            b.splice(pos..=pos, [0x18, 0x01]);
+            b
+        }),
     ];
     for (name, body) in cases {
         let err = Bundle::decode(&wrap(1, &body)).unwrap_err();
@@ -262,7 +262,10 @@ fn unknown_and_missing_fields_are_rejected() {
     ]);
     let unknown_meta = body_map(vec![
         ("kind", ciborium::Value::Text("share".into())),
-        ("meta", meta_value(vec![("role", ciborium::Value::Text("x".into()))])),
+        (
+            "meta",
+            meta_value(vec![("role", ciborium::Value::Text("x".into()))]),
+        ),
         ("payload", ciborium::Value::Bytes(vec![])),
     ]);
     let missing = body_map(vec![
@@ -327,17 +330,20 @@ fn arb_bundle() -> impl Strategy<Value = Bundle> {
         proptest::option::of("[a-zA-Z0-9._-]{1,40}"),
         proptest::collection::vec(any::<u8>(), 0..600),
     )
-        .prop_filter_map("file needs a name", |(k, ns, member, nonce, file, payload)| {
-            let kind = BundleKind::ALL[k];
-            let file = file.filter(|f| f != "." && f != "..");
-            let meta = Metadata {
-                namespace: ns,
-                member,
-                nonce,
-                file_name: file,
-            };
-            Bundle::new(kind, meta, payload).ok()
-        })
+        .prop_filter_map(
+            "file needs a name",
+            |(k, ns, member, nonce, file, payload)| {
+                let kind = BundleKind::ALL[k];
+                let file = file.filter(|f| f != "." && f != "..");
+                let meta = Metadata {
+                    namespace: ns,
+                    member,
+                    nonce,
+                    file_name: file,
+                };
+                Bundle::new(kind, meta, payload).ok()
+            },
+        )
 }
 
 proptest! {
