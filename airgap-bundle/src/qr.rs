@@ -117,33 +117,6 @@ impl QrFrame {
             return None;
         }
         let side = (self.width + 2 * TERMINAL_QUIET_ZONE) * scale;
-        (side, side.div_ceil(2))
-    }
-
-    /// The code as lines of text for a terminal of at most `max_cols` × `max_rows` cells, at the
-    /// largest whole scale that fits, quiet zone included; `None` if it does not fit at all.
-    ///
-    /// Each cell stacks two module rows with the half-block characters `▀ ▄ █`, so with the
-    /// usual 1:2 cell shape the modules come out square. Glyphs are the dark modules: draw the
-    /// lines in a dark colour on a light background (the TUI and the CLI both set the colours
-    /// explicitly, so the terminal's theme does not matter).
-    #[must_use]
-    pub fn terminal_lines(&self, max_cols: usize, max_rows: usize) -> Option<Vec<String>> {
-        let (c1, r1) = self.terminal_size(1);
-        let scale = (max_cols / c1).min(max_rows / r1.max(1));
-        if scale == 0 {
-            return None;
-        }
-        // Rounding up the half rows can make the estimate one too large.
-        let scale = if self.terminal_size(scale).1 > max_rows {
-            scale - 1
-        } else {
-            scale
-        };
-        if scale == 0 {
-            return None;
-        }
-        let side = (self.width + 2 * TERMINAL_QUIET_ZONE) * scale;
         let pixel = |x: usize, y: usize| -> bool {
             let (mx, my) = (x / scale, y / scale);
             mx >= TERMINAL_QUIET_ZONE
