@@ -18,7 +18,7 @@ demo: setup
 
 test: setup
 	$(CARGO) test --locked --workspace --all-targets
-	scripts/card-tests.sh
+	scripts/with-virtual-yubikey.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check

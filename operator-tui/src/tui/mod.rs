@@ -2,6 +2,7 @@
 //! subcommands.
 
 pub mod app;
+pub mod fixtures;
 pub mod keymap;
 pub mod runtime;
 pub mod view;

@@ -1,0 +1,215 @@
+//! Deterministic sample states for the app's tests and benchmark: five members with keys from
+//! fixed seeds, a manifest, and a provision request attested by a fresh dev PKI.
+//!
+//! Test data only; nothing in the app uses it.
+
+use std::path::PathBuf;
+
+use airgap_bundle::{Bundle, BundleKind, Metadata};
+use serde_bytes::ByteBuf;
+use tessera_core::bytes::{ByteArray, Hash32};
+use tessera_core::dev_pki::DevPki;
+use tessera_core::device::{KeyDevice, SoftwareKeyDevice, approve};
+use tessera_core::keys::Role;
+use tessera_core::manifest::{
+    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
+    RestartPolicy, ShareMember, ShareSet,
+};
+use tessera_core::objects::{OBJECT_VERSION, ProvisionRequest};
+use tessera_core::quorum::QuorumSeed;
+use tessera_core::sign::Purpose;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::app::{self, BundleEntry, Config, DeviceView, Mode, Msg, State};
+use super::keymap::Keymap;
+
+pub const T0: OffsetDateTime = datetime!(2026-11-21 08:00:00 UTC);
+pub const PCRS: [[u8; 48]; 4] = [[0xa0; 48], [0xa1; 48], [0xa2; 48], [0xa3; 48]];
+pub const EPHEMERAL: [u8; 32] = [0x5e; 32];
+
+pub fn members() -> Vec<SoftwareKeyDevice> {
+    ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| SoftwareKeyDevice::from_seed(a, &[i as u8 + 1; 32]))
+        .collect()
+}
+
+fn set(devs: &mut [SoftwareKeyDevice], role: Role, threshold: u8) -> MemberSet {
+    MemberSet {
+        threshold,
+        members: devs
+            .iter_mut()
+            .map(|d| Member {
+                alias: d.alias().to_owned(),
+                public_key: d.public_key(role).unwrap(),
+            })
+            .collect(),
+    }
+}
+
+pub fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> Manifest {
+    Manifest {
+        version: MANIFEST_VERSION,
+        namespace: Namespace {
+            name: "payments".to_owned(),
+            nonce,
+            quorum_public_key: QuorumSeed::from_bytes([0x42; 32]).public_key(),
+        },
+        enclave: EnclaveSpec {
+            pcr0: ByteArray(pcr0),
+            pcr1: ByteArray(PCRS[1]),
+            pcr2: ByteArray(PCRS[2]),
+            pcr3: ByteArray(PCRS[3]),
+            debug_allowed: false,
+        },
+        pivot: Pivot {
+            app_sha256: Hash32::sha256(b"app"),
+            args: vec![],
+            restart: RestartPolicy::Never,
+        },
+        manifest_set: set(devs, Role::Manifest, 3),
+        share_set: ShareSet {
+            threshold: 3,
+            members: devs
+                .iter_mut()
+                .enumerate()
+                .map(|(i, d)| ShareMember {
+                    alias: d.alias().to_owned(),
+                    public_key: d.public_key(Role::Share).unwrap(),
+                    commitment: Hash32::sha256(&[i as u8]),
+                })
+                .collect(),
+        },
+        patch_set: set(devs, Role::Patch, 2),
+    }
+}
+
+/// A provision request whose attestation is signed by a fresh dev PKI.
+pub struct Fixture {
+    pub pki: DevPki,
+    pub request: ProvisionRequest,
+    pub manifest: Manifest,
+}
+
+pub fn fixture(attested_pcr0: [u8; 48]) -> Fixture {
+    let mut devs = members();
+    let manifest = manifest(&mut devs, 7, PCRS[0]);
+    let h = manifest.hash();
+    let approvals = devs[..3]
+        .iter_mut()
+        .map(|d| approve(d, Purpose::Manifest, &h, "m").unwrap())
+        .collect();
+    let pki = DevPki::generate(T0).unwrap();
+    let pcrs: Vec<(u8, Vec<u8>)> = [attested_pcr0, PCRS[1], PCRS[2], PCRS[3], [0; 48]]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u8, p.to_vec()))
+        .collect();
+    let ts = (T0 + time::Duration::seconds(10)).unix_timestamp() as u64 * 1000;
+    let doc = pki
+        .document(ts, &pcrs, Some(&h.0), None, Some(&EPHEMERAL))
+        .unwrap();
+    let request = ProvisionRequest {
+        version: OBJECT_VERSION,
+        envelope: ManifestEnvelope {
+            manifest: manifest.clone(),
+            approvals,
+        },
+        attestation: ByteBuf::from(doc),
+    };
+    Fixture {
+        pki,
+        request,
+        manifest,
+    }
+}
+
+pub fn config(f: &Fixture, share: bool) -> Config {
+    Config {
+        mode: Mode::Dev {
+            root_fingerprint: "a5a8 503d 7e0b fad2".to_owned(),
+        },
+        anchor: f.pki.anchor(),
+        bundle_dir: PathBuf::from("/media/usb"),
+        share_path: share.then(|| PathBuf::from("/media/usb/alice.share.age")),
+        reproduced: None,
+        previous: Vec::new(),
+        at: None,
+        max_age: std::time::Duration::from_secs(3600),
+        keymap: Keymap::default(),
+    }
+}
+
+pub fn device() -> DeviceView {
+    let mut d = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    DeviceView {
+        label: "YubiKey 5 NFC #5437251 (firmware 5.4.3)".to_owned(),
+        serial: Some(5_437_251),
+        software: false,
+        keys: Role::ALL
+            .iter()
+            .map(|&r| {
+                let k = d.public_key(r).unwrap();
+                (
+                    r.to_string(),
+                    k.fingerprint(),
+                    tessera_core::age_share::PivP256Recipient::new(k).to_string(),
+                )
+            })
+            .collect(),
+        error: None,
+    }
+}
+
+pub fn request_bundle(f: &Fixture) -> Vec<u8> {
+    Bundle::new(
+        BundleKind::Request,
+        Metadata {
+            namespace: Some("payments".into()),
+            nonce: Some(7),
+            ..Metadata::default()
+        },
+        tessera_core::cbor::encode(&f.request),
+    )
+    .unwrap()
+    .encode()
+}
+
+/// A state with the clock at `now`, the device present, and the request bundle opened.
+pub fn opened(f: &Fixture, share: bool, now: OffsetDateTime) -> State {
+    let mut s = State::new(config(f, share));
+    app::update(&mut s, Msg::Tick(now));
+    app::update(&mut s, Msg::Device(device()));
+    app::update(
+        &mut s,
+        Msg::Scanned {
+            bundles: vec![
+                BundleEntry {
+                    path: "/media/usb/request-payments-n7-1a2b.tbundle".into(),
+                    summary: "request bundle 1a2b 3c4d 5e6f 7a8b, namespace payments, nonce 7"
+                        .into(),
+                },
+                BundleEntry {
+                    path: "/media/usb/manifest-payments-n7-9f8e.tbundle".into(),
+                    summary: "manifest bundle 9f8e 7d6c 5b4a 3928, namespace payments, nonce 7"
+                        .into(),
+                },
+            ],
+            network: Vec::new(),
+        },
+    );
+    app::update(
+        &mut s,
+        Msg::Loaded {
+            path: "/media/usb/request-payments-n7-1a2b.tbundle".into(),
+            bytes: request_bundle(f),
+        },
+    );
+    s
+}
+
+pub fn now() -> OffsetDateTime {
+    T0 + time::Duration::seconds(40)
+}

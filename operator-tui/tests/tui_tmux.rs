@@ -1,0 +1,409 @@
+//! The real `tessera` app in a real terminal (tmux): a member whose Share key is on the
+//! virtual YubiKey hands over their share to a dev enclave through the app, typing the
+//! confirmation code and the PIN, while the dev enclave and the relay run as real processes.
+//!
+//! Runs under `scripts/with-virtual-yubikey.sh` (part of `make test`); elsewhere it is skipped
+//! with a loud message like every card test.
+
+mod yubikey_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use yubikey_support::{PIN, ok, tessera, virtual_card};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The enclave and relay binaries, built once.
+fn binary(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--locked",
+                "-p",
+                "tessera-enclave",
+                "-p",
+                "tessera-relay",
+            ])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the enclave and relay failed");
+    });
+    workspace().join("target/debug").join(name)
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and returns it with the first stdout line containing `ready`.
+fn start(cmd: &mut Command, ready: &str) -> (Proc, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .find_map(|l| l.ok().filter(|l| l.contains(ready)))
+        .unwrap_or_else(|| panic!("{cmd:?} exited before printing {ready:?}"));
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), line)
+}
+
+fn run(args: &[&str]) -> String {
+    let out = tessera(args);
+    assert!(
+        out.status.success(),
+        "tessera {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// Waits (bounded) until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {text:?}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-server"]);
+    }
+}
+
+fn only_file(dir: &Path, prefix: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert_eq!(found.len(), 1, "{prefix}* in {}: {found:?}", dir.display());
+    found.remove(0)
+}
+
+#[test]
+fn provisioning_through_the_app_with_a_virtual_yubikey() {
+    let Some(card) = virtual_card("provisioning_through_the_app_with_a_virtual_yubikey") else {
+        return;
+    };
+    let dir = card.dir.path();
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let serial = card.serial.to_string();
+    let pin_file = card.secret_file("pin", PIN);
+    let pin_file = pin_file.to_str().unwrap();
+
+    // alice's keys are on the card; the other four are software members.
+    ok(&card.provision("share,manifest,patch", &["--touch", "never"]));
+    run(&[
+        "key",
+        "export",
+        "--serial",
+        &serial,
+        "--alias",
+        "alice",
+        "-o",
+        &p("alice.member"),
+    ]);
+    for m in ["bob", "carol", "dave", "erin"] {
+        run(&[
+            "member",
+            "init-software",
+            "--alias",
+            m,
+            "--keys",
+            &p(&format!("{m}.keys")),
+            "-o",
+            &p(&format!("{m}.member")),
+        ]);
+    }
+
+    let (_enclave, _) = start(
+        Command::new(binary("tessera-enclave")).args([
+            "--listen",
+            &format!("unix:{}", p("enclave.sock")),
+            "--dev",
+            "--dev-root-out",
+            &p("dev-root.pem"),
+            "--dev-pcrs-out",
+            &p("pcrs.json"),
+        ]),
+        "listening on",
+    );
+    let (_relay, line) = start(
+        Command::new(binary("tessera-relay")).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--enclave",
+            &format!("unix:{}", p("enclave.sock")),
+        ]),
+        "listening on http://",
+    );
+    let relay = line[line.find("http://").unwrap()..].trim().to_owned();
+
+    let members: Vec<String> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|m| p(&format!("{m}.member")))
+        .collect();
+    let mut genesis = vec![
+        "genesis",
+        "run",
+        "--relay",
+        &relay,
+        "--namespace",
+        "tmux",
+        "--threshold",
+        "3",
+    ];
+    for m in &members {
+        genesis.extend_from_slice(&["--member", m]);
+    }
+    let gdir = p("genesis");
+    genesis.extend_from_slice(&["-o", &gdir]);
+    run(&genesis);
+    let output = format!("{gdir}/genesis-output.tbundle");
+    let attestation = format!("{gdir}/genesis-attestation.cbor");
+    let root = p("dev-root.pem");
+    std::fs::create_dir_all(p("usb")).unwrap();
+    run(&[
+        "genesis",
+        "verify",
+        &output,
+        "--attestation",
+        &attestation,
+        "--root",
+        &root,
+        "--serial",
+        &serial,
+        "--pin-file",
+        pin_file,
+        "--share-out",
+        &p("usb/alice.share.age"),
+    ]);
+    for m in ["bob", "carol"] {
+        run(&[
+            "genesis",
+            "verify",
+            &output,
+            "--attestation",
+            &attestation,
+            "--root",
+            &root,
+            "--software",
+            &p(&format!("{m}.keys")),
+            "--share-out",
+            &p(&format!("{m}.share.age")),
+        ]);
+    }
+
+    let pcrs = p("pcrs.json");
+    let mut new = vec![
+        "manifest",
+        "new",
+        "--namespace",
+        "tmux",
+        "--nonce",
+        "1",
+        "--genesis",
+        &output,
+        "--pcrs",
+        &pcrs,
+        "--manifest-threshold",
+        "3",
+        "--patch-threshold",
+        "2",
+        "--app-sha256",
+        "0000000000000000000000000000000000000000000000000000000000000001",
+    ];
+    for m in &members {
+        new.extend_from_slice(&["--manifest-member", m, "--patch-member", m]);
+    }
+    let manifest = p("manifest.tbundle");
+    new.extend_from_slice(&["-o", &manifest]);
+    run(&new);
+    let code = run(&["manifest", "show", &manifest, "--confirm-code"])
+        .trim()
+        .to_owned();
+    let mut envelope = vec![
+        "manifest".to_owned(),
+        "envelope".to_owned(),
+        manifest.clone(),
+    ];
+    for m in ["bob", "carol", "dave"] {
+        let a = p(&format!("{m}.approval"));
+        run(&[
+            "manifest",
+            "approve",
+            &manifest,
+            "--software",
+            &p(&format!("{m}.keys")),
+            "--confirm",
+            &code,
+            "--state-dir",
+            &p(&format!("{m}.state")),
+            "-o",
+            &a,
+        ]);
+        envelope.extend(["--approval".to_owned(), a]);
+    }
+    envelope.extend(["-o".to_owned(), p("envelope.tbundle")]);
+    run(&envelope.iter().map(String::as_str).collect::<Vec<_>>());
+    run(&[
+        "boot",
+        "--relay",
+        &relay,
+        &p("envelope.tbundle"),
+        "--root",
+        &root,
+    ]);
+
+    // bob and carol hand over with the command line.
+    for m in ["bob", "carol"] {
+        let usb = p(&format!("usb-{m}"));
+        std::fs::create_dir_all(&usb).unwrap();
+        run(&["provision", "request", "--relay", &relay, "-o", &usb]);
+        let req = only_file(Path::new(&usb), "request-");
+        run(&[
+            "provision",
+            "sign",
+            req.to_str().unwrap(),
+            "--share",
+            &p(&format!("{m}.share.age")),
+            "--root",
+            &root,
+            "--software",
+            &p(&format!("{m}.keys")),
+            "--confirm",
+            &code,
+            "-o",
+            &usb,
+        ]);
+        run(&[
+            "provision",
+            "post",
+            "--relay",
+            &relay,
+            only_file(Path::new(&usb), "share-").to_str().unwrap(),
+        ]);
+    }
+
+    // alice hands over through the app, on the YubiKey, in a real terminal.
+    let usb = p("usb");
+    run(&["provision", "request", "--relay", &relay, "-o", &usb]);
+    let req = only_file(Path::new(&usb), "request-");
+    let tmux = Tmux {
+        socket: format!("tessera-test-{}", std::process::id()),
+    };
+    let app = format!(
+        "{} open {} --serial {serial} --root {root} --dir {usb} --share {} --state-dir {}",
+        env!("CARGO_BIN_EXE_tessera"),
+        req.display(),
+        p("usb/alice.share.age"),
+        p("alice.state")
+    );
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &format!("TESSERA_TRANSCRIPT={} {app}", p("transcript.jsonl")),
+    ]);
+    tmux.wait_for("✓ 2 attestation");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Type the confirmation code");
+    // Enter alone does nothing; the code does.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Type the confirmation code");
+    tmux.keys(&[&code, "Enter"]);
+    tmux.wait_for("Enter PIN");
+    tmux.keys(&[PIN]);
+    let typed = tmux.wait_for("••••••");
+    assert!(!typed.contains(PIN), "the PIN is on the screen:\n{typed}");
+    tmux.keys(&["Enter"]);
+    let done = tmux.wait_for("share bundle written");
+    assert!(!done.contains(PIN));
+    tmux.keys(&["Enter", "q"]);
+
+    let share = only_file(Path::new(&usb), "share-tmux-alice-");
+    let posted = run(&[
+        "provision",
+        "post",
+        "--relay",
+        &relay,
+        share.to_str().unwrap(),
+    ]);
+    assert!(posted.contains("the enclave is provisioned"), "{posted}");
+    run(&[
+        "app-sign",
+        "--relay",
+        &relay,
+        "--manifest",
+        &p("envelope.tbundle"),
+        "--message",
+        "signed after a TUI hand-over",
+    ]);
+    let transcript = std::fs::read_to_string(p("transcript.jsonl")).unwrap();
+    assert!(transcript.contains("provision.sign") && !transcript.contains(PIN));
+    let verify = run(&["transcript", "verify", &p("transcript.jsonl")]);
+    assert!(verify.contains("chain intact"), "{verify}");
+}
