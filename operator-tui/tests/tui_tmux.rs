@@ -380,6 +380,13 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     let typed = tmux.wait_for("••••••");
     assert!(!typed.contains(PIN), "the PIN is on the screen:\n{typed}");
     tmux.keys(&["Enter"]);
+    // One PIN per card operation: the decryption above, then the receipt signature, each
+    // prompt naming its purpose.
+    tmux.wait_for("sign share-post receipt");
+    tmux.keys(&[PIN]);
+    let typed = tmux.wait_for("••••••");
+    assert!(!typed.contains(PIN), "the PIN is on the screen:\n{typed}");
+    tmux.keys(&["Enter"]);
     let done = tmux.wait_for("share bundle written");
     assert!(!done.contains(PIN));
     tmux.keys(&["Enter", "q"]);
