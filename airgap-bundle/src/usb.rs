@@ -20,7 +20,7 @@ pub const FILE_EXTENSION: &str = "tbundle";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UsbError {
-    #[error("{} already exists; bundles are never overwritten (move it away or pick another name)", path.display())]
+    #[error("{} already exists and is never overwritten (move it away or choose another name)", path.display())]
     AlreadyExists { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },

@@ -65,7 +65,7 @@ fn existing_files_are_never_overwritten() {
     let path = usb::write_bundle(dir.path(), &bundle).unwrap();
     let err = usb::write_bundle(dir.path(), &bundle).unwrap_err();
     assert!(matches!(err, UsbError::AlreadyExists { .. }), "{err}");
-    assert!(err.to_string().contains("never overwritten"));
+    assert!(err.to_string().contains("never overwritten"), "{err}");
 
     let other = dir.path().join("notes.txt");
     fs::write(&other, b"keep me").unwrap();
