@@ -134,6 +134,22 @@ pub trait KeyDevice {
     fn sign(&mut self, role: Role, purpose: &str, message: &[u8])
     -> Result<Signature, DeviceError>;
 
+    /// ECDSA P-256 over a SHA-256 `digest` the caller computed, for formats that hash their own
+    /// framing around the data (OpenPGP). The device cannot see what the digest covers, so
+    /// callers show the person what is signed before asking. Devices that cannot sign a digest
+    /// refuse.
+    fn sign_prehashed(
+        &mut self,
+        role: Role,
+        purpose: &str,
+        digest: &[u8; 32],
+    ) -> Result<Signature, DeviceError> {
+        let _ = (role, purpose, digest);
+        Err(DeviceError::Device {
+            detail: "this device cannot sign a precomputed digest".to_owned(),
+        })
+    }
+
     /// ECDH between the `role` key and `peer`: the shared x-coordinate.
     fn ecdh(
         &mut self,
@@ -359,6 +375,22 @@ impl KeyDevice for SoftwareKeyDevice {
         message: &[u8],
     ) -> Result<Signature, DeviceError> {
         let sig: p256::ecdsa::Signature = self.key(role)?.sign(message);
+        Ok(Signature::from_ecdsa(&sig))
+    }
+
+    fn sign_prehashed(
+        &mut self,
+        role: Role,
+        _purpose: &str,
+        digest: &[u8; 32],
+    ) -> Result<Signature, DeviceError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let sig: p256::ecdsa::Signature =
+            self.key(role)?
+                .sign_prehash(digest)
+                .map_err(|_| DeviceError::Device {
+                    detail: "prehashed signing failed".to_owned(),
+                })?;
         Ok(Signature::from_ecdsa(&sig))
     }
 

@@ -20,5 +20,6 @@ pub mod provision;
 pub mod quorum;
 pub mod shamir;
 pub mod sign;
+pub mod statement;
 pub mod transcript;
 pub mod transport;

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod devices;
+pub mod openpgp;
 pub mod piv;
 pub mod tui;

@@ -123,9 +123,18 @@ pub struct ExportArgs {
     /// The member's name as the coordinator will show it.
     #[arg(long)]
     pub alias: String,
-    /// Where to write the descriptor (a new file; never overwritten).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    /// Where to write the descriptor (a new file; never overwritten). With `--openpgp`, the
+    /// armored key goes here, or to standard output when omitted.
+    #[arg(short, long, value_name = "FILE", required_unless_present = "openpgp")]
+    pub output: Option<PathBuf>,
+    /// Export the Manifest key as an ASCII-armored OpenPGP public key, self-signed on the
+    /// device, instead of the member descriptor.
+    #[arg(long)]
+    pub openpgp: bool,
+    /// The OpenPGP key's creation time. It is part of the fingerprint; the fixed default keeps
+    /// the fingerprint the same across exports.
+    #[arg(long, value_name = "RFC3339", default_value = crate::openpgp::DEFAULT_CREATED, requires = "openpgp")]
+    pub created: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -631,17 +640,24 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
             "--alias must be 1 to 64 printable characters".to_owned(),
         ));
     }
+    if a.openpgp {
+        return export_openpgp(a);
+    }
+    let output = a
+        .output
+        .as_ref()
+        .ok_or_else(|| Failure::Usage("--output is required".to_owned()))?;
     let selector = a.device.selector()?;
     let mut device = open_device(&selector, a.device.pin_source())?;
     let d = descriptor(&mut *device, &selector, &a.alias)?;
     let bytes = tessera_core::cbor::encode(&d);
-    airgap_bundle::usb::write_new_file(&a.output, &bytes)
+    airgap_bundle::usb::write_new_file(output, &bytes)
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let mut text = format!(
         "wrote the member descriptor of {:?} ({}) to {}\n",
         d.alias,
         device.info().label,
-        a.output.display()
+        output.display()
     );
     if d.device == DeviceKind::Software {
         text.push_str("WARNING: software keys are for dev mode, the demo and tests only\n");
@@ -665,12 +681,66 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
     Ok(Output {
         text,
         json: json!({
-            "file": a.output.display().to_string(),
+            "file": output.display().to_string(),
             "alias": d.alias,
             "device": d.device,
             "serial": d.serial,
             "created_at": d.created_at,
             "keys": keys,
+        }),
+    })
+}
+
+/// `key export --openpgp`: the Manifest key as an OpenPGP certificate, self-signed on the
+/// device (one PIN entry, and a touch if the slot asks for one).
+fn export_openpgp(a: &ExportArgs) -> Result<Output, Failure> {
+    let created = crate::openpgp::parse_created(&a.created).map_err(Failure::Usage)?;
+    let mut device = a.device.open()?;
+    let label = device.info().label;
+    let kind = device.info().kind;
+    let exported =
+        crate::openpgp::export_cert(&mut *device, &a.alias, created).map_err(|e| match e {
+            crate::openpgp::OpenPgpError::Device(d) => Failure::Device(d),
+            other => Failure::Device(DeviceError::Device {
+                detail: other.to_string(),
+            }),
+        })?;
+    let mut text = String::new();
+    match &a.output {
+        Some(path) => {
+            airgap_bundle::usb::write_new_file(path, exported.armored.as_bytes())
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let _ = writeln!(
+                text,
+                "wrote the OpenPGP key of the Manifest key on {label} to {}",
+                path.display()
+            );
+        }
+        // The armored key is the output; details go to stderr so a pipe gets only the key.
+        None if !a.json => print!("{}", exported.armored),
+        None => {}
+    }
+    let details = format!(
+        "  user ID      {}\n  fingerprint  {}\n  created      {}\n",
+        exported.user_id, exported.fingerprint, a.created
+    );
+    if a.output.is_some() {
+        text.push_str(&details);
+    } else if !a.json {
+        eprint!("{details}");
+    }
+    if kind == DeviceKind::Software {
+        eprintln!("WARNING: software keys are for dev mode, the demo and tests only");
+    }
+    Ok(Output {
+        text,
+        json: json!({
+            "file": a.output.as_ref().map(|p| p.display().to_string()),
+            "user_id": exported.user_id,
+            "fingerprint": exported.fingerprint,
+            "created": a.created,
+            "device": label,
+            "armored": exported.armored,
         }),
     })
 }

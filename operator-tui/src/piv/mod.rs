@@ -445,14 +445,24 @@ impl KeyDevice for PivDevice {
         purpose: &str,
         message: &[u8],
     ) -> Result<Signature, DeviceError> {
-        let public_key = self.slot_key(role)?.public_key;
         // The card signs a digest it is given; ECDSA P-256/SHA-256 over `message` means
         // hashing here and sending the 32-byte digest.
-        let digest = Sha256::digest(message);
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        self.sign_prehashed(role, purpose, &digest)
+    }
+
+    fn sign_prehashed(
+        &mut self,
+        role: Role,
+        purpose: &str,
+        digest: &[u8; 32],
+    ) -> Result<Signature, DeviceError> {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        let public_key = self.slot_key(role)?.public_key;
         let mut yk = self.unlocked_session(role, purpose)?;
         let der = piv::sign_data(
             &mut yk,
-            &digest,
+            digest,
             AlgorithmId::EccP256,
             self.slots.slot_id(role),
         )
@@ -463,16 +473,15 @@ impl KeyDevice for PivDevice {
         })?;
         // Low-S form, so a signature has one encoding in the objects that carry it.
         let sig = sig.normalize_s();
-        let sig = Signature::from_ecdsa(&sig);
         // A signature that does not verify against the slot's key must never leave here.
-        public_key
-            .verify(message, &sig)
+        p256::ecdsa::VerifyingKey::from(public_key.to_p256())
+            .verify_prehash(digest, &sig)
             .map_err(|_| DeviceError::Device {
                 detail: format!(
                     "the card's {role} signature does not verify against the slot's public key"
                 ),
             })?;
-        Ok(sig)
+        Ok(Signature::from_ecdsa(&sig))
     }
 
     fn ecdh(
