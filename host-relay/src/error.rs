@@ -153,3 +153,37 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enclave_codes_map_to_statuses() {
+        let cases = [
+            (ErrorCode::BadRequest, 400, "bad-request"),
+            (ErrorCode::WrongPhase, 409, "wrong-phase"),
+            (ErrorCode::Rejected, 422, "rejected"),
+            (ErrorCode::Internal, 502, "internal"),
+        ];
+        for (code, status, name) in cases {
+            let e = ApiError::from_enclave(code, "m".to_owned());
+            assert_eq!((e.status.as_u16(), e.code), (status, name));
+        }
+    }
+
+    #[test]
+    fn client_errors_map_to_gateway_errors() {
+        let refused = ClientError::Connect {
+            addr: "unix:/x".to_owned(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        let e = ApiError::from(refused);
+        assert_eq!((e.status.as_u16(), e.code), (502, "enclave-unavailable"));
+        let e = ApiError::from(ClientError::Frame(FrameError::Closed));
+        assert_eq!((e.status.as_u16(), e.code), (502, "enclave-unavailable"));
+        let slow = ClientError::Frame(FrameError::Io(io::ErrorKind::WouldBlock.into()));
+        let e = ApiError::from(slow);
+        assert_eq!((e.status.as_u16(), e.code), (504, "enclave-timeout"));
+    }
+}

@@ -51,6 +51,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // `vsock:PORT` means "any CID" to a listener; a client must name the enclave's CID.
+    if matches!(args.enclave, Address::Vsock { cid: u32::MAX, .. }) {
+        return Err(format!(
+            "--enclave {}: give the enclave's CID, as vsock:CID:PORT",
+            args.enclave
+        ));
+    }
     let config = Config::new(args.enclave.clone())
         .body_timeout(seconds("body-timeout", args.body_timeout)?)
         .enclave_timeout(seconds("enclave-timeout", args.enclave_timeout)?);

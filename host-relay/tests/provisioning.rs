@@ -3,7 +3,7 @@
 
 mod support;
 
-use airgap_bundle::{Bundle, BundleKind};
+use airgap_bundle::{Bundle, BundleKind, Metadata};
 use tessera_core::bytes::{ByteArray, Hash32, Pcr};
 use tessera_core::cbor;
 use tessera_core::device::{KeyDevice, SoftwareKeyDevice, approve};
@@ -167,7 +167,7 @@ fn boot_then_request_bundles_survive_a_relay_restart() {
     assert_ne!(first, second);
 
     // A share bundle that decodes but is not a valid submission never reaches the enclave.
-    let junk = Bundle::new(BundleKind::Share, Default::default(), cbor::encode(&0u8)).unwrap();
+    let junk = Bundle::new(BundleKind::Share, Metadata::default(), cbor::encode(&0u8)).unwrap();
     assert_eq!(
         post(relay.addr, "/v1/share-bundle", &junk.encode()).error_code(400),
         "bad-request"
