@@ -663,7 +663,17 @@ fn check_signature(
         }
     }
     Err(last_error.unwrap_or_else(|| {
-        let ids: Vec<String> = issuers.iter().map(ToString::to_string).collect();
+        // A fingerprint says all a key ID does; show key IDs only when nothing better is there.
+        let fprs: Vec<String> = issuers
+            .iter()
+            .filter(|h| matches!(h, openpgp::KeyHandle::Fingerprint(_)))
+            .map(ToString::to_string)
+            .collect();
+        let ids = if fprs.is_empty() {
+            issuers.iter().map(ToString::to_string).collect()
+        } else {
+            fprs
+        };
         format!(
             "made by {}, which is not pinned in the keyring",
             ids.join(" / ")
