@@ -22,7 +22,7 @@ const DOC: &[u8] = include_bytes!(concat!(
 ));
 
 /// The inputs of the five signature checks, extracted once: four certificate signatures (each
-/// CA over the next certificate's TBS) and the COSE signature over the Sig_structure.
+/// CA over the next certificate's TBS) and the COSE signature over the `Sig_structure`.
 struct Floor {
     certs: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     cose: (Vec<u8>, Vec<u8>, Vec<u8>),
@@ -98,7 +98,7 @@ static ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] =
     &[webpki::aws_lc_rs::ECDSA_P384_SHA384];
 
 /// What a user assembles from the usual crates: aws-nitro-enclaves-cose for COSE_Sign1, the NSM
-/// API's `AttestationDoc` (serde_cbor) for the payload, rustls-webpki for the chain at a chosen
+/// API's `AttestationDoc` (`serde_cbor`) for the payload, rustls-webpki for the chain at a chosen
 /// time. Returns the payload's module id so nothing is optimised away.
 fn cose_webpki(doc: &[u8], root: &[u8], at: UnixTime) -> String {
     let sign1 = CoseSign1::from_bytes(doc).unwrap();

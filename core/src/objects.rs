@@ -95,7 +95,7 @@ pub struct GenesisBody {
     pub shares: Vec<GenesisShare>,
 }
 
-/// The result of genesis, bound into the genesis attestation (user_data = its hash).
+/// The result of genesis, bound into the genesis attestation (`user_data` = its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisOutput {
@@ -223,7 +223,7 @@ impl ShareSubmission {
 pub struct ProvisionRequest {
     pub version: u32,
     pub envelope: crate::manifest::ManifestEnvelope,
-    /// COSE_Sign1 attestation document: user_data = manifest hash, public_key = ephemeral key.
+    /// `COSE_Sign1` attestation document: `user_data` = manifest hash, `public_key` = ephemeral key.
     pub attestation: ByteBuf,
 }
 

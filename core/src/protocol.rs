@@ -20,6 +20,8 @@ use crate::transport::{Address, Stream};
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// A request to the enclave.
+// Requests are decoded once and moved, never stored in bulk: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Request {
@@ -124,6 +126,8 @@ impl ErrorCode {
     }
 }
 
+// Like requests, responses are built once and moved.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Response {

@@ -30,7 +30,10 @@ fn a_signature_for_one_purpose_never_verifies_for_another() {
     relabelled.role = Role::Patch;
     assert!(relabelled.verify(Purpose::Patch, &h).is_err());
     // Another object.
-    assert!(a.verify(Purpose::Manifest, &Hash32::sha256(b"other")).is_err());
+    assert!(
+        a.verify(Purpose::Manifest, &Hash32::sha256(b"other"))
+            .is_err()
+    );
 }
 
 #[test]
@@ -113,7 +116,11 @@ fn piv_p256_recipient_string_round_trips() {
     assert!(s.starts_with("age1yubikey1"), "{s}");
     assert_eq!(s.parse::<PivP256Recipient>().unwrap(), r);
     assert!(s.to_uppercase().parse::<PivP256Recipient>().is_err());
-    assert!(s.replace("age1yubikey1", "age1").parse::<PivP256Recipient>().is_err());
+    assert!(
+        s.replace("age1yubikey1", "age1")
+            .parse::<PivP256Recipient>()
+            .is_err()
+    );
     let id = age_share::plugin_identity(5_437_251, 0x82, &r);
     assert!(id.starts_with("AGE-PLUGIN-YUBIKEY-1"), "{id}");
 }
@@ -149,7 +156,10 @@ fn piv_p256_stanza_matches_independent_computation() {
     assert_eq!(stanza.tag, "piv-p256");
     assert_eq!(
         stanza.args,
-        [BASE64_STANDARD_NO_PAD.encode(tag), BASE64_STANDARD_NO_PAD.encode(epk.as_bytes())]
+        [
+            BASE64_STANDARD_NO_PAD.encode(tag),
+            BASE64_STANDARD_NO_PAD.encode(epk.as_bytes())
+        ]
     );
     assert_eq!(stanza.body, body);
 }
@@ -191,11 +201,17 @@ fn software_key_file_is_private_and_round_trips() {
     let path = dir.path().join("alice.keys");
     let mut dev = SoftwareKeyDevice::generate("alice");
     dev.save(&path).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(dev.save(&path).is_err(), "never overwrites");
     let mut back = SoftwareKeyDevice::load(&path).unwrap();
     for role in Role::ALL {
-        assert_eq!(back.public_key(role).unwrap(), dev.public_key(role).unwrap());
+        assert_eq!(
+            back.public_key(role).unwrap(),
+            dev.public_key(role).unwrap()
+        );
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = SoftwareKeyDevice::load(&path).unwrap_err().to_string();

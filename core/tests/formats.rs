@@ -21,13 +21,34 @@ use tessera_core::sign::Purpose;
 /// Golden SHA-256 of each object's canonical encoding. A change here is a format change: bump
 /// the version and update docs/formats.md.
 const GOLDEN: &[(&str, &str)] = &[
-    ("manifest", "63ae1dc8df61a4a15731f7dcdd7337fd6da68780c60861baab09fd91bdd7143d"),
-    ("envelope", "5c0b8feec00341e5710ae251d2c6ebfb8910ca335894e18fb37e43b7604880db"),
-    ("descriptor", "79c7b1fc8a8d9fbe5c0eb4b00a74e45743be914f79a97d3e28aea36895d1f993"),
-    ("genesis_request", "a7bd6947c9902824ed7ebab520c44ea8293f4e76f539eaca585565de3154b563"),
-    ("genesis_output", "10cc60c5f9102da93e791ecbeef95a84b84521a67e19eeecba7a073493a6921b"),
-    ("patch", "662ddf5946284385dddf6cf827b9b823413d480e48029bf81abf09bbc600d969"),
-    ("share_submission", "85bb20254bd7931036cec8593a3bcc99f42b078fdc820de5ee2174d60a846433"),
+    (
+        "manifest",
+        "63ae1dc8df61a4a15731f7dcdd7337fd6da68780c60861baab09fd91bdd7143d",
+    ),
+    (
+        "envelope",
+        "5c0b8feec00341e5710ae251d2c6ebfb8910ca335894e18fb37e43b7604880db",
+    ),
+    (
+        "descriptor",
+        "79c7b1fc8a8d9fbe5c0eb4b00a74e45743be914f79a97d3e28aea36895d1f993",
+    ),
+    (
+        "genesis_request",
+        "a7bd6947c9902824ed7ebab520c44ea8293f4e76f539eaca585565de3154b563",
+    ),
+    (
+        "genesis_output",
+        "10cc60c5f9102da93e791ecbeef95a84b84521a67e19eeecba7a073493a6921b",
+    ),
+    (
+        "patch",
+        "662ddf5946284385dddf6cf827b9b823413d480e48029bf81abf09bbc600d969",
+    ),
+    (
+        "share_submission",
+        "85bb20254bd7931036cec8593a3bcc99f42b078fdc820de5ee2174d60a846433",
+    ),
 ];
 
 /// Deterministic objects of every type. Signatures use RFC 6979 deterministic ECDSA, so they
@@ -141,13 +162,27 @@ fn golden_vectors() {
 fn every_object_round_trips_through_its_strict_decoder() {
     for (name, bytes) in objects() {
         let ok = match name {
-            "manifest" => Manifest::decode(&bytes).map(|m| m.encode()).map_err(|e| e.to_string()),
-            "envelope" => ManifestEnvelope::decode(&bytes).map(|e| e.encode()).map_err(|e| e.to_string()),
-            "descriptor" => MemberDescriptor::decode(&bytes).map(|d| cbor::encode(&d)).map_err(|e| e.to_string()),
-            "genesis_request" => cbor::decode::<GenesisRequest>(&bytes, "genesis request").map(|d| cbor::encode(&d)).map_err(|e| e.to_string()),
-            "genesis_output" => GenesisOutput::decode(&bytes).map(|d| cbor::encode(&d)).map_err(|e| e.to_string()),
-            "patch" => cbor::decode::<PatchEnvelope>(&bytes, "patch").map(|d| cbor::encode(&d)).map_err(|e| e.to_string()),
-            "share_submission" => ShareSubmission::decode(&bytes).map(|d| cbor::encode(&d)).map_err(|e| e.to_string()),
+            "manifest" => Manifest::decode(&bytes)
+                .map(|m| m.encode())
+                .map_err(|e| e.to_string()),
+            "envelope" => ManifestEnvelope::decode(&bytes)
+                .map(|e| e.encode())
+                .map_err(|e| e.to_string()),
+            "descriptor" => MemberDescriptor::decode(&bytes)
+                .map(|d| cbor::encode(&d))
+                .map_err(|e| e.to_string()),
+            "genesis_request" => cbor::decode::<GenesisRequest>(&bytes, "genesis request")
+                .map(|d| cbor::encode(&d))
+                .map_err(|e| e.to_string()),
+            "genesis_output" => GenesisOutput::decode(&bytes)
+                .map(|d| cbor::encode(&d))
+                .map_err(|e| e.to_string()),
+            "patch" => cbor::decode::<PatchEnvelope>(&bytes, "patch")
+                .map(|d| cbor::encode(&d))
+                .map_err(|e| e.to_string()),
+            "share_submission" => ShareSubmission::decode(&bytes)
+                .map(|d| cbor::encode(&d))
+                .map_err(|e| e.to_string()),
             _ => unreachable!(),
         };
         assert_eq!(ok.unwrap(), bytes, "{name}");
@@ -180,7 +215,10 @@ fn rejects_trailing_bytes() {
     bytes.push(0);
     let err = Manifest::decode(&bytes).unwrap_err();
     assert!(
-        matches!(err, ManifestError::Encoding(CborError::TrailingData { extra: 1, .. })),
+        matches!(
+            err,
+            ManifestError::Encoding(CborError::TrailingData { extra: 1, .. })
+        ),
         "{err}"
     );
 }
@@ -216,7 +254,10 @@ fn rejects_reordered_keys() {
     let (_, mut v) = manifest_value();
     top_map(&mut v).reverse();
     let err = Manifest::decode(&encode_value(&v)).unwrap_err();
-    assert!(matches!(err, ManifestError::Encoding(CborError::NonCanonical { .. })), "{err}");
+    assert!(
+        matches!(err, ManifestError::Encoding(CborError::NonCanonical { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -229,7 +270,10 @@ fn rejects_non_minimal_integers() {
     long.extend_from_slice(&[0x18, 0x01]);
     long.extend_from_slice(&bytes[pos + 9..]);
     let err = Manifest::decode(&long).unwrap_err();
-    assert!(matches!(err, ManifestError::Encoding(CborError::NonCanonical { .. })), "{err}");
+    assert!(
+        matches!(err, ManifestError::Encoding(CborError::NonCanonical { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -241,7 +285,10 @@ fn rejects_indefinite_length_encoding() {
     indef.extend_from_slice(&bytes[1..]);
     indef.push(0xff);
     let err = Manifest::decode(&indef).unwrap_err();
-    assert!(matches!(err, ManifestError::Encoding(CborError::NonCanonical { .. })), "{err}");
+    assert!(
+        matches!(err, ManifestError::Encoding(CborError::NonCanonical { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,8 +299,13 @@ fn rejects_wrong_length_byte_strings_and_invalid_points() {
         .find(|(k, _)| k == &Value::Text("namespace".into()))
         .unwrap();
     let Value::Map(ns) = &mut ns.1 else { panic!() };
-    let qpk = ns.iter_mut().find(|(k, _)| k == &Value::Text("quorum_public_key".into())).unwrap();
-    let Value::Map(qpk) = &mut qpk.1 else { panic!() };
+    let qpk = ns
+        .iter_mut()
+        .find(|(k, _)| k == &Value::Text("quorum_public_key".into()))
+        .unwrap();
+    let Value::Map(qpk) = &mut qpk.1 else {
+        panic!()
+    };
     qpk[0].1 = Value::Bytes([&[0x05][..], &[2; 32]].concat());
     let not_a_point = encode_value(&v);
     let err = Manifest::decode(&not_a_point).unwrap_err().to_string();
@@ -280,28 +332,66 @@ fn garbage_and_truncation_are_errors_not_panics() {
     }
 }
 
+type Mutation = Box<dyn Fn(&mut Manifest)>;
+
 #[test]
 fn validation_names_the_field() {
     let mut devs = common::members();
     let base = common::manifest(&mut devs);
-    let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
-        (Box::new(|m| m.manifest_set.threshold = 0), "manifest_set.threshold"),
-        (Box::new(|m| m.manifest_set.threshold = 6), "manifest_set.threshold"),
-        (Box::new(|m| m.patch_set.members.clear()), "patch_set.members"),
-        (Box::new(|m| m.share_set.members[1].alias = "alice".into()), "share_set.members[1].alias"),
-        (Box::new(|m| { let k = m.manifest_set.members[0].public_key; m.manifest_set.members[2].public_key = k; }), "manifest_set.members[2].public_key"),
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|m| m.manifest_set.threshold = 0),
+            "manifest_set.threshold",
+        ),
+        (
+            Box::new(|m| m.manifest_set.threshold = 6),
+            "manifest_set.threshold",
+        ),
+        (
+            Box::new(|m| m.patch_set.members.clear()),
+            "patch_set.members",
+        ),
+        (
+            Box::new(|m| m.share_set.members[1].alias = "alice".into()),
+            "share_set.members[1].alias",
+        ),
+        (
+            Box::new(|m| {
+                let k = m.manifest_set.members[0].public_key;
+                m.manifest_set.members[2].public_key = k;
+            }),
+            "manifest_set.members[2].public_key",
+        ),
         (Box::new(|m| m.namespace.nonce = 0), "namespace.nonce"),
-        (Box::new(|m| m.namespace.name = "bad name".into()), "namespace.name"),
-        (Box::new(|m| m.enclave.debug_allowed = true), "enclave.debug_allowed"),
-        (Box::new(|m| m.enclave.pcr0 = ByteArray([0; 48])), "enclave.pcr0"),
+        (
+            Box::new(|m| m.namespace.name = "bad name".into()),
+            "namespace.name",
+        ),
+        (
+            Box::new(|m| m.enclave.debug_allowed = true),
+            "enclave.debug_allowed",
+        ),
+        (
+            Box::new(|m| m.enclave.pcr0 = ByteArray([0; 48])),
+            "enclave.pcr0",
+        ),
         (Box::new(|m| m.version = 2), "version"),
-        (Box::new(|m| { let c = m.share_set.members[0].commitment; m.share_set.members[3].commitment = c; }), "share_set.members[3].commitment"),
+        (
+            Box::new(|m| {
+                let c = m.share_set.members[0].commitment;
+                m.share_set.members[3].commitment = c;
+            }),
+            "share_set.members[3].commitment",
+        ),
     ];
     for (mutate, field) in cases {
         let mut m = base.clone();
         mutate(&mut m);
         let err = m.validate().unwrap_err().to_string();
-        assert!(err.starts_with(field), "expected error on {field}, got {err}");
+        assert!(
+            err.starts_with(field),
+            "expected error on {field}, got {err}"
+        );
         // The same refusal comes out of the decoder.
         assert!(Manifest::decode(&m.encode()).is_err());
     }
@@ -318,8 +408,16 @@ fn descriptor_refuses_a_role_listed_twice() {
         device: DeviceKind::Software,
         serial: None,
         keys: vec![
-            DescriptorKey { role: Role::Share, public_key: k, slot: None },
-            DescriptorKey { role: Role::Share, public_key: k, slot: None },
+            DescriptorKey {
+                role: Role::Share,
+                public_key: k,
+                slot: None,
+            },
+            DescriptorKey {
+                role: Role::Share,
+                public_key: k,
+                slot: None,
+            },
         ],
         created_at: "2026-11-21T00:00:00Z".into(),
     };

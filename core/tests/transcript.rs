@@ -24,11 +24,16 @@ fn broken_line(path: &std::path::Path) -> u64 {
 }
 
 fn lines(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn write(path: &std::path::Path, lines: &[String]) {
-    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let text: String = lines.iter().flat_map(|l| [l.as_str(), "\n"]).collect();
+    std::fs::write(path, text).unwrap();
 }
 
 #[test]

@@ -87,10 +87,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything can hold a PIN or a share: no core dumps, no ptrace or /proc/PID/mem
+    // reads by other processes of this user, memory kept out of swap where allowed.
+    for w in tessera_core::hardening::harden_process() {
+        eprintln!("tessera: warning: {w}");
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Attest(cmd)) => cli::attest::run(cmd),
-        Some(Command::Pcrs(args)) => cli::pcrs::run(args),
+        Some(Command::Pcrs(args)) => cli::pcrs::run(&args),
         Some(Command::Bundle(cmd)) => cli::bundle::run(cmd),
         Some(Command::Key(cmd)) => cli::key::run(cmd),
         Some(Command::Member(c)) => finish("member", ceremony::member(c)),

@@ -63,6 +63,8 @@ fn snapshots_of_every_screen() {
 }
 
 #[test]
+// One short name per scenario keeps the list of error states readable.
+#[allow(clippy::many_single_char_names)]
 fn snapshots_of_error_states() {
     // Attested PCR0 differs from the manifest.
     let bad = fixture([0xee; 48]);

@@ -43,10 +43,10 @@ pub struct VerifyArgs {
     /// Accept debug-mode enclaves (all-zero PCR0), whose memory the parent instance can read.
     #[arg(long)]
     pub allow_debug: bool,
-    /// Require user_data to equal HEX.
+    /// Require `user_data` to equal HEX.
     #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
     pub expect_user_data: Option<HexBytes>,
-    /// Require public_key to equal HEX.
+    /// Require `public_key` to equal HEX.
     #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
     pub expect_public_key: Option<HexBytes>,
     /// Require nonce to equal HEX.

@@ -51,7 +51,7 @@ pub struct VerifyStatementArgs {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: &Args) -> ExitCode {
     if let Some(Sub::VerifyStatement(a)) = &args.command {
         return verify_statement(a);
     }

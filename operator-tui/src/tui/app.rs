@@ -179,7 +179,6 @@ pub struct ProvisionWizard {
 
 impl ProvisionWizard {
     /// All checks that must pass before the member may hand over the share.
-    #[must_use]
     pub fn ready(&self) -> Result<(), String> {
         self.approvals.clone()?;
         self.attestation.verdict.clone()?;
@@ -254,6 +253,8 @@ impl SignJob {
     }
 }
 
+// One popup at a time, moved in and out of the state: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Popup {
     Help,
@@ -310,6 +311,8 @@ pub enum Msg {
     TranscriptLine(String),
 }
 
+// Effects are handed to the runtime one by one and consumed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Effect {
     Rescan,
@@ -436,7 +439,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             state.selected = state.selected.min(state.bundles.len().saturating_sub(1));
             Vec::new()
         }
-        Msg::Loaded { path, bytes } => load(state, path, &bytes),
+        Msg::Loaded { path, bytes } => load(state, &path, &bytes),
         Msg::LoadFailed { path, error } => {
             state.message("Cannot open", format!("{}: {error}", path.display()), true);
             Vec::new()
@@ -648,7 +651,7 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
             Key::Esc => {
                 let rec = Record::new("sign.abort", "operator aborted at the confirmation")
                     .input_hash("object", &job.object_hash());
-                state.status = "aborted; nothing was signed".to_owned();
+                "aborted; nothing was signed".clone_into(&mut state.status);
                 vec![Effect::Record(rec)]
             }
             Key::Enter if same_code(&typed, &code) => {
@@ -700,7 +703,7 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
 // ---------------------------------------------------------------------------------------------
 // Loading files into review screens.
 
-fn load(state: &mut State, path: PathBuf, bytes: &[u8]) -> Vec<Effect> {
+fn load(state: &mut State, path: &std::path::Path, bytes: &[u8]) -> Vec<Effect> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -713,7 +716,7 @@ fn load(state: &mut State, path: PathBuf, bytes: &[u8]) -> Vec<Effect> {
             let result = match kind {
                 BundleKind::Request => ProvisionRequest::decode(b.payload())
                     .map_err(|e| e.to_string())
-                    .map(|r| open_request(state, path.clone(), r)),
+                    .map(|r| open_request(state, path.to_path_buf(), r)),
                 BundleKind::Manifest => open_manifest_bytes(state, b.payload()),
                 BundleKind::Patch => {
                     tessera_core::cbor::decode::<PatchEnvelope>(b.payload(), "patch envelope")
@@ -937,7 +940,7 @@ fn analyze(
             return view;
         }
     };
-    view.module_id = verified.module_id().to_owned();
+    verified.module_id().clone_into(&mut view.module_id);
     view.timestamp = short_time(verified.timestamp());
     let age = at - verified.timestamp();
     view.age = format!("{}s", age.whole_seconds());
@@ -964,11 +967,11 @@ fn analyze(
                 .get(usize::from(i))
                 .copied()
                 .flatten()
-                .map(|p| p.to_hex()),
+                .map(tessera_core::bytes::ByteArray::to_hex),
             attested: verified.pcr(i).map(hex::encode),
             reproduced: reproduced
                 .and_then(|r| r.get(usize::from(i)))
-                .map(|p| p.to_hex()),
+                .map(tessera_core::bytes::ByteArray::to_hex),
         })
         .collect();
     let mut policy = Policy::new().max_age(state.config.max_age);

@@ -107,7 +107,10 @@ pub fn fixture(attested_pcr0: [u8; 48]) -> Fixture {
         .enumerate()
         .map(|(i, p)| (i as u8, p.to_vec()))
         .collect();
-    let ts = (T0 + time::Duration::seconds(10)).unix_timestamp() as u64 * 1000;
+    let ts = (T0 + time::Duration::seconds(10))
+        .unix_timestamp()
+        .cast_unsigned()
+        * 1000;
     let doc = pki
         .document(ts, &pcrs, Some(&h.0), None, Some(&EPHEMERAL))
         .unwrap();

@@ -271,6 +271,8 @@ fn describe(dev: &mut dyn KeyDevice) -> DeviceView {
     view
 }
 
+// Everything is moved into the worker thread, which owns it for the session.
+#[allow(clippy::needless_pass_by_value)]
 fn worker(
     selector: Option<DeviceSelector>,
     jobs: Receiver<SignJob>,

@@ -106,20 +106,17 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
         km.hint(Action::Help),
         km.hint(Action::Quit)
     );
-    match state.screen {
-        Screen::Home => hints.push_str(&format!(
+    let extra = match state.screen {
+        Screen::Home => format!(
             "  ↑↓ select  Enter open  {} rescan  {} confirm clock",
             km.hint(Action::Rescan),
             km.hint(Action::ConfirmClock)
-        )),
-        Screen::Manifest | Screen::Patch => {
-            hints.push_str(&format!("  {} approve", km.hint(Action::Approve)))
-        }
-        Screen::Provision => {
-            hints.push_str(&format!("  {} hand over share", km.hint(Action::Approve)))
-        }
-        _ => {}
-    }
+        ),
+        Screen::Manifest | Screen::Patch => format!("  {} approve", km.hint(Action::Approve)),
+        Screen::Provision => format!("  {} hand over share", km.hint(Action::Approve)),
+        _ => String::new(),
+    };
+    hints.push_str(&extra);
     let line = match &state.busy {
         Some(b) => Line::from(Span::styled(format!("… {b}"), WARN)),
         None if !state.status.is_empty() => Line::from(vec![
@@ -271,8 +268,8 @@ fn keys(state: &State, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn short(h: &Option<String>, width: usize) -> String {
-    h.as_ref().map_or_else(
+fn short(h: Option<&String>, width: usize) -> String {
+    h.map_or_else(
         || "-".to_owned(),
         |h| {
             if h.len() > width {
@@ -296,9 +293,9 @@ fn pcr_table(rows: &[PcrRow], wide: bool) -> Table<'static> {
             };
             Row::new(vec![
                 Cell::from(format!("PCR{}", r.index)),
-                Cell::from(short(&r.expected, w)),
-                Cell::from(short(&r.attested, w)),
-                Cell::from(short(&r.reproduced, w)),
+                Cell::from(short(r.expected.as_ref(), w)),
+                Cell::from(short(r.attested.as_ref(), w)),
+                Cell::from(short(r.reproduced.as_ref(), w)),
                 Cell::from(Span::styled(word, style)),
             ])
         })
@@ -362,12 +359,12 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
     let bind = |name: &str, (want, have): &(Option<String>, Option<String>)| {
         let ok = match (want, have) {
             (Some(w), Some(h)) if w.len() == h.len() => w == h,
-            (Some(_), Some(_)) => true,
             (Some(_), None) => false,
-            (None, _) => true,
+            // A description of what is expected rather than a value: present is enough.
+            (Some(_), Some(_)) | (None, _) => true,
         };
         Line::from(vec![
-            Span::raw(format!("{name}: {} ", short(have, 24))),
+            Span::raw(format!("{name}: {} ", short(have.as_ref(), 24))),
             Span::styled(
                 if ok { "bound" } else { "NOT BOUND" },
                 if ok { OK } else { BAD },
@@ -681,7 +678,7 @@ fn popup(state: &State, p: &Popup, frame: &mut Frame) {
 fn help_lines(state: &State) -> Vec<Line<'static>> {
     let km = &state.config.keymap;
     let mut l = vec![
-        Line::from(format!("1-7 / Tab / S-Tab   switch screens")),
+        Line::from("1-7 / Tab / S-Tab   switch screens"),
         Line::from(format!(
             "{:<19} help      {} quit",
             km.hint(Action::Help),
