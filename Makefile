@@ -17,7 +17,7 @@ demo: setup
 	scripts/demo.sh
 
 test: setup
-	$(CARGO) test --locked --workspace --all-targets
+	$(CARGO) test --locked --workspace
 	scripts/with-virtual-yubikey.sh
 
 lint: setup
