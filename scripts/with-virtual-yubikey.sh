@@ -59,5 +59,5 @@ fi
 
 export VIRTUAL_YUBIKEY=1 TESSERA_REQUIRE_CARD=1 VIRTUAL_YUBIKEY_DIR="$VYK_DIR"
 cd "$ROOT"
-"$CARGO" test --locked -p operator-tui --test yubikey --test yubikey_cli --test age_interop --test tui_tmux \
+"$CARGO" test --locked -p operator-tui --test yubikey --test yubikey_cli --test age_interop --test tui_tmux --test openpgp_card \
   -- --test-threads=1 "${extra[@]}"
