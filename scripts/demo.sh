@@ -2,7 +2,8 @@
 # `make demo`: a whole ceremony on this machine. A DEV enclave (local NSM, local root) and the
 # relay on local sockets; five software members; genesis 3-of-5; a manifest approved by 3 of 5;
 # boot; three members provision through request and share bundles; the provisioned enclave's
-# app signs a message that is verified with the manifest's quorum key.
+# app signs a message that is verified with the manifest's quorum key; then a live patch and a
+# reshard to a new share set.
 #
 # Artifacts stay in demo-out/. KEEP=1 leaves the enclave and relay running.
 set -euo pipefail
@@ -114,6 +115,34 @@ step "the provisioned enclave's app signs a message with the quorum key"
 "${tessera[@]}" app-sign --relay "$RELAY" --manifest "$OUT/envelope.tbundle" --message "hello from the demo quorum"
 "${tessera[@]}" status --relay "$RELAY"
 echo "pivot app received $(cat "$OUT/app/pivot-received-bytes.txt" 2>/dev/null | tr -d ' ') key bytes on stdin"
+
+step "a live patch: two Patch-set members approve log_level=debug; the enclave applies it"
+drafted=$("${tessera[@]}" patch new --manifest "$OUT/envelope.tbundle" --sequence 1 --set log_level=debug -o "$OUT/patch-1.tbundle")
+echo "$drafted"
+PCODE=$(sed -n 's/^confirmation code: //p' <<<"$drafted")
+patch_approvals=()
+for m in bob dave; do
+  "${tessera[@]}" patch approve "$OUT/patch-1.tbundle" --manifest "$OUT/envelope.tbundle" --software "$OUT/members/$m.keys" \
+    --confirm "$PCODE" -o "$OUT/approvals/$m.patch-1.approval.tbundle" | tail -n 1
+  patch_approvals+=(--approval "$OUT/approvals/$m.patch-1.approval.tbundle")
+done
+"${tessera[@]}" patch post --relay "$RELAY" --manifest "$OUT/envelope.tbundle" "$OUT/patch-1.tbundle" "${patch_approvals[@]}"
+
+step "reshard: the quorum key is re-split inside the enclave to a new 2-of-3 share set"
+drafted=$("${tessera[@]}" reshard new --manifest "$OUT/envelope.tbundle" --threshold 2 \
+  --member "$OUT/members/bob.member.tbundle" --member "$OUT/members/dave.member.tbundle" --member "$OUT/members/erin.member.tbundle" \
+  -o "$OUT/reshard.tbundle")
+echo "$drafted"
+RCODE=$(sed -n 's/^confirmation code: //p' <<<"$drafted")
+reshard_approvals=()
+for m in "${approvers[@]}"; do
+  "${tessera[@]}" reshard approve "$OUT/reshard.tbundle" --manifest "$OUT/envelope.tbundle" --software "$OUT/members/$m.keys" \
+    --confirm "$RCODE" -o "$OUT/approvals/$m.reshard.approval.tbundle" | tail -n 1
+  reshard_approvals+=(--approval "$OUT/approvals/$m.reshard.approval.tbundle")
+done
+"${tessera[@]}" reshard post --relay "$RELAY" --manifest "$OUT/envelope.tbundle" "$OUT/reshard.tbundle" "${reshard_approvals[@]}" -o "$OUT/reshard"
+"${tessera[@]}" genesis verify "$OUT/reshard/genesis-output.tbundle" --attestation "$OUT/reshard/genesis-attestation.cbor" \
+  --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" | tail -n 2
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "$RELAY" > "$OUT/relay.url"

@@ -56,6 +56,12 @@ enum Command {
     /// Provision: fetch a request, sign a share bundle offline, post it.
     #[command(subcommand)]
     Provision(cli::ceremony::ProvisionCommand),
+    /// Live patches of a provisioned enclave's settings (Patch set).
+    #[command(subcommand)]
+    Patch(cli::changes::PatchCommand),
+    /// Re-split the quorum key to a new share set inside the enclave (Manifest set).
+    #[command(subcommand)]
+    Reshard(cli::changes::ReshardCommand),
     /// The enclave's phase and progress, through the relay.
     Status {
         #[arg(long)]
@@ -107,6 +113,8 @@ fn main() -> ExitCode {
             verify,
         }) => finish("boot", ceremony::boot(&relay, &envelope, &verify)),
         Some(Command::Provision(c)) => finish("provision", ceremony::provision(c)),
+        Some(Command::Patch(c)) => finish("patch", cli::changes::patch(c)),
+        Some(Command::Reshard(c)) => finish("reshard", cli::changes::reshard(c)),
         Some(Command::Status { relay, json }) => finish("status", ceremony::status(&relay, json)),
         Some(Command::AppSign {
             relay,

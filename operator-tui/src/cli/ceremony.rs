@@ -41,7 +41,7 @@ pub fn confirm_code(hash: &Hash32) -> String {
     hex_groups(&hash.0[..4])
 }
 
-fn require_confirm(given: Option<&str>, hash: &Hash32, what: &str) -> CmdResult {
+pub(crate) fn require_confirm(given: Option<&str>, hash: &Hash32, what: &str) -> CmdResult {
     let want = confirm_code(hash);
     let norm = |s: &str| {
         s.chars()
@@ -60,7 +60,7 @@ fn require_confirm(given: Option<&str>, hash: &Hash32, what: &str) -> CmdResult 
     }
 }
 
-fn open(device: &DeviceArgs) -> Result<Box<dyn KeyDevice + Send>, Failure> {
+pub(crate) fn open(device: &DeviceArgs) -> Result<Box<dyn KeyDevice + Send>, Failure> {
     let d = device.open()?;
     let info = d.info();
     if info.kind == DeviceKind::Software {
@@ -69,7 +69,7 @@ fn open(device: &DeviceArgs) -> Result<Box<dyn KeyDevice + Send>, Failure> {
     Ok(d)
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| OffsetDateTime::now_utc())
@@ -161,14 +161,18 @@ pub fn member(cmd: MemberCommand) -> CmdResult {
     }
 }
 
-fn descriptors(paths: &[PathBuf]) -> Result<Vec<MemberDescriptor>, Failure> {
+pub(crate) fn descriptors(paths: &[PathBuf]) -> Result<Vec<MemberDescriptor>, Failure> {
     paths
         .iter()
         .map(|p| load(p, BundleKind::Member, MemberDescriptor::decode))
         .collect()
 }
 
-fn set_of(descs: &[MemberDescriptor], role: Role, threshold: u8) -> Result<MemberSet, Failure> {
+pub(crate) fn set_of(
+    descs: &[MemberDescriptor],
+    role: Role,
+    threshold: u8,
+) -> Result<MemberSet, Failure> {
     let members = descs
         .iter()
         .map(|d| {
@@ -410,7 +414,7 @@ impl From<provision::ProvisionError> for Failure {
     }
 }
 
-fn expect_ok(r: Response) -> Result<Response, Failure> {
+pub(crate) fn expect_ok(r: Response) -> Result<Response, Failure> {
     match r {
         Response::Error { code, message } => Err(Failure::refused(format!(
             "enclave refused ({}): {message}",
@@ -576,7 +580,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
 }
 
 /// A manifest file may hold a bare manifest or an envelope.
-fn load_manifest(path: &Path) -> Result<Manifest, Failure> {
+pub(crate) fn load_manifest(path: &Path) -> Result<Manifest, Failure> {
     load(path, BundleKind::Manifest, |b| {
         Manifest::decode(b).or_else(|_| ManifestEnvelope::decode(b).map(|e| e.manifest))
     })

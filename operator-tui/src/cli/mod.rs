@@ -6,6 +6,7 @@
 pub mod attest;
 pub mod bundle;
 pub mod ceremony;
+pub mod changes;
 pub mod common;
 pub mod core_demo;
 pub mod key;

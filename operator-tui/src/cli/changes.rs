@@ -1,0 +1,427 @@
+//! Changes to a provisioned enclave: live patches (approved by the Patch set) and reshards
+//! (a new share set, approved by the Manifest set). Drafting, approving and posting follow the
+//! manifest flow: every approval shows what it signs and needs the confirmation code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use airgap_bundle::{BundleKind, Metadata};
+use tessera_core::bytes::Hash32;
+use tessera_core::cbor;
+use tessera_core::device::approve;
+use tessera_core::keys::Role;
+use tessera_core::manifest::{Manifest, MemberSet, validate_set};
+use tessera_core::objects::{OBJECT_VERSION, Patch, PatchEnvelope, Reshard, ReshardEnvelope};
+use tessera_core::protocol::Response;
+use tessera_core::sign::{Approval, Purpose, check_threshold};
+use tessera_core::transcript::Record;
+
+use super::ceremony::{
+    confirm_code, descriptors, expect_ok, load_manifest, open, require_confirm, set_of,
+};
+use super::common::{CmdResult, Failure, Relay, checked, record, write_new};
+use super::objects::{load, save};
+use crate::devices::DeviceArgs;
+
+#[derive(clap::Subcommand)]
+pub enum PatchCommand {
+    /// Draft a patch of the provisioned manifest's settings.
+    New {
+        /// The manifest (or envelope) the enclave runs.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Must rise above the last patch applied.
+        #[arg(long)]
+        sequence: u64,
+        /// A setting, `KEY=VALUE`; repeat for several.
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
+        settings: Vec<String>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Review and approve a patch with your Patch key.
+    Approve(ApproveArgs),
+    /// Post a patch with Patch-set approvals to the enclave.
+    Post {
+        #[arg(long)]
+        relay: String,
+        /// The manifest whose Patch set must approve.
+        #[arg(long)]
+        manifest: PathBuf,
+        patch: PathBuf,
+        #[arg(long = "approval", required = true)]
+        approvals: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum ReshardCommand {
+    /// Draft a reshard: the quorum key re-split to a new share set inside the enclave.
+    New {
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        threshold: u8,
+        /// Member descriptors of the new share set.
+        #[arg(long = "member", required = true)]
+        members: Vec<PathBuf>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Review and approve a reshard with your Manifest key.
+    Approve(ApproveArgs),
+    /// Post a reshard with Manifest-set approvals; writes the new genesis output for the new
+    /// members to verify with `tessera genesis verify`.
+    Post {
+        #[arg(long)]
+        relay: String,
+        #[arg(long)]
+        manifest: PathBuf,
+        reshard: PathBuf,
+        #[arg(long = "approval", required = true)]
+        approvals: Vec<PathBuf>,
+        /// Directory for the new genesis output and its attestation.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    file: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// The confirmation code as shown, to prove it was reviewed.
+    #[arg(long)]
+    confirm: Option<String>,
+    /// The manifest the enclave runs: checks that the change is for it and that your key is in
+    /// the approving set (the enclave checks both again).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+fn load_patch(path: &Path) -> Result<Patch, Failure> {
+    load(path, BundleKind::Patch, |b| {
+        cbor::decode::<PatchEnvelope>(b, "patch").map(|e| e.patch)
+    })
+}
+
+fn load_reshard(path: &Path) -> Result<Reshard, Failure> {
+    load(path, BundleKind::Genesis, |b| {
+        cbor::decode::<ReshardEnvelope>(b, "reshard").map(|e| e.reshard)
+    })
+}
+
+fn load_approvals(paths: &[PathBuf]) -> Result<Vec<Approval>, Failure> {
+    paths
+        .iter()
+        .map(|p| {
+            load(p, BundleKind::Approval, |b| {
+                cbor::decode::<Approval>(b, "approval")
+            })
+        })
+        .collect()
+}
+
+/// Shows `summary`, checks the change against the manifest when one is given, requires the
+/// confirmation code of `hash`, signs with the role key `purpose` needs, and writes the approval.
+fn sign_approval(
+    a: &ApproveArgs,
+    purpose: Purpose,
+    hash: &Hash32,
+    manifest_hash: &Hash32,
+    summary: &str,
+    set: impl Fn(&Manifest) -> &MemberSet,
+    meta: Metadata,
+) -> CmdResult {
+    println!("{summary}");
+    println!("hash {hash}  (confirmation code {})", confirm_code(hash));
+    let manifest = a.manifest.as_deref().map(load_manifest).transpose()?;
+    if let Some(m) = &manifest
+        && m.hash() != *manifest_hash
+    {
+        return Err(Failure::refused(format!(
+            "this {purpose} is for another manifest; nothing was signed"
+        )));
+    }
+    let mut dev = open(&a.device)?;
+    let role = purpose.signer_role().expect("member purpose");
+    let key = dev.public_key(role)?;
+    if let Some(m) = &manifest
+        && !set(m).members.iter().any(|x| x.public_key == key)
+    {
+        return Err(Failure::refused(format!(
+            "your {role} key {} is not in the set that approves a {purpose}; nothing was signed",
+            key.fingerprint()
+        )));
+    }
+    require_confirm(
+        a.confirm.as_deref(),
+        hash,
+        &format!("{purpose} confirmation code"),
+    )?;
+    let approval = approve(dev.as_mut(), purpose, hash, &format!("{purpose} approval"))?;
+    let path = save(&a.out, BundleKind::Approval, meta, &approval)?;
+    record(
+        Record::new(&format!("{purpose}.approve"), "approved")
+            .input_hash(purpose.as_str(), hash)
+            .output("approval", &cbor::encode(&approval))
+            .device(dev.info().label),
+    );
+    println!("approval written to {}", path.display());
+    Ok(())
+}
+
+fn report(set: &MemberSet, purpose: Purpose, hash: &Hash32, approvals: &[Approval]) -> CmdResult {
+    let r = check_threshold(set, purpose, hash, approvals);
+    r.require().map_err(|e| Failure::refused(e.to_string()))?;
+    checked(format!(
+        "{} of {} approvals: {}",
+        r.approved.len(),
+        r.threshold,
+        r.approved.join(", ")
+    ));
+    Ok(())
+}
+
+fn manifest_meta(m: &Manifest) -> Metadata {
+    Metadata {
+        namespace: Some(m.namespace.name.clone()),
+        nonce: Some(m.namespace.nonce),
+        ..Metadata::default()
+    }
+}
+
+pub fn patch(cmd: PatchCommand) -> CmdResult {
+    match cmd {
+        PatchCommand::New {
+            manifest,
+            sequence,
+            settings,
+            out,
+        } => {
+            let m = load_manifest(&manifest)?;
+            let settings = settings
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .filter(|(k, _)| !k.is_empty())
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| Failure::usage(format!("--set {kv:?}: expected KEY=VALUE")))
+                })
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            let patch = Patch {
+                version: OBJECT_VERSION,
+                namespace: m.namespace.name.clone(),
+                manifest_hash: m.hash(),
+                sequence,
+                settings,
+            };
+            let path = save(
+                &out,
+                BundleKind::Patch,
+                manifest_meta(&m),
+                &PatchEnvelope {
+                    patch: patch.clone(),
+                    approvals: Vec::new(),
+                },
+            )?;
+            println!(
+                "patch {} sequence {sequence} -> {}\nconfirmation code: {}",
+                patch.hash(),
+                path.display(),
+                confirm_code(&patch.hash())
+            );
+            Ok(())
+        }
+        PatchCommand::Approve(a) => {
+            let p = load_patch(&a.file)?;
+            let mut summary = format!(
+                "patch for {} (manifest {}), sequence {}:",
+                p.namespace,
+                confirm_code(&p.manifest_hash),
+                p.sequence
+            );
+            for (k, v) in &p.settings {
+                summary.push_str(&format!("\n  {k} = {v}"));
+            }
+            let meta = Metadata {
+                namespace: Some(p.namespace.clone()),
+                ..Metadata::default()
+            };
+            let (hash, manifest_hash) = (p.hash(), p.manifest_hash);
+            sign_approval(
+                &a,
+                Purpose::Patch,
+                &hash,
+                &manifest_hash,
+                &summary,
+                |m| &m.patch_set,
+                meta,
+            )
+        }
+        PatchCommand::Post {
+            relay,
+            manifest,
+            patch,
+            approvals,
+        } => {
+            let m = load_manifest(&manifest)?;
+            let p = load_patch(&patch)?;
+            if p.manifest_hash != m.hash() {
+                return Err(Failure::refused("the patch is for another manifest"));
+            }
+            let approvals = load_approvals(&approvals)?;
+            report(&m.patch_set, Purpose::Patch, &p.hash(), &approvals)?;
+            let env = PatchEnvelope {
+                patch: p,
+                approvals,
+            };
+            let Response::PatchApplied { sequence } =
+                expect_ok(Relay::new(&relay).post_cbor("/v1/patch", &env)?)?
+            else {
+                return Err(Failure::usage(
+                    "relay returned an unexpected response to patch",
+                ));
+            };
+            record(
+                Record::new("patch.post", format!("applied sequence {sequence}"))
+                    .input("patch_envelope", &cbor::encode(&env)),
+            );
+            checked(format!("enclave applied patch sequence {sequence}"));
+            Ok(())
+        }
+    }
+}
+
+pub fn reshard(cmd: ReshardCommand) -> CmdResult {
+    match cmd {
+        ReshardCommand::New {
+            manifest,
+            threshold,
+            members,
+            out,
+        } => {
+            let m = load_manifest(&manifest)?;
+            let new_share_set = set_of(&descriptors(&members)?, Role::Share, threshold)?;
+            validate_set(
+                "new_share_set",
+                threshold,
+                new_share_set
+                    .members
+                    .iter()
+                    .map(|x| (x.alias.as_str(), &x.public_key)),
+            )
+            .map_err(|e| Failure::refused(e.to_string()))?;
+            let r = Reshard {
+                version: OBJECT_VERSION,
+                namespace: m.namespace.name.clone(),
+                manifest_hash: m.hash(),
+                new_share_set,
+            };
+            let path = save(
+                &out,
+                BundleKind::Genesis,
+                manifest_meta(&m),
+                &ReshardEnvelope {
+                    reshard: r.clone(),
+                    approvals: Vec::new(),
+                },
+            )?;
+            println!(
+                "reshard {} -> {}\nconfirmation code: {}",
+                r.hash(),
+                path.display(),
+                confirm_code(&r.hash())
+            );
+            Ok(())
+        }
+        ReshardCommand::Approve(a) => {
+            let r = load_reshard(&a.file)?;
+            let mut summary = format!(
+                "reshard of {} (manifest {}) to {} of {}:",
+                r.namespace,
+                confirm_code(&r.manifest_hash),
+                r.new_share_set.threshold,
+                r.new_share_set.members.len()
+            );
+            for m in &r.new_share_set.members {
+                summary.push_str(&format!("\n  {} {}", m.alias, m.public_key.fingerprint()));
+            }
+            let meta = Metadata {
+                namespace: Some(r.namespace.clone()),
+                ..Metadata::default()
+            };
+            let (hash, manifest_hash) = (r.hash(), r.manifest_hash);
+            sign_approval(
+                &a,
+                Purpose::Reshard,
+                &hash,
+                &manifest_hash,
+                &summary,
+                |m| &m.manifest_set,
+                meta,
+            )
+        }
+        ReshardCommand::Post {
+            relay,
+            manifest,
+            reshard,
+            approvals,
+            out,
+        } => {
+            let m = load_manifest(&manifest)?;
+            let r = load_reshard(&reshard)?;
+            if r.manifest_hash != m.hash() {
+                return Err(Failure::refused("the reshard is for another manifest"));
+            }
+            let approvals = load_approvals(&approvals)?;
+            report(&m.manifest_set, Purpose::Reshard, &r.hash(), &approvals)?;
+            let env = ReshardEnvelope {
+                reshard: r,
+                approvals,
+            };
+            let Response::Resharded {
+                output,
+                attestation,
+            } = expect_ok(Relay::new(&relay).post_cbor("/v1/reshard", &env)?)?
+            else {
+                return Err(Failure::usage(
+                    "relay returned an unexpected response to reshard",
+                ));
+            };
+            std::fs::create_dir_all(&out)
+                .map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;
+            let path = save(
+                &out.join("genesis-output.tbundle"),
+                BundleKind::Genesis,
+                manifest_meta(&m),
+                &output,
+            )?;
+            write_new(&out.join("genesis-attestation.cbor"), &attestation)?;
+            output
+                .verify_test_signature()
+                .map_err(|e| Failure::refused(format!("reshard test signature: {e}")))?;
+            if output.body.quorum_public_key != m.namespace.quorum_public_key {
+                return Err(Failure::refused(
+                    "the reshard output carries a different quorum key",
+                ));
+            }
+            record(
+                Record::new("reshard.post", "resharded")
+                    .input("reshard_envelope", &cbor::encode(&env))
+                    .output("genesis_output", &cbor::encode(&output)),
+            );
+            checked(format!(
+                "same quorum key {}, new shares {}-of-{} -> {}",
+                m.namespace.quorum_public_key.signing.fingerprint(),
+                output.body.threshold,
+                output.body.shares.len(),
+                path.display()
+            ));
+            Ok(())
+        }
+    }
+}
