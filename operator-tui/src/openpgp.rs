@@ -66,14 +66,13 @@ pub fn default_created() -> SystemTime {
 pub fn parse_created(s: &str) -> Result<SystemTime, String> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))?;
-    let secs = u64::try_from(t.unix_timestamp())
-        .ok()
-        .filter(|&s| s <= u64::from(u32::MAX))
-        .ok_or_else(|| format!("{s:?} is outside OpenPGP's time range (1970..2106)"))?;
+    // OpenPGP times are unsigned 32-bit seconds.
+    let secs = u32::try_from(t.unix_timestamp())
+        .map_err(|_| format!("{s:?} is outside OpenPGP's time range (1970..2106)"))?;
     if t.nanosecond() != 0 {
         return Err(format!("{s:?}: OpenPGP times are whole seconds"));
     }
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(secs)))
 }
 
 /// Why an OpenPGP operation on the device failed.

@@ -183,16 +183,16 @@ fn transcript_signature_verifies_with_gpg_and_sq() {
 #[test]
 fn fingerprint_is_stable_and_follows_created() {
     let m = Member::new("bob", 2);
-    let a = m.export("bob", &m.path("a.asc"), &[]);
-    let b = m.export("bob", &m.path("b.asc"), &[]);
-    assert_eq!(a["fingerprint"], b["fingerprint"]);
-    assert_eq!(a["created"], openpgp::DEFAULT_CREATED);
-    let c = m.export(
+    let first = m.export("bob", &m.path("a.asc"), &[]);
+    let second = m.export("bob", &m.path("b.asc"), &[]);
+    assert_eq!(first["fingerprint"], second["fingerprint"]);
+    assert_eq!(first["created"], openpgp::DEFAULT_CREATED);
+    let other = m.export(
         "bob",
         &m.path("c.asc"),
         &["--created", "2026-02-03T04:05:06Z"],
     );
-    assert_ne!(a["fingerprint"], c["fingerprint"]);
+    assert_ne!(first["fingerprint"], other["fingerprint"]);
 
     // A signature made with the other creation time names the other fingerprint; gpg finds
     // the matching key only.

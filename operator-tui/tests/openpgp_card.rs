@@ -12,7 +12,7 @@
 mod pgp_support;
 mod yubikey_support;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use operator_tui::piv::SlotMap;
 use pgp_support::{GpgHome, sq, sq_verify};
@@ -21,7 +21,7 @@ use tessera_core::keys::Role;
 use tessera_core::transcript::{Record, append};
 use yubikey_support::{Card, PIN, hardware_card, ok, stderr, tessera, virtual_card};
 
-fn export(card: &Card, pin: &PathBuf, out: &PathBuf) -> serde_json::Value {
+fn export(card: &Card, pin: &Path, out: &Path) -> serde_json::Value {
     let serial = card.serial.to_string();
     ok(&tessera(&[
         "key",
