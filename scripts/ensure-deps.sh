@@ -3,7 +3,8 @@
 # Runs as root on CI; elsewhere it uses sudo if available, or says what to install.
 set -euo pipefail
 
-packages=(libpcsclite-dev pkg-config pcscd gnupg tmux)
+# gnupg and sq: the OpenPGP tests check Tessera's signatures with both.
+packages=(libpcsclite-dev pkg-config pcscd gnupg sq tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

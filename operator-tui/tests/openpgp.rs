@@ -475,6 +475,57 @@ fn builders_statements_at_a_threshold_of_pinned_keys() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// A builder using sq (its default key: an Ed25519 signing subkey under a certification-only
+/// primary) counts like a gpg builder, by its certificate.
+#[test]
+fn a_statement_signed_with_sq_counts() {
+    let Some(sq) = sq() else { return };
+    let b = Builders::new();
+    let st = b.statement("statement.json");
+    let home = tempfile::tempdir().unwrap();
+    let key = b.path("sq-builder.pgp");
+    let run = |args: &[&str]| {
+        Command::new(&sq)
+            .env("SEQUOIA_HOME", home.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sq")
+    };
+    let generated = run(&[
+        "key",
+        "generate",
+        "--userid",
+        "Sq Builder <sq@builders.example>",
+        "--export",
+        key.to_str().unwrap(),
+    ]);
+    if !generated.status.success() {
+        eprintln!(
+            "SKIPPED the sq builder check: this sq has another key generation syntax: {}",
+            text(&generated.stderr)
+        );
+        return;
+    }
+    let cert = run(&["key", "extract-cert", key.to_str().unwrap()]);
+    assert!(cert.status.success(), "{}", text(&cert.stderr));
+    std::fs::write(b.keyring.join("sq-builder.pgp"), cert.stdout).unwrap();
+    let signed = run(&[
+        "sign",
+        "--detached",
+        "--signer-key",
+        key.to_str().unwrap(),
+        st.to_str().unwrap(),
+    ]);
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    let sq_sig = b.path("sq.asc");
+    std::fs::write(&sq_sig, signed.stdout).unwrap();
+    let s1 = b.sign(B1, &st, "one.asc");
+    let (o, v) = b.verify(&st, &[&s1, &sq_sig], 2);
+    assert_ok(&o);
+    assert!(v["signers"].to_string().contains("Sq Builder"), "{v}");
+}
+
 #[test]
 fn statements_are_parsed_strictly_before_signatures_count() {
     let b = Builders::new();
