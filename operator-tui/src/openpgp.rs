@@ -701,3 +701,52 @@ fn signer_name(cert: &Cert, policy: &dyn Policy) -> String {
         None => fpr,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use tessera_core::device::SoftwareKeyDevice;
+
+    /// A prehashed signature over SHA-256(m) is the same statement as a signature over m: the
+    /// KeyDevice's own verification accepts it.
+    #[test]
+    fn prehashed_signing_matches_message_signing() {
+        let mut dev = SoftwareKeyDevice::from_seed("t", &[7; 32]);
+        let pk = dev.public_key(Role::Manifest).unwrap();
+        let digest: [u8; 32] = Sha256::digest(b"message").into();
+        let sig = dev.sign_prehashed(Role::Manifest, "test", &digest).unwrap();
+        pk.verify(b"message", &sig).unwrap();
+    }
+
+    /// The signer refuses any hash but SHA-256, and a digest of the wrong length.
+    #[test]
+    fn device_signer_signs_sha256_only() {
+        use crypto::Signer as _;
+        let mut dev = SoftwareKeyDevice::from_seed("t", &[7; 32]);
+        let mut signer =
+            DeviceSigner::new(&mut dev, Role::Manifest, default_created(), "test".into()).unwrap();
+        assert_eq!(signer.acceptable_hashes(), &[HashAlgorithm::SHA256]);
+        assert!(signer.sign(HashAlgorithm::SHA512, &[0; 64]).is_err());
+        assert!(signer.sign(HashAlgorithm::SHA256, &[0; 31]).is_err());
+        assert!(signer.sign(HashAlgorithm::SHA256, &[1; 32]).is_ok());
+    }
+
+    #[test]
+    fn created_times() {
+        assert_eq!(parse_created(DEFAULT_CREATED).unwrap(), default_created());
+        assert!(parse_created("1969-12-31T23:59:59Z").is_err());
+        assert!(parse_created("2106-02-07T06:28:16Z").is_err());
+        assert!(parse_created("2026-01-01T00:00:00.1Z").is_err());
+        assert!(parse_created("yesterday").is_err());
+    }
+
+    /// A clock before the key's creation time produces no signature.
+    #[test]
+    fn no_signature_before_the_key_exists() {
+        let mut dev = SoftwareKeyDevice::from_seed("t", &[7; 32]);
+        let early = default_created() - Duration::from_secs(1);
+        let err = sign_detached(&mut dev, b"x", default_created(), early, "t".into()).unwrap_err();
+        assert!(err.to_string().contains("clock"), "{err}");
+    }
+}
