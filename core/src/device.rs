@@ -276,6 +276,26 @@ impl SoftwareKeyDevice {
         &self.alias
     }
 
+    /// The set of these devices' `role` keys under their aliases (dev mode and tests).
+    #[must_use]
+    pub fn member_set(
+        devices: &[SoftwareKeyDevice],
+        role: Role,
+        threshold: u8,
+    ) -> crate::manifest::MemberSet {
+        let members = devices
+            .iter()
+            .filter_map(|d| {
+                let key = d.keys.get(&role)?;
+                Some(crate::manifest::Member {
+                    alias: d.alias.clone(),
+                    public_key: PublicKey::from(&p256::PublicKey::from(key.verifying_key())),
+                })
+            })
+            .collect();
+        crate::manifest::MemberSet { threshold, members }
+    }
+
     /// Writes the keys to a new file with mode 0600; refuses to overwrite.
     pub fn save(&self, path: &Path) -> Result<(), DeviceError> {
         let file = KeyFile {

@@ -9,8 +9,8 @@ use tessera_core::cbor;
 use tessera_core::device::{KeyDevice, SoftwareKeyDevice, approve};
 use tessera_core::keys::Role;
 use tessera_core::manifest::{
-    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
-    RestartPolicy, ShareMember, ShareSet,
+    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Namespace, Pivot, RestartPolicy,
+    ShareMember, ShareSet,
 };
 use tessera_core::objects::ProvisionRequest;
 use tessera_core::protocol::Response;
@@ -25,19 +25,6 @@ fn members() -> Vec<SoftwareKeyDevice> {
         .zip(1u8..)
         .map(|(a, i)| SoftwareKeyDevice::from_seed(a, &[i; 32]))
         .collect()
-}
-
-fn set(devs: &mut [SoftwareKeyDevice], role: Role, threshold: u8) -> MemberSet {
-    MemberSet {
-        threshold,
-        members: devs
-            .iter_mut()
-            .map(|d| Member {
-                alias: d.alias().to_owned(),
-                public_key: d.public_key(role).unwrap(),
-            })
-            .collect(),
-    }
 }
 
 fn pcr(pcrs: &serde_json::Value, name: &str) -> Pcr {
@@ -68,7 +55,7 @@ fn envelope(enclave: &Enclave, nonce: u64, approvers: usize) -> ManifestEnvelope
             args: Vec::new(),
             restart: RestartPolicy::Never,
         },
-        manifest_set: set(&mut devs, Role::Manifest, 3),
+        manifest_set: SoftwareKeyDevice::member_set(&devs, Role::Manifest, 3),
         share_set: ShareSet {
             threshold: 3,
             members: devs
@@ -81,7 +68,7 @@ fn envelope(enclave: &Enclave, nonce: u64, approvers: usize) -> ManifestEnvelope
                 })
                 .collect(),
         },
-        patch_set: set(&mut devs, Role::Patch, 2),
+        patch_set: SoftwareKeyDevice::member_set(&devs, Role::Patch, 2),
     };
     let hash = manifest.hash();
     let approvals = devs[..approvers]

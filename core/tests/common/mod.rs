@@ -6,8 +6,7 @@ use tessera_core::bytes::{ByteArray, Hash32};
 use tessera_core::device::{KeyDevice, SoftwareKeyDevice};
 use tessera_core::keys::Role;
 use tessera_core::manifest::{
-    EnclaveSpec, MANIFEST_VERSION, Manifest, Member, MemberSet, Namespace, Pivot, RestartPolicy,
-    ShareMember, ShareSet,
+    EnclaveSpec, MANIFEST_VERSION, Manifest, Namespace, Pivot, RestartPolicy, ShareMember, ShareSet,
 };
 use tessera_core::quorum::QuorumSeed;
 
@@ -20,19 +19,6 @@ pub fn members() -> Vec<SoftwareKeyDevice> {
         .enumerate()
         .map(|(i, a)| SoftwareKeyDevice::from_seed(a, &[i as u8 + 1; 32]))
         .collect()
-}
-
-pub fn set(devs: &mut [SoftwareKeyDevice], role: Role, threshold: u8) -> MemberSet {
-    MemberSet {
-        threshold,
-        members: devs
-            .iter_mut()
-            .map(|d| Member {
-                alias: d.alias().to_owned(),
-                public_key: d.public_key(role).unwrap(),
-            })
-            .collect(),
-    }
 }
 
 pub fn manifest(devs: &mut [SoftwareKeyDevice]) -> Manifest {
@@ -56,7 +42,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice]) -> Manifest {
             args: vec!["--serve".to_owned()],
             restart: RestartPolicy::Never,
         },
-        manifest_set: set(devs, Role::Manifest, 3),
+        manifest_set: SoftwareKeyDevice::member_set(devs, Role::Manifest, 3),
         share_set: ShareSet {
             threshold: 3,
             members: devs
@@ -69,6 +55,6 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice]) -> Manifest {
                 })
                 .collect(),
         },
-        patch_set: set(devs, Role::Patch, 2),
+        patch_set: SoftwareKeyDevice::member_set(devs, Role::Patch, 2),
     }
 }

@@ -305,22 +305,11 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                     "relay returned an unexpected response to genesis",
                 ));
             };
-            std::fs::create_dir_all(&out)
-                .map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;
             let meta = Metadata {
                 namespace: Some(namespace.clone()),
                 ..Metadata::default()
             };
-            let path = save(
-                &out.join("genesis-output.tbundle"),
-                BundleKind::Genesis,
-                meta,
-                &output,
-            )?;
-            write_new(&out.join("genesis-attestation.cbor"), &attestation)?;
-            output
-                .verify_test_signature()
-                .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
+            let path = store_genesis(&out, meta, &output, &attestation)?;
             checked("test signature by the new quorum key");
             println!(
                 "genesis {namespace}: {}-of-{} shares, quorum key {} -> {}",
@@ -412,6 +401,28 @@ impl From<provision::ProvisionError> for Failure {
             other => Failure::refused(other.to_string()),
         }
     }
+}
+
+/// Checks a genesis (or reshard) output's test signature, then writes it and its attestation
+/// into `out` as `genesis-output.tbundle` and `genesis-attestation.cbor`.
+pub(crate) fn store_genesis(
+    out: &Path,
+    meta: Metadata,
+    output: &GenesisOutput,
+    attestation: &[u8],
+) -> Result<PathBuf, Failure> {
+    output
+        .verify_test_signature()
+        .map_err(|e| Failure::refused(format!("test signature by the quorum key: {e}")))?;
+    std::fs::create_dir_all(out).map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;
+    let path = save(
+        &out.join("genesis-output.tbundle"),
+        BundleKind::Genesis,
+        meta,
+        output,
+    )?;
+    write_new(&out.join("genesis-attestation.cbor"), attestation)?;
+    Ok(path)
 }
 
 pub(crate) fn expect_ok(r: Response) -> Result<Response, Failure> {

@@ -3,6 +3,7 @@
 //! manifest flow: every approval shows what it signs and needs the confirmation code.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use airgap_bundle::{BundleKind, Metadata};
@@ -18,8 +19,9 @@ use tessera_core::transcript::Record;
 
 use super::ceremony::{
     confirm_code, descriptors, expect_ok, load_manifest, open, require_confirm, set_of,
+    store_genesis,
 };
-use super::common::{CmdResult, Failure, Relay, checked, record, write_new};
+use super::common::{CmdResult, Failure, Relay, checked, record};
 use super::objects::{load, save};
 use crate::devices::DeviceArgs;
 
@@ -174,8 +176,22 @@ fn sign_approval(
     Ok(())
 }
 
-fn report(set: &MemberSet, purpose: Purpose, hash: &Hash32, approvals: &[Approval]) -> CmdResult {
-    let r = check_threshold(set, purpose, hash, approvals);
+/// Before posting a change: it is for this manifest, and its approvals meet `set`'s threshold.
+fn approved(
+    m: &Manifest,
+    change_manifest_hash: &Hash32,
+    set: &MemberSet,
+    purpose: Purpose,
+    hash: &Hash32,
+    approvals: &[PathBuf],
+) -> Result<Vec<Approval>, Failure> {
+    if *change_manifest_hash != m.hash() {
+        return Err(Failure::refused(format!(
+            "the {purpose} is for another manifest"
+        )));
+    }
+    let approvals = load_approvals(approvals)?;
+    let r = check_threshold(set, purpose, hash, &approvals);
     r.require().map_err(|e| Failure::refused(e.to_string()))?;
     checked(format!(
         "{} of {} approvals: {}",
@@ -183,7 +199,7 @@ fn report(set: &MemberSet, purpose: Purpose, hash: &Hash32, approvals: &[Approva
         r.threshold,
         r.approved.join(", ")
     ));
-    Ok(())
+    Ok(approvals)
 }
 
 fn manifest_meta(m: &Manifest) -> Metadata {
@@ -245,7 +261,7 @@ pub fn patch(cmd: PatchCommand) -> CmdResult {
                 p.sequence
             );
             for (k, v) in &p.settings {
-                summary.push_str(&format!("\n  {k} = {v}"));
+                let _ = write!(summary, "\n  {k} = {v}");
             }
             let meta = Metadata {
                 namespace: Some(p.namespace.clone()),
@@ -270,11 +286,14 @@ pub fn patch(cmd: PatchCommand) -> CmdResult {
         } => {
             let m = load_manifest(&manifest)?;
             let p = load_patch(&patch)?;
-            if p.manifest_hash != m.hash() {
-                return Err(Failure::refused("the patch is for another manifest"));
-            }
-            let approvals = load_approvals(&approvals)?;
-            report(&m.patch_set, Purpose::Patch, &p.hash(), &approvals)?;
+            let approvals = approved(
+                &m,
+                &p.manifest_hash,
+                &m.patch_set,
+                Purpose::Patch,
+                &p.hash(),
+                &approvals,
+            )?;
             let env = PatchEnvelope {
                 patch: p,
                 approvals,
@@ -348,7 +367,7 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
                 r.new_share_set.members.len()
             );
             for m in &r.new_share_set.members {
-                summary.push_str(&format!("\n  {} {}", m.alias, m.public_key.fingerprint()));
+                let _ = write!(summary, "\n  {} {}", m.alias, m.public_key.fingerprint());
             }
             let meta = Metadata {
                 namespace: Some(r.namespace.clone()),
@@ -374,11 +393,14 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
         } => {
             let m = load_manifest(&manifest)?;
             let r = load_reshard(&reshard)?;
-            if r.manifest_hash != m.hash() {
-                return Err(Failure::refused("the reshard is for another manifest"));
-            }
-            let approvals = load_approvals(&approvals)?;
-            report(&m.manifest_set, Purpose::Reshard, &r.hash(), &approvals)?;
+            let approvals = approved(
+                &m,
+                &r.manifest_hash,
+                &m.manifest_set,
+                Purpose::Reshard,
+                &r.hash(),
+                &approvals,
+            )?;
             let env = ReshardEnvelope {
                 reshard: r,
                 approvals,
@@ -392,23 +414,12 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
                     "relay returned an unexpected response to reshard",
                 ));
             };
-            std::fs::create_dir_all(&out)
-                .map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;
-            let path = save(
-                &out.join("genesis-output.tbundle"),
-                BundleKind::Genesis,
-                manifest_meta(&m),
-                &output,
-            )?;
-            write_new(&out.join("genesis-attestation.cbor"), &attestation)?;
-            output
-                .verify_test_signature()
-                .map_err(|e| Failure::refused(format!("reshard test signature: {e}")))?;
             if output.body.quorum_public_key != m.namespace.quorum_public_key {
                 return Err(Failure::refused(
                     "the reshard output carries a different quorum key",
                 ));
             }
+            let path = store_genesis(&out, manifest_meta(&m), &output, &attestation)?;
             record(
                 Record::new("reshard.post", "resharded")
                     .input("reshard_envelope", &cbor::encode(&env))

@@ -12,8 +12,8 @@ use tessera_core::dev_pki::DevPki;
 use tessera_core::device::{KeyDevice, SoftwareKeyDevice, approve};
 use tessera_core::keys::Role;
 use tessera_core::manifest::{
-    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
-    RestartPolicy, ShareMember, ShareSet,
+    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Namespace, Pivot, RestartPolicy,
+    ShareMember, ShareSet,
 };
 use tessera_core::objects::{OBJECT_VERSION, ProvisionRequest};
 use tessera_core::quorum::QuorumSeed;
@@ -36,19 +36,6 @@ pub fn members() -> Vec<SoftwareKeyDevice> {
         .collect()
 }
 
-fn set(devs: &mut [SoftwareKeyDevice], role: Role, threshold: u8) -> MemberSet {
-    MemberSet {
-        threshold,
-        members: devs
-            .iter_mut()
-            .map(|d| Member {
-                alias: d.alias().to_owned(),
-                public_key: d.public_key(role).unwrap(),
-            })
-            .collect(),
-    }
-}
-
 pub fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> Manifest {
     Manifest {
         version: MANIFEST_VERSION,
@@ -69,7 +56,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> M
             args: vec![],
             restart: RestartPolicy::Never,
         },
-        manifest_set: set(devs, Role::Manifest, 3),
+        manifest_set: SoftwareKeyDevice::member_set(devs, Role::Manifest, 3),
         share_set: ShareSet {
             threshold: 3,
             members: devs
@@ -82,7 +69,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> M
                 })
                 .collect(),
         },
-        patch_set: set(devs, Role::Patch, 2),
+        patch_set: SoftwareKeyDevice::member_set(devs, Role::Patch, 2),
     }
 }
 
