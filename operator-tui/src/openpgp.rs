@@ -709,7 +709,7 @@ mod tests {
     use tessera_core::device::SoftwareKeyDevice;
 
     /// A prehashed signature over SHA-256(m) is the same statement as a signature over m: the
-    /// KeyDevice's own verification accepts it.
+    /// `KeyDevice`'s own verification accepts it.
     #[test]
     fn prehashed_signing_matches_message_signing() {
         let mut dev = SoftwareKeyDevice::from_seed("t", &[7; 32]);
