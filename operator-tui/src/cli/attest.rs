@@ -73,21 +73,11 @@ fn verify(args: &VerifyArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage(&format!("cannot read {}: {e}", args.doc.display())),
     };
-    let loaded;
-    let anchor = match &args.root {
-        None => attestation::aws_nitro_root_g1(),
-        Some(path) => {
-            let pem = match std::fs::read(path) {
-                Ok(p) => p,
-                Err(e) => return usage(&format!("cannot read {}: {e}", path.display())),
-            };
-            loaded = match TrustAnchor::from_pem(&pem) {
-                Ok(a) => a,
-                Err(e) => return usage(&format!("--root {}: {e}", path.display())),
-            };
-            &loaded
-        }
+    let anchor = match super::common::anchor(args.root.as_deref()) {
+        Ok(a) => a,
+        Err(f) => return usage(&f.message),
     };
+    let anchor = &anchor;
     let at = match args.at.as_str() {
         "now" => OffsetDateTime::now_utc(),
         "doc" => match attestation::unverified_timestamp(&document) {
