@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the YubiKey PIV backend's card tests against the virtual PIV card behind a real pcscd,
-# plus the rage / age-plugin-yubikey interop tests, one test at a time.
+# plus the rage / age-plugin-yubikey interop tests and the gpg/sq OpenPGP card test, one test at a
+# time.
 #
 #   scripts/with-virtual-yubikey.sh            # what `make test` runs
 #   scripts/with-virtual-yubikey.sh -- --nocapture

@@ -53,6 +53,9 @@ const DEFAULT_CREATED_UNIX: u64 = 1_735_689_600;
 pub const MAX_SIGNATURE_FILE: usize = 64 * 1024;
 /// Largest keyring file read.
 pub const MAX_KEY_FILE: usize = 1 << 20;
+/// How far in the future a builder's signature may be dated: builders' and members' clocks
+/// (air-gapped laptops among them) drift, and a statement is not time-critical.
+const CLOCK_SKEW: Duration = Duration::from_secs(30 * 60);
 /// Signature packets considered per signature file.
 const MAX_SIGNATURES_PER_FILE: usize = 16;
 
@@ -609,7 +612,7 @@ fn check_signature(
     let Some(created) = sig.signature_creation_time() else {
         return Err("carries no creation time".to_owned());
     };
-    sig.signature_alive(at, Duration::ZERO)
+    sig.signature_alive(at, CLOCK_SKEW)
         .map_err(|e| format!("not valid now: {e:#}"))?;
     let issuers = sig.get_issuers();
     if issuers.is_empty() {
