@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke clean-demo
+.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke reproduce clean-demo
 
 all: test
 
@@ -33,6 +33,10 @@ bench: setup
 # Each fuzz target for FUZZ_SECONDS; fails on any crash.
 fuzz-smoke:
 	scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
+
+# Builds the release binaries of HEAD twice in two directories; fails unless every SHA-256 matches.
+reproduce:
+	scripts/reproduce.sh
 
 clean-demo:
 	rm -rf demo-out
