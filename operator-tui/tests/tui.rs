@@ -329,3 +329,47 @@ fn quitting_asks_only_while_work_is_in_progress() {
     assert!(app::update(&mut s, Msg::Key(Key::Char('q'))).is_empty());
     assert!(matches!(s.popup, Some(Popup::QuitConfirm)));
 }
+
+#[test]
+fn a_written_share_bundle_can_be_shown_as_animated_qr() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    // Nothing to show before the hand-over.
+    assert!(app::update(&mut s, Msg::Key(Key::Char('v'))).is_empty());
+    app::update(
+        &mut s,
+        Msg::Written("/media/usb/share-payments-alice-n7-1a2b.tbundle".into()),
+    );
+    app::update(&mut s, Msg::JobDone(Ok("share x = 1 handed over".into())));
+    app::update(&mut s, Msg::Key(Key::Enter));
+    let effects = app::update(&mut s, Msg::Key(Key::Char('v')));
+    assert_eq!(
+        effects,
+        vec![Effect::ShowQr(
+            "/media/usb/share-payments-alice-n7-1a2b.tbundle".into()
+        )]
+    );
+
+    let bundle = vec![0x5a; 900];
+    let mut enc = airgap_bundle::parts::PartEncoder::with_defaults(&bundle).unwrap();
+    let minimal = enc.fragment_count();
+    let parts = (0..2 * minimal).map(|_| enc.next_part()).collect();
+    app::update(
+        &mut s,
+        Msg::QrReady(app::QrView {
+            title: "share-payments-alice-n7-1a2b.tbundle".into(),
+            parts,
+            minimal,
+            index: 0,
+            fps: 8,
+        }),
+    );
+    app::update(&mut s, Msg::QrNext);
+    app::update(&mut s, Msg::Key(Key::Char('+')));
+    assert_eq!(s.qr.as_ref().map(|q| (q.index, q.fps)), Some((1, 9)));
+    insta::assert_snapshot!("qr_160x50", render(&s, 160, 50));
+    // Too small a terminal says so instead of drawing an unreadable code.
+    assert!(render(&s, 80, 24).contains("too small"));
+    app::update(&mut s, Msg::Key(Key::Esc));
+    assert!(s.qr.is_none());
+}

@@ -175,6 +175,8 @@ pub struct ProvisionWizard {
     pub ephemeral: Option<ByteArray<32>>,
     pub share_path: Option<PathBuf>,
     pub result: Option<Result<String, String>>,
+    /// The share bundle written by the hand-over, which can also be shown as QR.
+    pub share_bundle: Option<PathBuf>,
 }
 
 impl ProvisionWizard {
@@ -281,6 +283,17 @@ pub enum Popup {
     QuitConfirm,
 }
 
+/// A bundle shown as animated QR: fountain-coded UR parts, cycled at `fps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrView {
+    pub title: String,
+    pub parts: Vec<String>,
+    /// Parts needed at the least (the fragment count).
+    pub minimal: usize,
+    pub index: usize,
+    pub fps: u32,
+}
+
 #[derive(Debug)]
 pub enum Msg {
     Key(Key),
@@ -308,6 +321,11 @@ pub enum Msg {
         purpose: String,
     },
     JobDone(Result<String, String>),
+    /// The hand-over wrote this share bundle.
+    Written(PathBuf),
+    QrReady(QrView),
+    /// Time for the next QR frame.
+    QrNext,
     TranscriptLine(String),
 }
 
@@ -323,6 +341,8 @@ pub enum Effect {
         submit: bool,
     },
     Record(Record),
+    /// Encode this bundle file as UR parts for the QR overlay.
+    ShowQr(PathBuf),
     Quit,
 }
 
@@ -357,6 +377,7 @@ pub struct State {
     pub provision: Option<ProvisionWizard>,
     pub patch: Option<PatchReview>,
     pub transcript: Vec<String>,
+    pub qr: Option<QrView>,
     pub popup: Option<Popup>,
     pub busy: Option<String>,
     pub status: String,
@@ -380,6 +401,7 @@ impl State {
             provision: None,
             patch: None,
             transcript: Vec::new(),
+            qr: None,
             popup: None,
             busy: None,
             status: String::new(),
@@ -481,6 +503,22 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::JobDone(result) => job_done(state, result),
+        Msg::Written(path) => {
+            if let Some(w) = &mut state.provision {
+                w.share_bundle = Some(path);
+            }
+            Vec::new()
+        }
+        Msg::QrReady(view) => {
+            state.qr = Some(view);
+            Vec::new()
+        }
+        Msg::QrNext => {
+            if let Some(q) = &mut state.qr {
+                q.index = (q.index + 1) % q.parts.len().max(1);
+            }
+            Vec::new()
+        }
         Msg::TranscriptLine(line) => {
             state.transcript.push(line);
             Vec::new()
@@ -518,6 +556,15 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
     }
     if key == Key::CtrlC {
         return quit(state);
+    }
+    if let Some(q) = &mut state.qr {
+        match key {
+            Key::Esc | Key::Enter | Key::Char('q') => state.qr = None,
+            Key::Char('+') => q.fps = (q.fps + 1).min(20),
+            Key::Char('-') => q.fps = q.fps.saturating_sub(1).max(1),
+            _ => {}
+        }
+        return Vec::new();
     }
     let Some(action) = state.config.keymap.action(key) else {
         return Vec::new();
@@ -570,6 +617,14 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             Vec::new()
         }
         Action::Approve => request_signature(state),
+        Action::ShowQr => match state
+            .provision
+            .as_ref()
+            .and_then(|w| w.share_bundle.clone())
+        {
+            Some(path) if state.screen == Screen::Provision => vec![Effect::ShowQr(path)],
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -897,6 +952,7 @@ fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
         ephemeral,
         share_path: state.config.share_path.clone(),
         result: None,
+        share_bundle: None,
     });
     state.screen = Screen::Provision;
 }

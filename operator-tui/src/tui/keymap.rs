@@ -25,9 +25,11 @@ pub enum Action {
     ConfirmClock,
     /// Start the current screen's signing action (it still needs the typed confirmation).
     Approve,
+    /// Show the bundle just written as animated QR.
+    ShowQr,
 }
 
-const NAMES: [(&str, Action); 10] = [
+const NAMES: [(&str, Action); 11] = [
     ("quit", Action::Quit),
     ("help", Action::Help),
     ("next_screen", Action::NextScreen),
@@ -38,6 +40,7 @@ const NAMES: [(&str, Action); 10] = [
     ("rescan", Action::Rescan),
     ("confirm_clock", Action::ConfirmClock),
     ("approve", Action::Approve),
+    ("show_qr", Action::ShowQr),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +107,7 @@ impl Default for Keymap {
             (KeyName::Char('r'), Action::Rescan),
             (KeyName::Char('c'), Action::ConfirmClock),
             (KeyName::Char('a'), Action::Approve),
+            (KeyName::Char('v'), Action::ShowQr),
         ] {
             keys.insert(k, a);
         }

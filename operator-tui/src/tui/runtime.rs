@@ -305,7 +305,7 @@ fn worker(
     }
     for job in jobs {
         let result = match &mut device {
-            Some(Ok(d)) => run_job(d.as_mut(), &job, &out_dir, approved_dir.as_deref()),
+            Some(Ok(d)) => run_job(d.as_mut(), &job, &out_dir, approved_dir.as_deref(), &tx),
             _ => Err("no key device: start tessera with --serial N or --software FILE".to_owned()),
         };
         let (action, hash) = match &job {
@@ -348,6 +348,7 @@ fn run_job(
     job: &SignJob,
     out_dir: &Path,
     approved_dir: Option<&Path>,
+    written: &Sender<Msg>,
 ) -> Result<String, String> {
     let fail = |e: crate::cli::common::Failure| e.message;
     match job {
@@ -402,6 +403,7 @@ fn run_job(
             };
             let path = crate::cli::objects::save(out_dir, BundleKind::Share, meta, &submission)
                 .map_err(fail)?;
+            let _ = written.send(Msg::Written(path.clone()));
             Ok(format!(
                 "share x = {x} handed over; share bundle written to {}",
                 path.display()
@@ -531,6 +533,7 @@ fn event_loop(
     }
     update_now(&mut state);
     let mut last_tick = Instant::now();
+    let mut last_frame = Instant::now();
     loop {
         for effect in std::mem::take(&mut pending) {
             match effect {
@@ -568,6 +571,13 @@ fn event_loop(
                         }
                     }
                 }
+                Effect::ShowQr(path) => {
+                    let msg = match qr_view(&path) {
+                        Ok(view) => Msg::QrReady(view),
+                        Err(error) => Msg::LoadFailed { path, error },
+                    };
+                    pending.extend(app::update(&mut state, msg));
+                }
                 Effect::Record(rec) => {
                     pending.extend(app::update(&mut state, Msg::TranscriptLine(summary(&rec))));
                     crate::cli::common::record(rec);
@@ -581,11 +591,21 @@ fn event_loop(
         while let Ok(msg) = rx.try_recv() {
             pending.extend(app::update(&mut state, msg));
         }
+        if let Some(q) = &state.qr
+            && last_frame.elapsed() >= Duration::from_millis(1000 / u64::from(q.fps.max(1)))
+        {
+            pending.extend(app::update(&mut state, Msg::QrNext));
+            last_frame = Instant::now();
+        }
         if last_tick.elapsed() >= Duration::from_secs(1) {
             update_now(&mut state);
             last_tick = Instant::now();
         }
-        if !event::poll(Duration::from_millis(100))? {
+        if !event::poll(Duration::from_millis(if state.qr.is_some() {
+            20
+        } else {
+            100
+        }))? {
             continue;
         }
         let Event::Key(k) = event::read()? else {
@@ -603,6 +623,33 @@ fn event_loop(
         };
         pending.extend(app::update(&mut state, msg));
     }
+}
+
+/// A bundle file as fountain-coded UR parts: one pass over the fragments, then as many fountain
+/// parts again, so a scanner that misses frames still completes.
+fn qr_view(path: &Path) -> Result<app::QrView, String> {
+    let bytes = airgap_bundle::usb::read_limited(path, airgap_bundle::MAX_BUNDLE_BYTES)
+        .map_err(|e| e.to_string())?;
+    let mut enc =
+        airgap_bundle::parts::PartEncoder::with_defaults(&bytes).map_err(|e| e.to_string())?;
+    let minimal = enc.fragment_count();
+    let count = if enc.is_single_part() {
+        1
+    } else {
+        (2 * minimal).min(1000)
+    };
+    let parts = (0..count).map(|_| enc.next_part()).collect();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(app::QrView {
+        title: name,
+        parts,
+        minimal,
+        index: 0,
+        fps: airgap_bundle::qr::DEFAULT_FPS,
+    })
 }
 
 /// Where a key goes: while the PIN popup is open, printable keys and Backspace edit the

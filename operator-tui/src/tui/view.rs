@@ -33,6 +33,9 @@ pub fn render(state: &State, frame: &mut Frame) {
         Screen::Transcript => transcript(state, frame, body),
     }
     footer(state, frame, foot);
+    if let Some(q) = &state.qr {
+        qr(q, frame, body);
+    }
     if let Some(p) = &state.popup {
         popup(state, p, frame);
     }
@@ -113,7 +116,11 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
             km.hint(Action::ConfirmClock)
         ),
         Screen::Manifest | Screen::Patch => format!("  {} approve", km.hint(Action::Approve)),
-        Screen::Provision => format!("  {} hand over share", km.hint(Action::Approve)),
+        Screen::Provision => format!(
+            "  {} hand over share  {} show as QR",
+            km.hint(Action::Approve),
+            km.hint(Action::ShowQr)
+        ),
         _ => String::new(),
     };
     hints.push_str(&extra);
@@ -575,6 +582,40 @@ fn transcript(state: &State, frame: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(block("Ceremony transcript (this session)")),
         area,
     );
+}
+
+/// The current frame, dark modules on a light background whatever the terminal's theme.
+fn qr(q: &super::app::QrView, frame: &mut Frame, area: Rect) {
+    frame.render_widget(Clear, area);
+    let title = format!(
+        " {}  frame {} of {} (any {} suffice)  {} fps  +/- speed  Esc close ",
+        q.title,
+        q.index + 1,
+        q.parts.len(),
+        q.minimal,
+        q.fps
+    );
+    let block = Block::bordered().title(Span::styled(title, TITLE));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines = q
+        .parts
+        .get(q.index)
+        .and_then(|p| airgap_bundle::qr::QrFrame::encode(p).ok())
+        .and_then(|f| f.terminal_lines(usize::from(inner.width), usize::from(inner.height)));
+    let paper = Style::new().fg(Color::Black).bg(Color::White);
+    match lines {
+        Some(lines) => {
+            let w = lines.first().map_or(0, |l| l.chars().count()) as u16;
+            let h = lines.len() as u16;
+            let r = centered(inner, w, h);
+            frame.render_widget(Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>()).style(paper), r);
+        }
+        None => frame.render_widget(
+            Paragraph::new("The terminal is too small for this QR code: enlarge the window or use the USB file.").style(BAD).wrap(Wrap { trim: true }),
+            inner,
+        ),
+    }
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
