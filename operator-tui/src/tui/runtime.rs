@@ -195,21 +195,48 @@ pub fn interfaces_up() -> Vec<String> {
     up
 }
 
-fn scan(dir: &Path) -> Msg {
-    let bundles = airgap_bundle::usb::list_bundles(dir)
-        .map(|found| {
-            found
-                .into_iter()
-                .map(|f| BundleEntry {
-                    summary: match &f.summary {
-                        Ok(s) => s.to_string(),
-                        Err(e) => format!("damaged: {e}"),
-                    },
-                    path: f.path,
+/// Folders where removable media are mounted (`/media/USER/LABEL`, `/run/media/USER/LABEL`,
+/// `/media/LABEL`).
+fn mounted_media() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in ["/media", "/run/media"] {
+        let Ok(first) = std::fs::read_dir(base) else {
+            continue;
+        };
+        for e in first.flatten().filter(|e| e.path().is_dir()) {
+            let nested: Vec<PathBuf> = std::fs::read_dir(e.path())
+                .map(|d| {
+                    d.flatten()
+                        .map(|x| x.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
                 })
-                .collect()
+                .unwrap_or_default();
+            if nested.is_empty() {
+                out.push(e.path());
+            } else {
+                out.extend(nested);
+            }
+        }
+    }
+    out
+}
+
+/// Bundles in the chosen folder and on every mounted USB medium, and the network check.
+fn scan(dir: &Path) -> Msg {
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(mounted_media().into_iter().filter(|m| m != dir));
+    let bundles = dirs
+        .iter()
+        .flat_map(|d| airgap_bundle::usb::list_bundles(d).unwrap_or_default())
+        .map(|f| BundleEntry {
+            summary: match &f.summary {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("damaged: {e}"),
+            },
+            path: f.path,
         })
-        .unwrap_or_default();
+        .collect();
     Msg::Scanned {
         bundles,
         network: interfaces_up(),
