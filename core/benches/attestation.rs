@@ -134,7 +134,8 @@ fn bench(c: &mut Criterion) {
     let policy = Policy::new().allow_debug();
     let verified = attestation::verify(DOC, root, at, &policy).unwrap();
     let floor = floor_inputs(&verified);
-    let unix_at = UnixTime::since_unix_epoch(Duration::from_secs(at.unix_timestamp().cast_unsigned()));
+    let unix_at =
+        UnixTime::since_unix_epoch(Duration::from_secs(at.unix_timestamp().cast_unsigned()));
     assert_eq!(cose_webpki(DOC, root.der(), unix_at), verified.module_id());
 
     let mut group = c.benchmark_group("verify one real document");
