@@ -61,6 +61,19 @@ pub struct TuiArgs {
     /// Reproduce PCR0-2 from this EIF.
     #[arg(long)]
     pub eif: Option<PathBuf>,
+    /// Take reproduced PCR0-2 from a builders' statement (JSON), accepted at a threshold of
+    /// pinned builder keys.
+    #[arg(long, requires_all = ["statement_sig", "keyring"])]
+    pub statement: Option<PathBuf>,
+    /// Detached armored signatures over the statement.
+    #[arg(long)]
+    pub statement_sig: Vec<PathBuf>,
+    /// Directory of pinned builder keys (armored OpenPGP certificates).
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
+    /// Distinct pinned builders that must have signed the statement.
+    #[arg(long, default_value_t = 2)]
+    pub statement_threshold: usize,
     /// Keymap TOML file (default ~/.config/tessera/keys.toml when present).
     #[arg(long)]
     pub keys: Option<PathBuf>,
@@ -106,7 +119,7 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
                 .map_err(|e| format!("--at {t:?}: {e}"))?,
         ),
     };
-    let reproduced = match &args.eif {
+    let from_eif = match &args.eif {
         Some(p) => {
             let m = tessera_core::eif::measure(
                 &std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -126,6 +139,17 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
             ))
         }
         None => None,
+    };
+    let reproduced = match (from_eif, statement_pcrs(args)?) {
+        (Some((eif, by)), Some((stmt, builders))) => {
+            if eif != stmt {
+                return Err(format!(
+                    "PCRs reproduced from the EIF differ from the builders' statement ({builders})"
+                ));
+            }
+            Some((eif, format!("{by} and {builders}")))
+        }
+        (one, other) => one.or(other),
     };
     let keymap = match args.keys.clone().or_else(|| {
         let p = PathBuf::from(std::env::var_os("HOME")?).join(".config/tessera/keys.toml");
@@ -149,6 +173,25 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         max_age: Duration::from_secs(args.max_age_secs),
         keymap,
     })
+}
+
+/// PCR0-2 from a builders' statement, if one was given, with who signed it.
+fn statement_pcrs(args: &TuiArgs) -> Result<Option<([Pcr; 3], String)>, String> {
+    let (Some(statement), Some(keyring)) = (&args.statement, &args.keyring) else {
+        return Ok(None);
+    };
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let sigs = args
+        .statement_sig
+        .iter()
+        .map(read)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ring = crate::openpgp::Keyring::from_dir(keyring).map_err(|e| e.to_string())?;
+    let v =
+        crate::openpgp::verify_statement(&read(statement)?, &sigs, &ring, args.statement_threshold)
+            .map_err(|e| format!("{}: {e}", statement.display()))?;
+    let pcrs = v.pcrs.map(Pcr::from_array);
+    Ok(Some((pcrs, format!("builders {}", v.signers.join(", ")))))
 }
 
 fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
