@@ -56,6 +56,6 @@ fn statement_pcrs_fill_the_reproduced_column_at_threshold() {
 
     // One signature does not meet a threshold of two: the app refuses to start with it.
     args.statement_sig = vec![sig1];
-    let err = config(&args, None).err().expect("below threshold");
+    let err = config(&args, None).expect_err("below threshold");
     assert!(err.contains("statement"), "{err}");
 }
