@@ -624,7 +624,7 @@ fn check_signature(
             if !issuers.iter().any(|h| h.aliases(ka.key().key_handle())) {
                 continue;
             }
-            let name = signer_name(cert, policy);
+            let name = signer_name(cert, policy, at);
             let outcome = (|| {
                 let valid = cert
                     .with_policy(policy, created)
@@ -685,12 +685,12 @@ fn check_signature(
 
 /// "User ID (FINGERPRINT)", with control characters replaced: names end up on the operator's
 /// screen.
-fn signer_name(cert: &Cert, policy: &dyn Policy) -> String {
+fn signer_name(cert: &Cert, policy: &dyn Policy, at: SystemTime) -> String {
+    // Only a User ID the key itself bound counts as its name; anyone can append others.
     let uid = cert
-        .with_policy(policy, None)
+        .with_policy(policy, at)
         .ok()
-        .and_then(|v| v.primary_userid().ok().map(|u| u.userid().clone()))
-        .or_else(|| cert.userids().next().map(|u| u.userid().clone()));
+        .and_then(|v| v.primary_userid().ok().map(|u| u.userid().clone()));
     let fpr = cert.fingerprint().to_hex();
     match uid {
         Some(u) => {
