@@ -78,7 +78,7 @@ fn pack_and_inspect() {
     assert_eq!(
         stdout(&o),
         format!(
-            "wrote {}: file bundle 38c5 4fb6 6c8a 1ac0, file notes.txt, 114 bytes\n",
+            "wrote {}: file bundle 03eb d55e 9bb6 b672, file notes.txt, 133 bytes\n",
             out.display()
         )
     );
@@ -89,8 +89,8 @@ fn pack_and_inspect() {
         stdout(&o),
         "kind         file (file)
 version      1
-size         114 bytes
-fingerprint  38c5 4fb6 6c8a 1ac0
+size         133 bytes
+fingerprint  03eb d55e 9bb6 b672
 namespace    -
 member       -
 nonce        -
@@ -105,8 +105,8 @@ payload      33 bytes
     assert_eq!(
         v,
         serde_json::json!({
-            "kind": "file", "version": 1, "size": 114,
-            "fingerprint": "38c5 4fb6 6c8a 1ac0",
+            "kind": "file", "version": 1, "size": 133,
+            "fingerprint": "03eb d55e 9bb6 b672",
             "namespace": null, "member": null, "nonce": null,
             "file_name": "notes.txt", "payload_size": 33
         })
@@ -255,7 +255,7 @@ fn scan_survives_loss_and_reordering() {
         .map(|(_, p)| p)
         .collect();
     kept.reverse();
-    let input = kept.iter().map(|p| format!("{p}\n")).collect::<String>();
+    let input: String = kept.iter().flat_map(|p| [p.as_str(), "\n"]).collect();
     let out = dir.path().join("back.tbundle");
     let o = tessera_stdin(&["bundle", "scan", "--text", "-", "-o", s(&out)], &input);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -299,7 +299,7 @@ fn scan_refuses_bad_input() {
     );
 
     // Too few parts.
-    let few: String = pa.lines().take(3).map(|l| format!("{l}\n")).collect();
+    let few: String = pa.lines().take(3).flat_map(|l| [l, "\n"]).collect();
     let o = tessera_stdin(&["bundle", "scan", "--text", "-", "-o", s(&out)], &few);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("too few parts: 3 of"), "{}", stderr(&o));

@@ -3,6 +3,7 @@
 //! Exit codes: 0 done; 1 the input was refused (not a bundle, damaged, a corrupt part, a part of
 //! another bundle, too few parts); 2 usage or I/O (unreadable input, existing output).
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -395,15 +396,20 @@ fn animate(a: &QrArgs, bundle: &Bundle, bytes: &[u8]) -> Result<(), Failure> {
             screen.push_str(line);
             screen.push_str("\x1b[0m\x1b[K\r\n");
         }
-        screen.push_str(&format!(
+        let _ = write!(
+            screen,
             "\x1b[K{} bundle {fingerprint} · frame {} · {} fragment{} · QR v{} · {} fps{note} · any key stops\x1b[K",
             bundle.kind(),
             shown + 1,
             encoder.fragment_count(),
-            if encoder.fragment_count() == 1 { "" } else { "s" },
+            if encoder.fragment_count() == 1 {
+                ""
+            } else {
+                "s"
+            },
             frame.version(),
             a.fps,
-        ));
+        );
         write!(out, "{screen}")
             .and_then(|()| out.flush())
             .map_err(|e| Failure::io(format!("stdout: {e}")))?;
