@@ -6,6 +6,9 @@
 //! scanner completes, divided by the minimal number of frames (the fragment count). Loss is
 //! independent per frame, seeded, and averaged over many trials.
 
+// Frame counts and sizes here are far below 2^52, and QR versions are 1..=40.
+#![allow(clippy::cast_precision_loss, clippy::cast_sign_loss)]
+
 use std::hint::black_box;
 use std::time::Instant;
 
