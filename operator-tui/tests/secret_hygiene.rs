@@ -144,7 +144,7 @@ fn needles(secret: &Secret, bounded: bool) -> Vec<Needle> {
         let debug = format!("{s:?}");
         forms.push((
             "{:?} byte list".to_owned(),
-            debug[1..debug.len() - 1].as_bytes().to_vec(),
+            debug.as_bytes()[1..debug.len() - 1].to_vec(),
         ));
     } else {
         // Short secrets: whole encodings only, since a few characters of a partial group would
