@@ -373,3 +373,41 @@ fn a_written_share_bundle_can_be_shown_as_animated_qr() {
     app::update(&mut s, Msg::Key(Key::Esc));
     assert!(s.qr.is_none());
 }
+
+#[test]
+fn the_keys_screen_exports_the_descriptor_and_changes_the_pin_without_signing() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    // Elsewhere the keys do nothing.
+    s.screen = Screen::Manifest;
+    assert!(app::update(&mut s, Msg::Key(Key::Char('p'))).is_empty());
+    s.screen = Screen::Keys;
+    let e = app::update(&mut s, Msg::Key(Key::Char('e')));
+    assert_eq!(e, vec![Effect::Device(app::DeviceJob::ExportDescriptor)]);
+    // One device job at a time.
+    assert!(app::update(&mut s, Msg::Key(Key::Char('p'))).is_empty());
+    app::update(
+        &mut s,
+        Msg::Written("/media/usb/member-alice-1a2b.tbundle".into()),
+    );
+    app::update(&mut s, Msg::JobDone(Ok("member descriptor written".into())));
+    app::update(&mut s, Msg::Key(Key::Enter));
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('v'))),
+        vec![Effect::ShowQr(
+            "/media/usb/member-alice-1a2b.tbundle".into()
+        )]
+    );
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('p'))),
+        vec![Effect::Device(app::DeviceJob::ChangePin)]
+    );
+    snap("keys_descriptor_written", &{
+        let mut k = screen(opened(&f, true, now()), Screen::Keys);
+        app::update(
+            &mut k,
+            Msg::Written("/media/usb/member-alice-1a2b.tbundle".into()),
+        );
+        k
+    });
+}

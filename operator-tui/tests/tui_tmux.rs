@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use yubikey_support::{PIN, ok, tessera, virtual_card};
+use yubikey_support::{NEW_PIN, PIN, ok, tessera, virtual_card};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -389,7 +389,34 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     tmux.keys(&["Enter"]);
     let done = tmux.wait_for("share bundle written");
     assert!(!done.contains(PIN));
+    tmux.keys(&["Enter"]);
+
+    // The Keys screen: export the descriptor, then change the PIN (current, new, new again).
+    tmux.keys(&["2", "e"]);
+    tmux.wait_for("descriptor written");
+    tmux.keys(&["Enter", "p"]);
+    tmux.wait_for("PIN to change the PIN");
+    tmux.keys(&[PIN, "Enter"]);
+    tmux.wait_for("new PIN");
+    tmux.keys(&[NEW_PIN, "Enter"]);
+    tmux.wait_for("confirm the new PIN");
+    tmux.keys(&[NEW_PIN]);
+    let typed = tmux.wait_for("••••••");
+    assert!(!typed.contains(NEW_PIN));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("PIN of YubiKey");
     tmux.keys(&["Enter", "q"]);
+    assert!(only_file(Path::new(&usb), "member-").exists());
+    // The new PIN works and the old one does not.
+    let new_pin_file = card.secret_file("new-pin-check", NEW_PIN);
+    run(&[
+        "key",
+        "selftest",
+        "--serial",
+        &serial,
+        "--pin-file",
+        new_pin_file.to_str().unwrap(),
+    ]);
 
     let share = only_file(Path::new(&usb), "share-tmux-alice-");
     let posted = run(&[

@@ -845,32 +845,44 @@ fn ask(
 
 fn change_pin(a: &ChangePinArgs) -> Result<Output, Failure> {
     let mut pins = FilePinSource::new(a.pin_file.clone(), None, a.new_pin_file.clone(), None);
-    let mut yk = connect(a.serial)?;
+    change_pin_on(a.serial, &mut pins, false)?;
+    Ok(done(a.serial, "PIN changed"))
+}
+
+/// Changes the PIN of the YubiKey `serial`, asking `pins` for the current PIN and the new one
+/// (twice when `confirm_new`, for sources that do not confirm by themselves).
+pub fn change_pin_on(
+    serial: u32,
+    pins: &mut dyn PinSource,
+    confirm_new: bool,
+) -> Result<(), DeviceError> {
+    let mut yk = connect(serial)?;
     let tries = yk.get_pin_retries().map_err(device_error)?;
     if tries == 0 {
-        return Err(DeviceError::PinBlocked.into());
+        return Err(DeviceError::PinBlocked);
     }
-    let current = ask(
-        &mut pins,
-        SecretKind::Pin,
-        a.serial,
-        "change the PIN",
-        Some(tries),
-    )?;
-    let new = ask(
-        &mut pins,
-        SecretKind::NewPin,
-        a.serial,
-        "change the PIN",
-        None,
-    )?;
+    let current = ask(pins, SecretKind::Pin, serial, "change the PIN", Some(tries))?;
+    let new = ask(pins, SecretKind::NewPin, serial, "change the PIN", None)?;
+    if confirm_new {
+        let again = ask(
+            pins,
+            SecretKind::NewPin,
+            serial,
+            "confirm the new PIN",
+            None,
+        )?;
+        if *again != *new {
+            return Err(DeviceError::Device {
+                detail: "the two new PINs differ; the PIN was not changed".to_owned(),
+            });
+        }
+    }
     provision::check_new_secret(SecretKind::NewPin, &new)?;
     // VERIFY first: it reports the tries left on every card, where some answer a failed
     // CHANGE REFERENCE without the count.
     yk.verify_pin(current.as_bytes()).map_err(device_error)?;
     yk.change_pin(current.as_bytes(), new.as_bytes())
-        .map_err(device_error)?;
-    Ok(done(a.serial, "PIN changed"))
+        .map_err(device_error)
 }
 
 fn change_puk(a: &ChangePukArgs) -> Result<Output, Failure> {

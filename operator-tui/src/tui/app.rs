@@ -200,6 +200,15 @@ pub struct PatchReview {
     pub hash: Hash32,
 }
 
+/// Device work that signs or decrypts nothing: it needs no confirmation code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceJob {
+    /// Write the member descriptor (public keys) to the bundle folder.
+    ExportDescriptor,
+    /// Change the YubiKey's PIN (current PIN, then the new one twice).
+    ChangePin,
+}
+
 /// Work that needs the key device; only ever created by a confirmed [`Popup::Confirm`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignJob {
@@ -336,6 +345,7 @@ pub enum Effect {
     Rescan,
     Load(PathBuf),
     Sign(SignJob),
+    Device(DeviceJob),
     /// The PIN popup closed: submit the runtime's buffer, or cancel.
     PinDone {
         submit: bool,
@@ -377,6 +387,8 @@ pub struct State {
     pub provision: Option<ProvisionWizard>,
     pub patch: Option<PatchReview>,
     pub transcript: Vec<String>,
+    /// The member descriptor written from the Keys screen.
+    pub descriptor: Option<PathBuf>,
     pub qr: Option<QrView>,
     pub popup: Option<Popup>,
     pub busy: Option<String>,
@@ -401,6 +413,7 @@ impl State {
             provision: None,
             patch: None,
             transcript: Vec::new(),
+            descriptor: None,
             qr: None,
             popup: None,
             busy: None,
@@ -504,7 +517,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::JobDone(result) => job_done(state, result),
         Msg::Written(path) => {
-            if let Some(w) = &mut state.provision {
+            if state.screen == Screen::Keys {
+                state.descriptor = Some(path);
+            } else if let Some(w) = &mut state.provision {
                 w.share_bundle = Some(path);
             }
             Vec::new()
@@ -617,14 +632,30 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             Vec::new()
         }
         Action::Approve => request_signature(state),
-        Action::ShowQr => match state
-            .provision
-            .as_ref()
-            .and_then(|w| w.share_bundle.clone())
+        Action::ShowQr => {
+            let written = match state.screen {
+                Screen::Provision => state
+                    .provision
+                    .as_ref()
+                    .and_then(|w| w.share_bundle.clone()),
+                Screen::Keys => state.descriptor.clone(),
+                _ => None,
+            };
+            written.map(Effect::ShowQr).into_iter().collect()
+        }
+        Action::Export | Action::ChangePin
+            if state.screen != Screen::Keys || state.busy.is_some() =>
         {
-            Some(path) if state.screen == Screen::Provision => vec![Effect::ShowQr(path)],
-            _ => Vec::new(),
-        },
+            Vec::new()
+        }
+        Action::Export => {
+            state.busy = Some("writing your member descriptor".to_owned());
+            vec![Effect::Device(DeviceJob::ExportDescriptor)]
+        }
+        Action::ChangePin => {
+            state.busy = Some("changing the PIN".to_owned());
+            vec![Effect::Device(DeviceJob::ChangePin)]
+        }
     }
 }
 

@@ -27,9 +27,13 @@ pub enum Action {
     Approve,
     /// Show the bundle just written as animated QR.
     ShowQr,
+    /// Write the member descriptor (Keys screen).
+    Export,
+    /// Change the YubiKey PIN (Keys screen).
+    ChangePin,
 }
 
-const NAMES: [(&str, Action); 11] = [
+const NAMES: [(&str, Action); 13] = [
     ("quit", Action::Quit),
     ("help", Action::Help),
     ("next_screen", Action::NextScreen),
@@ -41,6 +45,8 @@ const NAMES: [(&str, Action); 11] = [
     ("confirm_clock", Action::ConfirmClock),
     ("approve", Action::Approve),
     ("show_qr", Action::ShowQr),
+    ("export", Action::Export),
+    ("change_pin", Action::ChangePin),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +114,8 @@ impl Default for Keymap {
             (KeyName::Char('c'), Action::ConfirmClock),
             (KeyName::Char('a'), Action::Approve),
             (KeyName::Char('v'), Action::ShowQr),
+            (KeyName::Char('e'), Action::Export),
+            (KeyName::Char('p'), Action::ChangePin),
         ] {
             keys.insert(k, a);
         }

@@ -8,6 +8,7 @@ use std::io::{self, Stdout};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airgap_bundle::{BundleKind, Metadata};
@@ -28,7 +29,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::app::{
-    self, BundleEntry, Config, DeviceView, Effect, Key, Mode, Msg, Popup, SignJob, State,
+    self, BundleEntry, Config, DeviceJob, DeviceView, Effect, Key, Mode, Msg, Popup, SignJob, State,
 };
 use super::keymap::Keymap;
 use crate::devices::{DeviceSelector, open_device};
@@ -80,6 +81,9 @@ pub struct TuiArgs {
     /// Where your last approved manifests are kept (default ~/.local/share/tessera/approved).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Your alias, for the member descriptor the Keys screen exports (default: $USER).
+    #[arg(long)]
+    pub alias: Option<String>,
     /// Refuse attestation documents older than this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub max_age_secs: u64,
@@ -289,9 +293,11 @@ fn scan(dir: &Path) -> Msg {
 // ---------------------------------------------------------------------------------------------
 // The worker: one thread owns the device.
 
+/// Asks the UI for PINs; shared by the device and by PIN changes, one request at a time.
+#[derive(Clone)]
 struct TuiPins {
     tx: Sender<Msg>,
-    rx: Receiver<Option<Zeroizing<String>>>,
+    rx: Arc<Mutex<Receiver<Option<Zeroizing<String>>>>>,
 }
 
 impl PinSource for TuiPins {
@@ -308,7 +314,8 @@ impl PinSource for TuiPins {
                 tries_left: request.tries_left,
             })
             .map_err(|_| DeviceError::Cancelled)?;
-        self.rx.recv().ok().flatten().ok_or(DeviceError::Cancelled)
+        let rx = self.rx.lock().map_err(|_| DeviceError::Cancelled)?;
+        rx.recv().ok().flatten().ok_or(DeviceError::Cancelled)
     }
 
     fn touch(&mut self, serial: u32, purpose: &str) {
@@ -343,23 +350,30 @@ fn describe(dev: &mut dyn KeyDevice) -> DeviceView {
 
 // Everything is moved into the worker thread, which owns it for the session.
 #[allow(clippy::needless_pass_by_value)]
+/// What the worker thread is asked to do.
+enum WorkerJob {
+    Sign(SignJob),
+    Device(DeviceJob),
+}
+
+// Everything is moved into the worker thread, which owns it for the session.
+#[allow(clippy::needless_pass_by_value)]
 fn worker(
     selector: Option<DeviceSelector>,
-    jobs: Receiver<SignJob>,
+    jobs: Receiver<WorkerJob>,
     tx: Sender<Msg>,
     pins: Receiver<Option<Zeroizing<String>>>,
     out_dir: PathBuf,
     approved_dir: Option<PathBuf>,
+    alias: String,
 ) {
-    let mut device = selector.map(|s| {
-        open_device(
-            &s,
-            Box::new(TuiPins {
-                tx: tx.clone(),
-                rx: pins,
-            }),
-        )
-    });
+    let pins = TuiPins {
+        tx: tx.clone(),
+        rx: Arc::new(Mutex::new(pins)),
+    };
+    let mut device = selector
+        .as_ref()
+        .map(|s| open_device(s, Box::new(pins.clone())));
     match &mut device {
         Some(Ok(d)) => {
             let _ = tx.send(Msg::Device(describe(d.as_mut())));
@@ -374,34 +388,85 @@ fn worker(
         None => {}
     }
     for job in jobs {
-        let result = match &mut device {
-            Some(Ok(d)) => run_job(d.as_mut(), &job, &out_dir, approved_dir.as_deref(), &tx),
-            _ => Err("no key device: start tessera with --serial N or --software FILE".to_owned()),
+        let Some(Ok(d)) = &mut device else {
+            let _ = tx.send(Msg::JobDone(Err(
+                "no key device: start tessera with --serial N or --software FILE".to_owned(),
+            )));
+            continue;
         };
-        let (action, hash) = match &job {
-            SignJob::ApproveManifest { manifest } => ("manifest.approve", manifest.hash()),
-            SignJob::HandOver { request, .. } => {
-                ("provision.sign", request.envelope.manifest.hash())
+        let label = d.info().label;
+        let (result, rec) = match &job {
+            WorkerJob::Sign(job) => {
+                let result = run_job(d.as_mut(), job, &out_dir, approved_dir.as_deref(), &tx);
+                let (action, hash) = match job {
+                    SignJob::ApproveManifest { manifest } => ("manifest.approve", manifest.hash()),
+                    SignJob::HandOver { request, .. } => {
+                        ("provision.sign", request.envelope.manifest.hash())
+                    }
+                    SignJob::ApprovePatch { envelope } => ("patch.approve", envelope.patch.hash()),
+                };
+                (
+                    result.clone(),
+                    Record::new(action, decision(&result)).input_hash("object", &hash),
+                )
             }
-            SignJob::ApprovePatch { envelope } => ("patch.approve", envelope.patch.hash()),
+            WorkerJob::Device(DeviceJob::ExportDescriptor) => {
+                let result =
+                    export_descriptor(d.as_mut(), selector.as_ref(), &alias, &out_dir, &tx);
+                (result.clone(), Record::new("key.export", decision(&result)))
+            }
+            WorkerJob::Device(DeviceJob::ChangePin) => {
+                let result = match &selector {
+                    Some(DeviceSelector::Yubikey { serial, .. }) => {
+                        crate::cli::key::change_pin_on(*serial, &mut pins.clone(), true)
+                            .map(|()| format!("PIN of YubiKey {serial} changed"))
+                            .map_err(|e| format!("{e} — {}", e.hint()))
+                    }
+                    _ => Err("only a YubiKey has a PIN to change".to_owned()),
+                };
+                (
+                    result.clone(),
+                    Record::new("key.change-pin", decision(&result)),
+                )
+            }
         };
-        let label = match &mut device {
-            Some(Ok(d)) => d.info().label,
-            _ => "none".to_owned(),
-        };
-        let decision = match &result {
-            Ok(t) => t.clone(),
-            Err(e) => format!("refused: {e}"),
-        };
-        let rec = Record::new(action, decision)
-            .input_hash("object", &hash)
-            .device(label);
+        let rec = rec.device(label);
         let _ = tx.send(Msg::TranscriptLine(summary(&rec)));
         crate::cli::common::record(rec);
         if tx.send(Msg::JobDone(result)).is_err() {
             return;
         }
     }
+}
+
+fn decision(result: &Result<String, String>) -> String {
+    match result {
+        Ok(t) => t.clone(),
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+fn export_descriptor(
+    dev: &mut dyn KeyDevice,
+    selector: Option<&DeviceSelector>,
+    alias: &str,
+    out_dir: &Path,
+    written: &Sender<Msg>,
+) -> Result<String, String> {
+    let selector = selector.ok_or("no key device")?;
+    let d = crate::cli::key::descriptor(dev, selector, alias)
+        .map_err(|e| format!("{e} — {}", e.hint()))?;
+    let meta = Metadata {
+        member: Some(alias.to_owned()),
+        ..Metadata::default()
+    };
+    let path =
+        crate::cli::objects::save(out_dir, BundleKind::Member, meta, &d).map_err(|e| e.message)?;
+    let _ = written.send(Msg::Written(path.clone()));
+    Ok(format!(
+        "member descriptor of {alias} written to {}; v shows it as QR",
+        path.display()
+    ))
 }
 
 fn summary(rec: &Record) -> String {
@@ -588,13 +653,18 @@ fn event_loop(
     args: &TuiArgs,
 ) -> io::Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
-    let (job_tx, job_rx) = mpsc::channel::<SignJob>();
+    let (job_tx, job_rx) = mpsc::channel::<WorkerJob>();
     let (pin_tx, pin_rx) = mpsc::channel::<Option<Zeroizing<String>>>();
     {
         let tx = tx.clone();
         let out_dir = state.config.bundle_dir.clone();
         let approved = state_dir(args);
-        std::thread::spawn(move || worker(selector, job_rx, tx, pin_rx, out_dir, approved));
+        let alias = args
+            .alias
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "member".to_owned());
+        std::thread::spawn(move || worker(selector, job_rx, tx, pin_rx, out_dir, approved, alias));
     }
     let mut pin = Zeroizing::new(String::new());
     let mut pending: Vec<Effect> = vec![Effect::Rescan];
@@ -623,7 +693,10 @@ fn event_loop(
                     pending.extend(app::update(&mut state, msg));
                 }
                 Effect::Sign(job) => {
-                    let _ = job_tx.send(job);
+                    let _ = job_tx.send(WorkerJob::Sign(job));
+                }
+                Effect::Device(job) => {
+                    let _ = job_tx.send(WorkerJob::Device(job));
                 }
                 Effect::PinDone { submit } => {
                     if submit && app::looks_like_otp(&pin) {

@@ -116,6 +116,12 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
             km.hint(Action::ConfirmClock)
         ),
         Screen::Manifest | Screen::Patch => format!("  {} approve", km.hint(Action::Approve)),
+        Screen::Keys => format!(
+            "  {} export descriptor  {} change PIN  {} QR",
+            km.hint(Action::Export),
+            km.hint(Action::ChangePin),
+            km.hint(Action::ShowQr)
+        ),
         Screen::Provision => format!(
             "  {} hand over share  {} show as QR",
             km.hint(Action::Approve),
@@ -255,16 +261,20 @@ fn device_lines(state: &State, full: bool) -> Vec<Line<'static>> {
 fn keys(state: &State, frame: &mut Frame, area: Rect) {
     let mut lines = device_lines(state, true);
     lines.push(Line::from(""));
+    lines.push(Line::from(
+        "e  write your member descriptor to the bundle folder (then v shows it as QR)",
+    ));
+    lines.push(Line::from(
+        "p  change your YubiKey PIN (current PIN, then the new one twice)",
+    ));
+    if let Some(d) = &state.descriptor {
+        lines.push(Line::from(Span::styled(
+            format!("descriptor written: {}", d.display()),
+            OK,
+        )));
+    }
     lines.push(Line::from(Span::styled(
-        "Provision, change PIN/PUK and export a descriptor with `tessera key …`:",
-        DIM,
-    )));
-    lines.push(Line::from(Span::styled(
-        "  tessera key provision --serial N --roles share,manifest,patch",
-        DIM,
-    )));
-    lines.push(Line::from(Span::styled(
-        "  tessera key export --serial N --alias NAME -o FILE",
+        "Provisioning resets slots and shows a plan first: tessera key provision --serial N",
         DIM,
     )));
     frame.render_widget(
