@@ -351,6 +351,8 @@ fn describe(dev: &mut dyn KeyDevice) -> DeviceView {
 // Everything is moved into the worker thread, which owns it for the session.
 #[allow(clippy::needless_pass_by_value)]
 /// What the worker thread is asked to do.
+// Sent one at a time over a channel and consumed: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum WorkerJob {
     Sign(SignJob),
     Device(DeviceJob),
