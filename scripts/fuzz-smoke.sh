@@ -1,12 +1,55 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target briefly (seconds per target as $1) and fails on any crash.
-set -euo pipefail
+# `make fuzz-smoke`: runs every cargo-fuzz target for $1 seconds (default 20) and fails if any
+# target crashes, leaks past the RSS limit or times out on one input. Seeds corpora from real
+# inputs at run time: the Nitro vectors in ../shared/vectors (never committed here), the EIF
+# vectors, and the demo's bundles and transcript when demo-out/ exists.
+set -uo pipefail
 seconds=${1:-20}
-cd "$(dirname "$0")/../fuzz"
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root/fuzz"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
-targets=$(cargo +nightly fuzz list)
-cargo +nightly fuzz build -O $targets >/dev/null 2>&1 || cargo +nightly fuzz build -O
-for t in $targets; do
-  echo "fuzz-smoke: $t for ${seconds}s"
-  cargo +nightly fuzz run -O "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -n 3
+
+seed() { # seed TARGET FILE...
+  local dir="corpus/$1"; shift
+  mkdir -p "$dir"
+  for f in "$@"; do [ -f "$f" ] && cp -f "$f" "$dir/seed-$(basename "$f")"; done
+  return 0
+}
+shopt -s nullglob globstar
+vectors="$root/../shared/vectors"
+seed attestation_doc "$vectors"/nitro/*.cbor
+seed eif "$vectors"/eif/*.eif
+seed bundle "$root"/demo-out/**/*.tbundle
+seed transcript "$root"/demo-out/transcript.jsonl
+seed relay_body # created empty so every target has a corpus dir
+
+t0=$(date +%s)
+mkdir -p artifacts
+if ! cargo +nightly fuzz build -O >artifacts/build.log 2>&1; then
+  tail -n 40 artifacts/build.log >&2
+  echo "fuzz-smoke: building the fuzz targets failed" >&2
+  exit 1
+fi
+echo "fuzz-smoke: built in $(( $(date +%s) - t0 ))s"
+
+failed=()
+for t in $(cargo +nightly fuzz list); do
+  mkdir -p "corpus/$t"
+  log="artifacts/$t.smoke.log"
+  if cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" \
+    -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1)
+    echo "fuzz-smoke: $t ok: ${seconds}s, ${runs:-?} runs, ${cov:-cov: ?}, corpus $(ls "corpus/$t" | wc -l)"
+  else
+    echo "fuzz-smoke: $t FAILED (log: fuzz/$log)" >&2
+    grep -E 'panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 8 >&2
+    failed+=("$t")
+  fi
 done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "fuzz-smoke: crashes in: ${failed[*]} (inputs under fuzz/artifacts/)" >&2
+  exit 1
+fi
+echo "fuzz-smoke: all targets clean in $(( $(date +%s) - t0 ))s"
