@@ -55,6 +55,17 @@ fn as_test_user(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
+/// A copy of `exe` that `nobody` can run even when the checkout sits in a private home directory.
+fn runnable_copy(exe: &Path, dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join(exe.file_name().expect("binary name"));
+    std::fs::copy(exe, &copy).expect("copying the binary");
+    for (path, mode) in [(dir, 0o755), (copy.as_path(), 0o755)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    copy
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -147,11 +158,14 @@ fn control_is_readable() {
 fn the_enclave_is_not_dumpable_and_dumps_no_core() {
     control_is_readable();
     let dir = tempfile::tempdir().expect("temp dir");
-    let sock = dir.path().join("enclave.sock");
+    let exe = runnable_copy(&enclave_bin(), dir.path());
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).expect("mkdir");
+    let sock = run_dir.join("enclave.sock");
     if is_root() {
-        std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).expect("chown");
+        std::os::unix::fs::chown(&run_dir, Some(NOBODY), Some(NOBODY)).expect("chown");
     }
-    let mut cmd = Command::new(enclave_bin());
+    let mut cmd = Command::new(exe);
     cmd.args(["--dev", "--listen"])
         .arg(format!("unix:{}", sock.display()))
         .stdout(Stdio::piped())
@@ -176,7 +190,9 @@ fn tessera_is_not_dumpable_and_dumps_no_core() {
     // A relay that accepts and never answers holds `tessera status` mid-request, after startup.
     let relay = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", relay.local_addr().expect("addr"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = runnable_copy(Path::new(env!("CARGO_BIN_EXE_tessera")), dir.path());
+    let mut cmd = Command::new(exe);
     cmd.args(["status", "--relay", &url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
