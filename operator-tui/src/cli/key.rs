@@ -420,7 +420,14 @@ pub fn describe_yubikey(yk: &mut YubiKey, slots: &SlotMap) -> Result<YubikeyRepo
 
 fn list(a: &ListArgs) -> Result<Output, Failure> {
     let slots = slots_arg(&a.slots)?;
-    let readers = describe_readers(&slots)?;
+    // Software keys can be listed on a machine without PC/SC; YubiKeys cannot.
+    let (readers, pcsc) = match describe_readers(&slots) {
+        Ok(r) => (r, None),
+        Err(e @ DeviceError::PcscUnavailable { .. }) if !a.software.is_empty() => {
+            (Vec::new(), Some(format!("{e} (hint: {})", e.hint())))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut software = Vec::new();
     for path in &a.software {
         let mut dev = SoftwareKeyDevice::load(path)?;
@@ -431,7 +438,9 @@ fn list(a: &ListArgs) -> Result<Output, Failure> {
         }));
     }
     let mut text = String::new();
-    if readers.is_empty() {
+    if let Some(p) = &pcsc {
+        let _ = writeln!(text, "YubiKeys not listed: {p}");
+    } else if readers.is_empty() {
         text.push_str("no smart card readers found\n");
     }
     for r in &readers {
@@ -496,7 +505,7 @@ fn list(a: &ListArgs) -> Result<Output, Failure> {
     }
     Ok(Output {
         text,
-        json: json!({ "readers": readers, "software": software }),
+        json: json!({ "readers": readers, "software": software, "pcsc_error": pcsc }),
     })
 }
 
