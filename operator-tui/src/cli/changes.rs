@@ -202,6 +202,24 @@ fn approved(
     Ok(approvals)
 }
 
+/// Writes a drafted change for the approvers and prints the code they will type to confirm it.
+fn draft<T: serde::Serialize>(
+    out: &Path,
+    kind: BundleKind,
+    meta: Metadata,
+    value: &T,
+    hash: &Hash32,
+    what: &str,
+) -> CmdResult {
+    let path = save(out, kind, meta, value)?;
+    println!(
+        "{what} {hash} -> {}\nconfirmation code: {}",
+        path.display(),
+        confirm_code(hash)
+    );
+    Ok(())
+}
+
 fn manifest_meta(m: &Manifest) -> Metadata {
     Metadata {
         namespace: Some(m.namespace.name.clone()),
@@ -235,22 +253,18 @@ pub fn patch(cmd: PatchCommand) -> CmdResult {
                 sequence,
                 settings,
             };
-            let path = save(
+            let env = PatchEnvelope {
+                patch: patch.clone(),
+                approvals: Vec::new(),
+            };
+            draft(
                 &out,
                 BundleKind::Patch,
                 manifest_meta(&m),
-                &PatchEnvelope {
-                    patch: patch.clone(),
-                    approvals: Vec::new(),
-                },
-            )?;
-            println!(
-                "patch {} sequence {sequence} -> {}\nconfirmation code: {}",
-                patch.hash(),
-                path.display(),
-                confirm_code(&patch.hash())
-            );
-            Ok(())
+                &env,
+                &patch.hash(),
+                &format!("patch sequence {sequence}"),
+            )
         }
         PatchCommand::Approve(a) => {
             let p = load_patch(&a.file)?;
@@ -340,22 +354,18 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
                 manifest_hash: m.hash(),
                 new_share_set,
             };
-            let path = save(
+            let env = ReshardEnvelope {
+                reshard: r.clone(),
+                approvals: Vec::new(),
+            };
+            draft(
                 &out,
                 BundleKind::Genesis,
                 manifest_meta(&m),
-                &ReshardEnvelope {
-                    reshard: r.clone(),
-                    approvals: Vec::new(),
-                },
-            )?;
-            println!(
-                "reshard {} -> {}\nconfirmation code: {}",
-                r.hash(),
-                path.display(),
-                confirm_code(&r.hash())
-            );
-            Ok(())
+                &env,
+                &r.hash(),
+                "reshard",
+            )
         }
         ReshardCommand::Approve(a) => {
             let r = load_reshard(&a.file)?;
