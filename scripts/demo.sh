@@ -78,7 +78,7 @@ step "each member verifies the genesis attestation and their own share, and stor
 for m in "${members[@]}"; do
   echo "-- $m"
   "${tessera[@]}" genesis verify "$OUT/genesis/genesis-output.tbundle" --attestation "$OUT/genesis/genesis-attestation.cbor" \
-    --root "$OUT/dev-root.pem" --software "$OUT/members/$m.keys" --share-out "$OUT/members/$m.share.age"
+    --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/$m.keys" --share-out "$OUT/members/$m.share.age"
 done
 
 step "the coordinator drafts the manifest (nonce 1)"
@@ -142,7 +142,7 @@ for m in "${approvers[@]}"; do
 done
 "${tessera[@]}" reshard post --relay "$RELAY" --manifest "$OUT/envelope.tbundle" "$OUT/reshard.tbundle" "${reshard_approvals[@]}" -o "$OUT/reshard"
 "${tessera[@]}" genesis verify "$OUT/reshard/genesis-output.tbundle" --attestation "$OUT/reshard/genesis-attestation.cbor" \
-  --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" | tail -n 2
+  --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" | tail -n 2
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "$RELAY" > "$OUT/relay.url"

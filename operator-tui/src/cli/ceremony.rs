@@ -213,6 +213,11 @@ pub enum GenesisCommand {
         output: PathBuf,
         #[arg(long)]
         attestation: PathBuf,
+        /// The genesis image's PCR0-2 as JSON (as `tessera pcrs IMAGE.eif --json` prints them,
+        /// or from builders' statements): genesis sees the whole seed, so only a known image
+        /// may have run it.
+        #[arg(long)]
+        pcrs: PathBuf,
         #[command(flatten)]
         verify: VerifyArgs,
         #[command(flatten)]
@@ -329,19 +334,22 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
         GenesisCommand::Verify {
             output,
             attestation,
+            pcrs,
             verify,
             device,
             share_out,
         } => {
             let out = load(&output, BundleKind::Genesis, GenesisOutput::decode)?;
             let doc = read(&attestation)?;
-            verify_doc(
-                &doc,
-                &verify,
-                Policy::new().expect_user_data(out.hash().0.to_vec()),
-            )?;
+            let image: serde_json::Value = serde_json::from_slice(&read(&pcrs)?)
+                .map_err(|e| Failure::usage(format!("{}: {e}", pcrs.display())))?;
+            let mut policy = Policy::new().expect_user_data(out.hash().0.to_vec());
+            for (i, name) in ["PCR0", "PCR1", "PCR2"].into_iter().enumerate() {
+                policy = policy.expect_pcr(i as u8, pcr_from_json(&image, name)?.0.to_vec());
+            }
+            verify_doc(&doc, &verify, policy)?;
             checked(format!(
-                "attestation binds this genesis output ({})",
+                "genesis ran the expected image (PCR0-2) and bound this output ({})",
                 confirm_code(&out.hash())
             ));
             out.verify_test_signature()
