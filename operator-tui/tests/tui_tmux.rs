@@ -113,7 +113,7 @@ impl Tmux {
                 return s;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(60),
+                start.elapsed() < Duration::from_mins(1),
                 "timed out waiting for {text:?}; screen:\n{s}"
             );
             std::thread::sleep(Duration::from_millis(100));
