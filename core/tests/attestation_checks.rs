@@ -713,7 +713,7 @@ fn policy_checks() {
         .expect_user_data(b"manifest hash".to_vec())
         .expect_public_key(vec![4; 32])
         .expect_nonce(vec![9; 8])
-        .max_age(std::time::Duration::from_secs(300));
+        .max_age(std::time::Duration::from_mins(5));
     check(good.clone(), T + Duration::seconds(300)).unwrap();
 
     let e = check(good.clone(), T + Duration::seconds(301)).unwrap_err();

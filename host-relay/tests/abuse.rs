@@ -71,7 +71,7 @@ fn spawn_ready(cmd: &mut Command, prefix: &'static str) -> (Proc, String) {
         }
     });
     let rest = rx
-        .recv_timeout(Duration::from_secs(60))
+        .recv_timeout(Duration::from_mins(1))
         .unwrap_or_else(|_| panic!("no readiness line {prefix:?}"));
     (child, rest)
 }

@@ -55,7 +55,7 @@ pub const MAX_SIGNATURE_FILE: usize = 64 * 1024;
 pub const MAX_KEY_FILE: usize = 1 << 20;
 /// How far in the future a builder's signature may be dated: builders' and members' clocks
 /// (air-gapped laptops among them) drift, and a statement is not time-critical.
-const CLOCK_SKEW: Duration = Duration::from_secs(30 * 60);
+const CLOCK_SKEW: Duration = Duration::from_mins(30);
 /// Signature packets considered per signature file.
 const MAX_SIGNATURES_PER_FILE: usize = 16;
 

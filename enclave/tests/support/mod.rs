@@ -247,7 +247,7 @@ pub fn verify(
         document,
         root,
         time::OffsetDateTime::now_utc(),
-        &policy.max_age(Duration::from_secs(600)),
+        &policy.max_age(Duration::from_mins(10)),
     )
 }
 

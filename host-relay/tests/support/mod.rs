@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// Long enough for a cold start on a loaded machine, short enough that a hang fails the test.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// `target/debug` (or whichever profile built this test): the test binary is in its `deps/`.
 fn profile_dir() -> PathBuf {

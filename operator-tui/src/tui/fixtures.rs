@@ -127,7 +127,7 @@ pub fn config(f: &Fixture, share: bool) -> Config {
         reproduced: None,
         previous: Vec::new(),
         at: None,
-        max_age: std::time::Duration::from_secs(3600),
+        max_age: std::time::Duration::from_hours(1),
         keymap: Keymap::default(),
     }
 }
