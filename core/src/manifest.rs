@@ -185,8 +185,17 @@ pub fn validate_set<'a>(
     Ok(())
 }
 
-fn aliases_and_keys(members: &[Member]) -> impl ExactSizeIterator<Item = (&str, &PublicKey)> {
-    members.iter().map(|m| (m.alias.as_str(), &m.public_key))
+impl MemberSet {
+    /// [`validate_set`] for this set, errors naming `field`.
+    pub fn validate(&self, field: &str) -> Result<(), ManifestError> {
+        validate_set(
+            field,
+            self.threshold,
+            self.members
+                .iter()
+                .map(|m| (m.alias.as_str(), &m.public_key)),
+        )
+    }
 }
 
 impl Manifest {
@@ -228,11 +237,7 @@ impl Manifest {
                 return Err(invalid(field, "all zero (a debug-mode measurement)"));
             }
         }
-        validate_set(
-            "manifest_set",
-            self.manifest_set.threshold,
-            aliases_and_keys(&self.manifest_set.members),
-        )?;
+        self.manifest_set.validate("manifest_set")?;
         validate_set(
             "share_set",
             self.share_set.threshold,
@@ -241,11 +246,7 @@ impl Manifest {
                 .iter()
                 .map(|m| (m.alias.as_str(), &m.public_key)),
         )?;
-        validate_set(
-            "patch_set",
-            self.patch_set.threshold,
-            aliases_and_keys(&self.patch_set.members),
-        )?;
+        self.patch_set.validate("patch_set")?;
         let mut commitments = BTreeSet::new();
         for (i, m) in self.share_set.members.iter().enumerate() {
             if !commitments.insert(m.commitment) {

@@ -12,7 +12,7 @@ use tessera_core::age_share::{self, PivP256Recipient};
 use tessera_core::bytes::{ByteArray, Hash32};
 use tessera_core::cbor;
 use tessera_core::keys::{PublicKey, Signature};
-use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet, validate_set};
+use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet};
 use tessera_core::objects::{
     GenesisBody, GenesisOutput, GenesisRequest, GenesisShare, OBJECT_VERSION, PatchEnvelope,
     ReshardEnvelope, ShareSubmission,
@@ -197,15 +197,9 @@ impl Enclave {
                 "namespace: must be 1 to 64 characters of [A-Za-z0-9._-]",
             ));
         }
-        validate_set(
-            "share_set",
-            req.share_set.threshold,
-            req.share_set
-                .members
-                .iter()
-                .map(|m| (m.alias.as_str(), &m.public_key)),
-        )
-        .map_err(|e| rejected(e.to_string()))?;
+        req.share_set
+            .validate("share_set")
+            .map_err(|e| rejected(e.to_string()))?;
         let seed = QuorumSeed::generate();
         let output = split_and_seal(&seed, &req.namespace, &req.share_set)?;
         let attestation = self.attest(Some(&output.hash().0), None, None)?;
@@ -471,15 +465,9 @@ impl Enclave {
         {
             return Err(rejected("reshard is for another namespace or manifest"));
         }
-        validate_set(
-            "new_share_set",
-            r.new_share_set.threshold,
-            r.new_share_set
-                .members
-                .iter()
-                .map(|m| (m.alias.as_str(), &m.public_key)),
-        )
-        .map_err(|e| rejected(e.to_string()))?;
+        r.new_share_set
+            .validate("new_share_set")
+            .map_err(|e| rejected(e.to_string()))?;
         check_threshold(&m.manifest_set, Purpose::Reshard, &r.hash(), &env.approvals)
             .require()
             .map_err(|e| rejected(format!("reshard approvals: {e}")))?;

@@ -168,7 +168,9 @@ pub(crate) fn descriptors(paths: &[PathBuf]) -> Result<Vec<MemberDescriptor>, Fa
         .collect()
 }
 
+/// The `role` keys of these members as a set, validated with errors naming `field`.
 pub(crate) fn set_of(
+    field: &str,
     descs: &[MemberDescriptor],
     role: Role,
     threshold: u8,
@@ -184,7 +186,10 @@ pub(crate) fn set_of(
                 .ok_or_else(|| Failure::refused(format!("member {} has no {role} key", d.alias)))
         })
         .collect::<Result<_, _>>()?;
-    Ok(MemberSet { threshold, members })
+    let set = MemberSet { threshold, members };
+    set.validate(field)
+        .map_err(|e| Failure::refused(e.to_string()))?;
+    Ok(set)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,16 +291,7 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             out,
         } => {
             let descs = descriptors(&members)?;
-            let share_set = set_of(&descs, Role::Share, threshold)?;
-            tessera_core::manifest::validate_set(
-                "share_set",
-                threshold,
-                share_set
-                    .members
-                    .iter()
-                    .map(|m| (m.alias.as_str(), &m.public_key)),
-            )
-            .map_err(|e| Failure::refused(e.to_string()))?;
+            let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
             let req = GenesisRequest {
                 version: OBJECT_VERSION,
                 namespace: namespace.clone(),
@@ -555,6 +551,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
             restart: RestartPolicy::Never,
         },
         manifest_set: set_of(
+            "manifest_set",
             &descriptors(&a.manifest_members)?,
             Role::Manifest,
             a.manifest_threshold,
@@ -573,6 +570,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
                 .collect(),
         },
         patch_set: set_of(
+            "patch_set",
             &descriptors(&a.patch_members)?,
             Role::Patch,
             a.patch_threshold,

@@ -11,7 +11,7 @@ use tessera_core::bytes::Hash32;
 use tessera_core::cbor;
 use tessera_core::device::approve;
 use tessera_core::keys::Role;
-use tessera_core::manifest::{Manifest, MemberSet, validate_set};
+use tessera_core::manifest::{Manifest, MemberSet};
 use tessera_core::objects::{OBJECT_VERSION, Patch, PatchEnvelope, Reshard, ReshardEnvelope};
 use tessera_core::protocol::Response;
 use tessera_core::sign::{Approval, Purpose, check_threshold};
@@ -338,16 +338,12 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
             out,
         } => {
             let m = load_manifest(&manifest)?;
-            let new_share_set = set_of(&descriptors(&members)?, Role::Share, threshold)?;
-            validate_set(
+            let new_share_set = set_of(
                 "new_share_set",
+                &descriptors(&members)?,
+                Role::Share,
                 threshold,
-                new_share_set
-                    .members
-                    .iter()
-                    .map(|x| (x.alias.as_str(), &x.public_key)),
-            )
-            .map_err(|e| Failure::refused(e.to_string()))?;
+            )?;
             let r = Reshard {
                 version: OBJECT_VERSION,
                 namespace: m.namespace.name.clone(),
