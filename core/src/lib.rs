@@ -12,6 +12,8 @@ pub mod device;
 pub mod eif;
 pub mod hardening;
 pub mod keys;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod manifest;
 pub mod objects;
 pub mod pcr;

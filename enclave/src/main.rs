@@ -46,8 +46,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Err(e) = tessera_core::logging::init() {
+        eprintln!("tessera-enclave: {e}");
+        return ExitCode::from(2);
+    }
     for w in tessera_core::hardening::harden_process() {
-        eprintln!("tessera-enclave: warning: {w}");
+        tracing::warn!("{w}");
     }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,7 +97,7 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("tessera-enclave: DEV root SHA-256 {root_sha}");
         if let Some(path) = &args.dev_root_out {
             write_new(path, dev.root_pem().as_bytes())?;
-            eprintln!("tessera-enclave: DEV root written to {}", path.display());
+            tracing::info!(path = %path.display(), "DEV root written");
         }
         let pcrs = serde_json::json!({
             "PCR0": dev.pcr(0).to_hex(), "PCR1": dev.pcr(1).to_hex(),
@@ -111,6 +115,12 @@ fn run(args: &Args) -> Result<(), String> {
     let enclave = Arc::new(Mutex::new(state::Enclave::new(nsm, pivot)));
     let listener = Listener::bind(&args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(
+        listen = %args.listen,
+        nsm = if args.dev { "DEV" } else { "/dev/nsm" },
+        pivot = args.pivot_bin.as_ref().map_or_else(|| "built-in signing app".to_owned(), |p| p.display().to_string()),
+        "enclave ready"
+    );
     // Readiness line: tests and scripts wait for it.
     println!("tessera-enclave: listening on {}", args.listen);
     std::io::stdout().flush().map_err(|e| e.to_string())?;

@@ -8,8 +8,9 @@
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tessera_core::bytes::Hash32;
 use tessera_core::cbor;
 use tessera_core::protocol::{
     ErrorCode, FrameError, MAX_FRAME, Request, Response, read_frame, write_frame,
@@ -23,29 +24,34 @@ const MAX_CONNECTIONS: usize = 64;
 
 pub fn serve(listener: &Listener, enclave: &Arc<Mutex<Enclave>>) -> std::io::Result<()> {
     let live = Arc::new(AtomicUsize::new(0));
+    let mut next_id: u64 = 1;
     loop {
         let stream = match listener.accept() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("tessera-enclave: accept failed: {e}");
+                tracing::warn!(error = %e, "accept failed");
                 continue;
             }
         };
         if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             live.fetch_sub(1, Ordering::SeqCst);
-            eprintln!("tessera-enclave: refusing a connection: {MAX_CONNECTIONS} already open");
+            tracing::warn!("refusing a connection: {MAX_CONNECTIONS} already open");
             continue;
         }
         let enclave = Arc::clone(enclave);
         let live = Arc::clone(&live);
+        let id = next_id;
+        next_id += 1;
         std::thread::spawn(move || {
-            connection(stream, &enclave);
+            tracing::debug!(connection = id, "connection opened");
+            connection(stream, &enclave, id);
             live.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!(connection = id, "connection closed");
         });
     }
 }
 
-fn connection(mut stream: Stream, enclave: &Mutex<Enclave>) {
+fn connection(mut stream: Stream, enclave: &Mutex<Enclave>, id: u64) {
     if stream.set_write_timeout(Some(FRAME_TIMEOUT)).is_err() {
         return;
     }
@@ -55,17 +61,19 @@ fn connection(mut stream: Stream, enclave: &Mutex<Enclave>) {
             Err(FrameError::Closed) => return,
             Err(e @ FrameError::TooLarge { .. }) => {
                 // The stream cannot be resynchronised after an oversize header: answer and close.
+                tracing::info!(connection = id, error = %e, "oversize frame refused");
                 let _ = reply(
                     &mut stream,
-                    &Response::error(ErrorCode::BadRequest, e.to_string()),
+                    &cbor::encode(&Response::error(ErrorCode::BadRequest, e.to_string())),
                 );
                 return;
             }
             Err(e) => {
-                eprintln!("tessera-enclave: dropping a connection: {e}");
+                tracing::warn!(connection = id, error = %e, "dropping a connection");
                 return;
             }
         };
+        let started = Instant::now();
         let response = match Request::decode(&body) {
             Ok(request) => {
                 let name = request.name();
@@ -73,12 +81,25 @@ fn connection(mut stream: Stream, enclave: &Mutex<Enclave>) {
                 let response = guard.handle(&request);
                 let phase = guard.phase();
                 drop(guard);
-                log(name, &response, phase.as_str());
+                log(id, name, &response, phase.as_str());
                 response
             }
-            Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
+            Err(e) => {
+                tracing::info!(connection = id, error = %e, "undecodable request refused");
+                Response::error(ErrorCode::BadRequest, e.to_string())
+            }
         };
-        if reply(&mut stream, &response).is_err() {
+        let answer = cbor::encode(&response);
+        tracing::trace!(
+            connection = id,
+            request_bytes = body.len(),
+            request_sha256 = %Hash32::sha256(&body),
+            response_bytes = answer.len(),
+            response_sha256 = %Hash32::sha256(&answer),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "frame"
+        );
+        if reply(&mut stream, &answer).is_err() {
             return;
         }
     }
@@ -97,21 +118,24 @@ fn next_frame(stream: &mut Stream) -> Result<Vec<u8>, FrameError> {
     read_frame(&mut first.as_slice().chain(&mut *stream), MAX_FRAME)
 }
 
-fn reply(stream: &mut Stream, response: &Response) -> Result<(), FrameError> {
-    write_frame(stream, &cbor::encode(response))?;
+fn reply(stream: &mut Stream, answer: &[u8]) -> Result<(), FrameError> {
+    write_frame(stream, answer)?;
     stream.flush()?;
     Ok(())
 }
 
 /// One line per request: what was asked, how it ended, the phase after. Never a payload.
-fn log(request: &str, response: &Response, phase: &str) {
-    match response {
-        Response::Error { code, message } => {
-            eprintln!(
-                "tessera-enclave: {request}: {} ({message}); phase {phase}",
-                code.as_str()
-            );
-        }
-        _ => eprintln!("tessera-enclave: {request}: ok; phase {phase}"),
+fn log(connection: u64, request: &str, response: &Response, phase: &str) {
+    if let Response::Error { code, message } = response {
+        tracing::info!(
+            connection,
+            request,
+            refused = code.as_str(),
+            reason = %message,
+            phase,
+            "request"
+        );
+    } else {
+        tracing::info!(connection, request, outcome = "ok", phase, "request");
     }
 }

@@ -37,6 +37,7 @@ impl Enclave {
                 while let Some(job) = rx.blocking_recv() {
                     // A panic in one job must not take the only enclave connection down with it.
                     if catch_unwind(AssertUnwindSafe(|| job(&mut client))).is_err() {
+                        tracing::error!("an enclave call panicked; reconnecting");
                         client = Client::new(client.address().clone(), io_timeout);
                     }
                 }

@@ -142,6 +142,13 @@ impl From<ClientError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A failure of the relay or the enclave is the operator's business; a caller's mistake
+        // is only worth a line when asked for.
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "error");
+        } else {
+            tracing::debug!(status = self.status.as_u16(), code = self.code, message = %self.message, "error");
+        }
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });

@@ -11,10 +11,11 @@
 //! The API is described in `docs/api.md` and `docs/openapi.yaml`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::Next;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -116,7 +117,27 @@ pub fn app(config: Config) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// At `debug`, one line per request: method, path, status and time taken.
+async fn access_log(request: Request, next: Next) -> axum::response::Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
 }
 
 /// Serves `app` on `listener` over HTTP/1.1; runs until the task is dropped.
@@ -131,7 +152,7 @@ pub async fn serve(listener: TcpListener, app: Router) {
             Ok((stream, _)) => stream,
             // Out of file descriptors, or a connection reset before accept: wait, keep serving.
             Err(e) => {
-                eprintln!("tessera-relay: accept failed: {e}");
+                tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

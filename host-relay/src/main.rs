@@ -41,6 +41,10 @@ fn seconds(name: &str, s: f64) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Err(e) = tessera_core::logging::init() {
+        eprintln!("tessera-relay: {e}");
+        return ExitCode::from(2);
+    }
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -65,9 +69,12 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
-        "tessera-relay: forwarding to the enclave at {}",
-        args.enclave
+    tracing::info!(
+        listen = %local,
+        enclave = %args.enclave,
+        body_timeout_s = args.body_timeout,
+        enclave_timeout_s = args.enclave_timeout,
+        "relay ready"
     );
     // Readiness line: tests and scripts wait for it.
     println!("tessera-relay: listening on http://{local}");

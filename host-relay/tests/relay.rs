@@ -260,6 +260,35 @@ fn enclave_going_away_and_coming_back() {
     assert_eq!(status.status, 200);
     assert_eq!(status.json()["phase"], "waiting-for-boot");
     assert_eq!(get(relay.addr, "/v1/health").json()["enclave"], "reachable");
+
+    // The operator sees each outage in the relay's log, and every request at debug.
+    let log = std::fs::read_to_string(dir.path().join("relay.log")).unwrap();
+    let outages = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("enclave-unavailable"))
+        .count();
+    assert!(outages >= 3, "{outages} outages logged:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("/v1/status") && l.contains("status=200")),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unparsable_log_filter_stops_the_relay() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-relay"))
+        .args(["--listen", "127.0.0.1:0", "--enclave", "unix:/nonexistent"])
+        .env("RUST_LOG", "tessera_relay=loud")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("RUST_LOG=\"tessera_relay=loud\""),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "it must not report itself ready");
 }
 
 #[test]

@@ -365,6 +365,17 @@ fn the_demo_never_prints_or_writes_a_secret() {
             "{must} was not written"
         );
     }
+    // The services did log at their most verbose: frame digests and per-request lines.
+    let log = |name: &str| std::fs::read_to_string(out.join(name)).expect("service log");
+    let (enclave_log, relay_log) = (log("enclave.log"), log("relay.log"));
+    assert!(
+        enclave_log.contains("TRACE") && enclave_log.contains("request_sha256"),
+        "enclave.log has no trace lines:\n{enclave_log}"
+    );
+    assert!(
+        relay_log.contains("DEBUG") && relay_log.contains("/v1/share-bundle"),
+        "relay.log has no request lines:\n{relay_log}"
+    );
 
     let mut snapshots = Vec::new();
     files_under(

@@ -130,7 +130,9 @@ impl Relay {
             .arg(format!("unix:{}", socket.display()))
             .arg("--body-timeout")
             .arg(body_timeout_secs.to_string())
-            .args(["--enclave-timeout", "20"]);
+            .args(["--enclave-timeout", "20"])
+            // One line per request in relay.log, whatever the caller's environment says.
+            .env("RUST_LOG", "debug");
         let (child, url) = spawn_ready(cmd, "tessera-relay: listening on ", &dir.join("relay.log"));
         let addr = url
             .strip_prefix("http://")
