@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make fuzz-smoke`: runs every cargo-fuzz target for $1 seconds (default 20) and fails if any
-# target crashes, leaks past the RSS limit or times out on one input. Seeds corpora from real
+# target crashes, leaks past the RSS limit, makes one allocation above 64 MiB (every input these
+# parsers accept is far smaller, so a larger allocation means a length taken on trust) or times
+# out on one input. Seeds corpora from real
 # inputs at run time: the Nitro vectors in ../shared/vectors (never committed here), the EIF
 # vectors, and the demo's bundles and transcript when demo-out/ exists.
 set -uo pipefail
@@ -37,7 +39,7 @@ for t in $(cargo +nightly fuzz list); do
   mkdir -p "corpus/$t"
   log="artifacts/$t.smoke.log"
   if cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" \
-    -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    -rss_limit_mb=2048 -malloc_limit_mb=64 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1)
     echo "fuzz-smoke: $t ok: ${seconds}s, ${runs:-?} runs, ${cov:-cov: ?}, corpus $(ls "corpus/$t" | wc -l)"

@@ -20,12 +20,14 @@ fn listener() -> (tempfile::TempDir, UnixListener, Address) {
 #[test]
 fn a_request_that_could_not_be_sent_is_sent_again_on_a_fresh_connection() {
     let (_dir, listener, addr) = listener();
+    let (closed_tx, closed) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         // First connection: answer one request, then go away as a restarting enclave would.
         let (mut first, _) = listener.accept().expect("first connection");
         let req = read_frame(&mut first, MAX_FRAME).expect("first request");
         write_frame(&mut first, &[&b"re:"[..], &req].concat()).expect("first answer");
         drop(first);
+        closed_tx.send(()).expect("signal");
         // Second connection: the client's retry of the second request.
         let (mut second, _) = listener.accept().expect("second connection");
         let req = read_frame(&mut second, MAX_FRAME).expect("second request");
@@ -35,8 +37,8 @@ fn a_request_that_could_not_be_sent_is_sent_again_on_a_fresh_connection() {
 
     let mut client = Client::new(addr, TIMEOUT);
     assert_eq!(client.call_raw(b"one").expect("first call"), b"re:one");
-    // Give the server time to close its end, so writing the next request fails.
-    std::thread::sleep(Duration::from_millis(100));
+    // The server has closed its end, so writing the next request fails.
+    closed.recv().expect("the server closed the first connection");
     assert_eq!(client.call_raw(b"two").expect("retried call"), b"re:two");
     assert_eq!(server.join().expect("server"), b"two");
 }
