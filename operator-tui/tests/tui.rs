@@ -117,7 +117,8 @@ fn snapshots_of_error_states() {
     app::update(
         &mut p,
         Msg::PinNeeded {
-            purpose: "decrypt your share (YubiKey 5437251, PIN)".into(),
+            secret: "PIN".into(),
+            purpose: "decrypt your share (YubiKey 5437251)".into(),
             tries_left: Some(2),
         },
     );
@@ -264,6 +265,7 @@ fn a_typed_pin_never_reaches_state_screen_or_transcript() {
     app::update(
         &mut s,
         Msg::PinNeeded {
+            secret: "PIN".into(),
             purpose: "decrypt your share".into(),
             tries_left: Some(3),
         },
@@ -410,4 +412,118 @@ fn the_keys_screen_exports_the_descriptor_and_changes_the_pin_without_signing() 
         );
         k
     });
+}
+
+/// A plan as the Keys screen gets it from the worker.
+fn provisioning_plan() -> String {
+    use operator_tui::piv::provision::{CurrentManagementKey, Plan, PlannedSlot};
+    use tessera_core::keys::Role;
+    Plan {
+        serial: 5_437_251,
+        firmware: "5.7.1".into(),
+        keys: [
+            (Role::Share, "82"),
+            (Role::Manifest, "9c"),
+            (Role::Patch, "83"),
+        ]
+        .into_iter()
+        .map(|(role, slot)| PlannedSlot {
+            role,
+            slot: slot.into(),
+            replaces: None,
+        })
+        .collect(),
+        pin_policy: "once",
+        touch_policy: "always",
+        management_key: CurrentManagementKey::FactoryDefault,
+        new_management_key: Some("aes192"),
+        change_pin: true,
+        change_puk: true,
+    }
+    .to_string()
+}
+
+#[test]
+fn the_keys_screen_provisions_only_after_the_plan_is_confirmed() {
+    let f = fixture(PCRS[0]);
+    let mut s = screen(opened(&f, true, now()), Screen::Keys);
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('u'))),
+        vec![Effect::Device(app::DeviceJob::ChangePuk)]
+    );
+    app::update(
+        &mut s,
+        Msg::JobDone(Ok("PUK of YubiKey 5437251 changed".into())),
+    );
+    app::update(&mut s, Msg::Key(Key::Enter));
+
+    // Planning reads the card and changes nothing; a refusal is shown as such.
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('n'))),
+        vec![Effect::Device(app::DeviceJob::PlanProvision)]
+    );
+    app::update(
+        &mut s,
+        Msg::ProvisionPlan(Err("slot 82 already holds a key (1a2b 3c4d)".into())),
+    );
+    assert!(s.busy.is_none());
+    assert!(matches!(s.popup, Some(Popup::Message { error: true, .. })));
+    snap("keys_provision_refused", &s);
+    app::update(&mut s, Msg::Key(Key::Enter));
+
+    // The plan needs its code; Enter alone, a wrong code and Esc provision nothing.
+    let plan = provisioning_plan();
+    app::update(&mut s, Msg::Key(Key::Char('n')));
+    app::update(&mut s, Msg::ProvisionPlan(Ok((5_437_251, plan.clone()))));
+    let Some(Popup::Confirm { code, job, .. }) = s.popup.clone() else {
+        panic!("no confirmation: {:?}", s.popup);
+    };
+    assert_eq!(
+        job,
+        SignJob::Provision {
+            serial: 5_437_251,
+            plan: plan.clone()
+        }
+    );
+    assert_eq!(
+        code,
+        app::confirm_code(&tessera_core::bytes::Hash32::sha256(plan.as_bytes()))
+    );
+    snap("keys_provision_plan", &s);
+    assert!(app::update(&mut s, Msg::Key(Key::Enter)).is_empty());
+    for c in "0000 0000".chars() {
+        app::update(&mut s, Msg::Key(Key::Char(c)));
+    }
+    assert!(app::update(&mut s, Msg::Key(Key::Enter)).is_empty());
+    let aborted = app::update(&mut s, Msg::Key(Key::Esc));
+    assert!(matches!(&aborted[..], [Effect::Record(_)]), "{aborted:?}");
+
+    app::update(&mut s, Msg::Key(Key::Char('n')));
+    app::update(&mut s, Msg::ProvisionPlan(Ok((5_437_251, plan.clone()))));
+    for c in code.chars() {
+        app::update(&mut s, Msg::Key(Key::Char(c)));
+    }
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Enter)),
+        vec![Effect::Sign(SignJob::Provision {
+            serial: 5_437_251,
+            plan
+        })]
+    );
+
+    // The secrets it asks for name themselves.
+    let mut p = screen(opened(&f, true, now()), Screen::Keys);
+    app::update(
+        &mut p,
+        Msg::PinNeeded {
+            secret: "repeat the new PUK".into(),
+            purpose: "provision the YubiKey (YubiKey 5437251)".into(),
+            tries_left: None,
+        },
+    );
+    app::update(&mut p, Msg::PinTyped(8));
+    snap("keys_new_puk_again", &p);
+    let mut h = screen(opened(&f, true, now()), Screen::Keys);
+    app::update(&mut h, Msg::Key(Key::Char('?')));
+    snap("help_keys", &h);
 }

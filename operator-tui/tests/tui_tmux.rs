@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use yubikey_support::{NEW_PIN, PIN, ok, tessera, virtual_card};
+use yubikey_support::{NEW_PIN, NEW_PUK, PIN, PUK, ok, tessera, virtual_card};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -379,7 +379,7 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("Type the confirmation code");
     tmux.keys(&[&code, "Enter"]);
-    tmux.wait_for("Enter PIN");
+    tmux.wait_for("Your YubiKey PIN, to");
     tmux.keys(&[PIN]);
     let typed = tmux.wait_for("••••••");
     assert!(!typed.contains(PIN), "the PIN is on the screen:\n{typed}");
@@ -399,11 +399,11 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     tmux.keys(&["2", "e"]);
     tmux.wait_for("descriptor written");
     tmux.keys(&["Enter", "p"]);
-    tmux.wait_for("PIN to change the PIN");
+    tmux.wait_for("Your YubiKey PIN, to change the PIN");
     tmux.keys(&[PIN, "Enter"]);
-    tmux.wait_for("new PIN");
+    tmux.wait_for("Your YubiKey new PIN");
     tmux.keys(&[NEW_PIN, "Enter"]);
-    tmux.wait_for("confirm the new PIN");
+    tmux.wait_for("repeat the new PIN");
     tmux.keys(&[NEW_PIN]);
     let typed = tmux.wait_for("••••••");
     assert!(!typed.contains(NEW_PIN));
@@ -444,4 +444,139 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     assert!(transcript.contains("provision.sign") && !transcript.contains(PIN));
     let verify = run(&["transcript", "verify", &p("transcript.jsonl")]);
     assert!(verify.contains("chain intact"), "{verify}");
+}
+
+/// A factory-fresh card provisioned from the app's Keys screen: the plan is shown and needs its
+/// typed code, the new PIN and PUK are each asked twice (a mismatch changes nothing), then the
+/// PUK is changed; the command line sees the keys and the new secrets.
+#[test]
+fn a_fresh_yubikey_is_provisioned_and_its_puk_changed_in_the_app() {
+    let Some(card) = virtual_card("a_fresh_yubikey_is_provisioned_and_its_puk_changed_in_the_app")
+    else {
+        return;
+    };
+    let dir = card.dir.path();
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let serial = card.serial.to_string();
+    std::fs::create_dir_all(p("usb")).unwrap();
+    let tmux = Tmux {
+        socket: format!("tessera-keys-{}", std::process::id()),
+    };
+    let app = format!(
+        "TESSERA_TRANSCRIPT={} {} --serial {serial} --dir {} --state-dir {}",
+        p("transcript.jsonl"),
+        env!("CARGO_BIN_EXE_tessera"),
+        p("usb"),
+        p("state")
+    );
+    tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
+    tmux.wait_for("Home");
+    tmux.keys(&["2", "n"]);
+    let plan = tmux.wait_for("Type the confirmation code");
+    assert!(plan.contains("Provision YubiKey"), "{plan}");
+    let code = plan
+        .lines()
+        .find_map(|l| {
+            let at = l.find("confirmation code ")?;
+            let rest = &l[at + "confirmation code ".len()..];
+            Some(rest.split(" to proceed").next()?.trim().to_owned())
+        })
+        .expect("the code is on the screen");
+
+    // A wrong code changes nothing; the right one goes on to the secrets.
+    tmux.keys(&["0000 0000", "Enter"]);
+    tmux.wait_for("Type the confirmation code");
+    tmux.keys(&[&code, "Enter"]);
+    // New PUK twice, but different: refused before the card is touched.
+    tmux.wait_for("Your YubiKey new PUK");
+    tmux.keys(&[PUK, "Enter"]);
+    tmux.wait_for("repeat the new PUK");
+    tmux.keys(&[NEW_PUK, "Enter"]);
+    let refused = tmux.wait_for("differ");
+    assert!(refused.contains("nothing was changed"), "{refused}");
+    tmux.keys(&["Enter"]);
+    let listed = key_list();
+    assert!(
+        listed.contains("factory-default") && listed.contains("slot 82  empty"),
+        "a refused provisioning changed the card:\n{listed}"
+    );
+
+    // Again, all the way: new PUK twice, new PIN twice, the factory PIN.
+    tmux.keys(&["n"]);
+    tmux.wait_for("Type the confirmation code");
+    tmux.keys(&[&code, "Enter"]);
+    for (prompt, secret) in [
+        ("Your YubiKey new PUK", PUK),
+        ("repeat the new PUK", PUK),
+        ("Your YubiKey new PIN", PIN),
+        ("repeat the new PIN", PIN),
+        ("Your YubiKey PIN, to", "123456"),
+    ] {
+        tmux.wait_for(prompt);
+        tmux.keys(&[secret]);
+        let typed = tmux.wait_for(&"•".repeat(secret.len()));
+        // The factory PIN is public, and the prompt names it; the others must never show.
+        assert!(
+            secret == "123456" || !typed.contains(secret),
+            "{prompt}: on the screen:\n{typed}"
+        );
+        tmux.keys(&["Enter"]);
+    }
+    let done = tmux.wait_for("provisioned; management key");
+    assert!(done.contains("share"), "{done}");
+    tmux.keys(&["Enter"]);
+
+    // The PUK, from the same screen.
+    tmux.keys(&["u"]);
+    tmux.wait_for("Your YubiKey PUK, to change the PUK");
+    tmux.keys(&[PUK, "Enter"]);
+    tmux.wait_for("Your YubiKey new PUK");
+    tmux.keys(&[NEW_PUK, "Enter"]);
+    tmux.wait_for("repeat the new PUK");
+    tmux.keys(&[NEW_PUK, "Enter"]);
+    tmux.wait_for("PUK of YubiKey");
+    tmux.keys(&["Enter", "q"]);
+
+    // The command line agrees: three role keys, the new PIN signs, the new PUK is the PUK.
+    let listed = key_list();
+    for (role, slot) in [("share", "82"), ("manifest", "9c"), ("patch", "83")] {
+        assert!(
+            listed.contains(&format!("{role:<8} slot {slot}  P-256"))
+                && listed.contains("PIN once  touch always"),
+            "{role}:\n{listed}"
+        );
+    }
+    assert!(!listed.contains("factory-default"), "{listed}");
+    let pin_file = card.secret_file("pin-check", PIN);
+    ok(&tessera(&[
+        "key",
+        "selftest",
+        "--serial",
+        &serial,
+        "--pin-file",
+        pin_file.to_str().unwrap(),
+    ]));
+    let puk_file = card.secret_file("puk-check", NEW_PUK);
+    let new_puk_file = card.secret_file("puk-next", PUK);
+    ok(&tessera(&[
+        "key",
+        "change-puk",
+        "--serial",
+        &serial,
+        "--puk-file",
+        puk_file.to_str().unwrap(),
+        "--new-puk-file",
+        new_puk_file.to_str().unwrap(),
+    ]));
+    let transcript = std::fs::read_to_string(p("transcript.jsonl")).unwrap();
+    assert!(transcript.contains("key.provision") && transcript.contains("key.change-puk"));
+    for secret in [PIN, PUK, NEW_PUK] {
+        assert!(!transcript.contains(secret), "a secret in the transcript");
+    }
+}
+
+fn key_list() -> String {
+    let out = tessera(&["key", "list"]);
+    assert!(out.status.success(), "key list: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

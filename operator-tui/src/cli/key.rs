@@ -22,8 +22,8 @@ use yubikey::{MgmType, PinPolicy, TouchPolicy, YubiKey};
 
 use crate::devices::{DeviceArgs, DeviceSelector, open_device};
 use crate::piv::provision::{
-    self, ProvisionOptions, has_default_management_key, mgm_algorithm_str, puk_error,
-    recorded_mgm_algorithm,
+    self, Outcome, Plan, ProvisionOptions, has_default_management_key, mgm_algorithm_str,
+    puk_error, recorded_mgm_algorithm,
 };
 use crate::piv::{
     FilePinSource, PinRequest, PinSource, SecretKind, SlotMap, connect, device_error, read_slot,
@@ -559,16 +559,12 @@ fn provision_cmd(a: &ProvisionArgs) -> Result<Output, Failure> {
         },
         force: a.force,
     };
-    let mut yk = connect(a.serial)?;
-    let plan = provision::plan(&mut yk, &opts)?;
-    let plan_text = plan.to_string();
+    let plan_text = plan_provisioning(a.serial, &opts)?.to_string();
     if a.yes {
         eprint!("{plan_text}");
     } else {
         // No session is held while a person reads the plan.
-        drop(yk);
         confirm(&plan_text)?;
-        yk = connect(a.serial)?;
     }
     let mut pins = FilePinSource::new(
         a.pin_file.clone(),
@@ -576,30 +572,36 @@ fn provision_cmd(a: &ProvisionArgs) -> Result<Output, Failure> {
         a.new_pin_file.clone(),
         a.new_puk_file.clone(),
     );
-    let outcome = provision::execute(&mut yk, &plan, &opts, &mut pins)?;
-    let mut text = format!(
-        "YubiKey {} provisioned; management key {} (PIN-protected)\n",
-        outcome.serial, outcome.management_key_algorithm
-    );
-    for k in &outcome.keys {
-        let _ = writeln!(
-            text,
-            "  {:<8} slot {}  {}",
-            k.role.as_str(),
-            k.slot,
-            k.fingerprint
-        );
-        if let Some(r) = &k.age_recipient {
-            let _ = writeln!(text, "           age recipient {r}");
-        }
-        if let Some(i) = &k.age_identity {
-            let _ = writeln!(text, "           age identity  {i}");
-        }
-    }
+    let (plan, outcome) = provision_as_shown(a.serial, &opts, &plan_text, &mut pins)?;
+    let text = outcome.to_string();
     Ok(Output {
         text,
         json: json!({ "plan": plan, "outcome": outcome }),
     })
+}
+
+/// Reads YubiKey `serial` and plans provisioning it for `opts`. Changes nothing.
+pub fn plan_provisioning(serial: u32, opts: &ProvisionOptions) -> Result<Plan, DeviceError> {
+    provision::plan(&mut connect(serial)?, opts)
+}
+
+/// Provisions YubiKey `serial` exactly as the plan `shown` said (its text, as the person read
+/// it): the card is read again first, and if its plan now reads differently nothing changes.
+pub fn provision_as_shown(
+    serial: u32,
+    opts: &ProvisionOptions,
+    shown: &str,
+    pins: &mut dyn PinSource,
+) -> Result<(Plan, Outcome), DeviceError> {
+    let mut yk = connect(serial)?;
+    let plan = provision::plan(&mut yk, opts)?;
+    if plan.to_string() != shown {
+        return Err(DeviceError::Device {
+            detail: "the YubiKey changed since its plan was shown; nothing was changed, review the new plan".to_owned(),
+        });
+    }
+    let outcome = provision::execute(&mut yk, &plan, opts, pins)?;
+    Ok((plan, outcome))
 }
 
 /// The member descriptor for the keys on `device`.
@@ -854,17 +856,13 @@ fn ask(
 
 fn change_pin(a: &ChangePinArgs) -> Result<Output, Failure> {
     let mut pins = FilePinSource::new(a.pin_file.clone(), None, a.new_pin_file.clone(), None);
-    change_pin_on(a.serial, &mut pins, false)?;
+    change_pin_on(a.serial, &mut pins)?;
     Ok(done(a.serial, "PIN changed"))
 }
 
 /// Changes the PIN of the YubiKey `serial`, asking `pins` for the current PIN and the new one
-/// (twice when `confirm_new`, for sources that do not confirm by themselves).
-pub fn change_pin_on(
-    serial: u32,
-    pins: &mut dyn PinSource,
-    confirm_new: bool,
-) -> Result<(), DeviceError> {
+/// (an interactive source asks for the new one twice).
+pub fn change_pin_on(serial: u32, pins: &mut dyn PinSource) -> Result<(), DeviceError> {
     let mut yk = connect(serial)?;
     let tries = yk.get_pin_retries().map_err(device_error)?;
     if tries == 0 {
@@ -872,20 +870,6 @@ pub fn change_pin_on(
     }
     let current = ask(pins, SecretKind::Pin, serial, "change the PIN", Some(tries))?;
     let new = ask(pins, SecretKind::NewPin, serial, "change the PIN", None)?;
-    if confirm_new {
-        let again = ask(
-            pins,
-            SecretKind::NewPin,
-            serial,
-            "confirm the new PIN",
-            None,
-        )?;
-        if *again != *new {
-            return Err(DeviceError::Device {
-                detail: "the two new PINs differ; the PIN was not changed".to_owned(),
-            });
-        }
-    }
     provision::check_new_secret(SecretKind::NewPin, &new)?;
     // VERIFY first: it reports the tries left on every card, where some answer a failed
     // CHANGE REFERENCE without the count.
@@ -896,15 +880,15 @@ pub fn change_pin_on(
 
 fn change_puk(a: &ChangePukArgs) -> Result<Output, Failure> {
     let mut pins = FilePinSource::new(None, a.puk_file.clone(), None, a.new_puk_file.clone());
-    let mut yk = connect(a.serial)?;
-    let current = ask(&mut pins, SecretKind::Puk, a.serial, "change the PUK", None)?;
-    let new = ask(
-        &mut pins,
-        SecretKind::NewPuk,
-        a.serial,
-        "change the PUK",
-        None,
-    )?;
+    change_puk_on(a.serial, &mut pins)?;
+    Ok(done(a.serial, "PUK changed"))
+}
+
+/// Changes the PUK of the YubiKey `serial`, asking `pins` for the current PUK and the new one.
+pub fn change_puk_on(serial: u32, pins: &mut dyn PinSource) -> Result<(), DeviceError> {
+    let mut yk = connect(serial)?;
+    let current = ask(pins, SecretKind::Puk, serial, "change the PUK", None)?;
+    let new = ask(pins, SecretKind::NewPuk, serial, "change the PUK", None)?;
     provision::check_new_secret(SecretKind::NewPuk, &new)?;
     yk.change_puk(current.as_bytes(), new.as_bytes())
         .map_err(|e| match e {
@@ -914,8 +898,7 @@ fn change_puk(a: &ChangePukArgs) -> Result<Output, Failure> {
                 detail: "the card refused to change the PUK (wrong PUK?)".to_owned(),
             },
             other => puk_error(other),
-        })?;
-    Ok(done(a.serial, "PUK changed"))
+        })
 }
 
 fn unblock_pin(a: &UnblockPinArgs) -> Result<Output, Failure> {

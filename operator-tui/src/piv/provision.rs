@@ -51,6 +51,22 @@ pub struct ProvisionOptions {
     pub force: bool,
 }
 
+impl ProvisionOptions {
+    /// What the app provisions: every role in `slots`, PIN once, touch always (design.md's
+    /// defaults), and never replacing a key already there; that stays a deliberate
+    /// `tessera key provision --force`.
+    #[must_use]
+    pub fn app(slots: SlotMap) -> Self {
+        Self {
+            roles: Role::ALL.to_vec(),
+            slots,
+            pin_policy: PinPolicy::Once,
+            touch_policy: TouchPolicy::Always,
+            force: false,
+        }
+    }
+}
+
 /// How the card's management key is reached now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -148,6 +164,32 @@ pub struct Outcome {
     pub keys: Vec<ProvisionedKey>,
 }
 
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "YubiKey {} provisioned; management key {} (PIN-protected)",
+            self.serial, self.management_key_algorithm
+        )?;
+        for k in &self.keys {
+            writeln!(
+                f,
+                "  {:<8} slot {}  {}",
+                k.role.as_str(),
+                k.slot,
+                k.fingerprint
+            )?;
+            if let Some(r) = &k.age_recipient {
+                writeln!(f, "           age recipient {r}")?;
+            }
+            if let Some(i) = &k.age_identity {
+                writeln!(f, "           age identity  {i}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[must_use]
 pub fn pin_policy_str(p: PinPolicy) -> &'static str {
     super::SlotPolicy {
@@ -231,7 +273,7 @@ pub fn plan(yk: &mut YubiKey, opts: &ProvisionOptions) -> Result<Plan, DeviceErr
         {
             return Err(DeviceError::Device {
                 detail: format!(
-                    "slot {slot} already holds a key ({}); pass --force to replace it (it cannot be recovered)",
+                    "slot {slot} already holds a key ({}); replacing it destroys it for good, which only `tessera key provision --force` does",
                     k.public_key.fingerprint()
                 ),
             });

@@ -207,6 +207,11 @@ pub enum DeviceJob {
     ExportDescriptor,
     /// Change the YubiKey's PIN (current PIN, then the new one twice).
     ChangePin,
+    /// Change the YubiKey's PUK (current PUK, then the new one twice).
+    ChangePuk,
+    /// Read the YubiKey and plan its provisioning; the plan comes back as
+    /// [`Msg::ProvisionPlan`] and goes through [`Popup::Confirm`] before anything changes.
+    PlanProvision,
 }
 
 /// Work that needs the key device; only ever created by a confirmed [`Popup::Confirm`].
@@ -223,6 +228,12 @@ pub enum SignJob {
     ApprovePatch {
         envelope: PatchEnvelope,
     },
+    /// Generate the role keys on a YubiKey and replace its factory PIN, PUK and management
+    /// key, exactly as `plan` (the text the person reviewed) says.
+    Provision {
+        serial: u32,
+        plan: String,
+    },
 }
 
 impl SignJob {
@@ -233,6 +244,18 @@ impl SignJob {
             SignJob::ApproveManifest { manifest } => manifest.hash(),
             SignJob::HandOver { request, .. } => request.envelope.manifest.hash(),
             SignJob::ApprovePatch { envelope } => envelope.patch.hash(),
+            SignJob::Provision { plan, .. } => Hash32::sha256(plan.as_bytes()),
+        }
+    }
+
+    /// The transcript's name for this action.
+    #[must_use]
+    pub fn action(&self) -> &'static str {
+        match self {
+            SignJob::ApproveManifest { .. } => "manifest.approve",
+            SignJob::HandOver { .. } => "provision.sign",
+            SignJob::ApprovePatch { .. } => "patch.approve",
+            SignJob::Provision { .. } => "key.provision",
         }
     }
 
@@ -260,6 +283,10 @@ impl SignJob {
                 envelope.patch.sequence,
                 envelope.patch.hash()
             ),
+            SignJob::Provision { serial, plan } => format!(
+                "Provision YubiKey {serial}: new keys and a new PIN, PUK and management key\n{}",
+                plan.trim_end()
+            ),
         }
     }
 }
@@ -276,6 +303,8 @@ pub enum Popup {
     },
     /// The runtime holds the typed PIN; the state only knows how many characters there are.
     Pin {
+        /// Which secret: "PIN", "PUK", "new PIN", "repeat the new PUK", …
+        secret: String,
         purpose: String,
         tries_left: Option<u8>,
         typed_len: usize,
@@ -321,6 +350,7 @@ pub enum Msg {
         error: String,
     },
     PinNeeded {
+        secret: String,
         purpose: String,
         tries_left: Option<u8>,
     },
@@ -336,6 +366,8 @@ pub enum Msg {
     /// Time for the next QR frame.
     QrNext,
     TranscriptLine(String),
+    /// The provisioning plan of YubiKey `serial`, or why there is none.
+    ProvisionPlan(Result<(u32, String), String>),
 }
 
 // Effects are handed to the runtime one by one and consumed.
@@ -480,10 +512,12 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::PinNeeded {
+            secret,
             purpose,
             tries_left,
         } => {
             state.popup = Some(Popup::Pin {
+                secret,
                 purpose,
                 tries_left,
                 typed_len: 0,
@@ -536,6 +570,22 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::TranscriptLine(line) => {
             state.transcript.push(line);
+            Vec::new()
+        }
+        Msg::ProvisionPlan(plan) => {
+            state.busy = None;
+            match plan {
+                Ok((serial, plan)) => {
+                    let job = SignJob::Provision { serial, plan };
+                    let code = confirm_code(&job.object_hash());
+                    state.popup = Some(Popup::Confirm {
+                        job,
+                        code,
+                        typed: String::new(),
+                    });
+                }
+                Err(why) => state.message("Cannot provision", why, true),
+            }
             Vec::new()
         }
         Msg::Key(key) => on_key(state, key),
@@ -643,7 +693,7 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             };
             written.map(Effect::ShowQr).into_iter().collect()
         }
-        Action::Export | Action::ChangePin
+        Action::Export | Action::ChangePin | Action::ChangePuk | Action::Provision
             if state.screen != Screen::Keys || state.busy.is_some() =>
         {
             Vec::new()
@@ -655,6 +705,14 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
         Action::ChangePin => {
             state.busy = Some("changing the PIN".to_owned());
             vec![Effect::Device(DeviceJob::ChangePin)]
+        }
+        Action::ChangePuk => {
+            state.busy = Some("changing the PUK".to_owned());
+            vec![Effect::Device(DeviceJob::ChangePuk)]
+        }
+        Action::Provision => {
+            state.busy = Some("reading the YubiKey to plan its provisioning".to_owned());
+            vec![Effect::Device(DeviceJob::PlanProvision)]
         }
     }
 }
@@ -735,9 +793,16 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
             mut typed,
         } => match key {
             Key::Esc => {
-                let rec = Record::new("sign.abort", "operator aborted at the confirmation")
-                    .input_hash("object", &job.object_hash());
-                "aborted; nothing was signed".clone_into(&mut state.status);
+                let rec = Record::new(
+                    &format!("{}.abort", job.action()),
+                    "operator aborted at the confirmation",
+                )
+                .input_hash("object", &job.object_hash());
+                state.status = if matches!(job, SignJob::Provision { .. }) {
+                    "aborted; the YubiKey was not changed".to_owned()
+                } else {
+                    "aborted; nothing was signed".to_owned()
+                };
                 vec![Effect::Record(rec)]
             }
             Key::Enter if same_code(&typed, &code) => {

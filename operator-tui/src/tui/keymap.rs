@@ -31,9 +31,13 @@ pub enum Action {
     Export,
     /// Change the YubiKey PIN (Keys screen).
     ChangePin,
+    /// Change the YubiKey PUK (Keys screen).
+    ChangePuk,
+    /// Provision the YubiKey: plan, typed confirmation, then keys, PIN, PUK (Keys screen).
+    Provision,
 }
 
-const NAMES: [(&str, Action); 13] = [
+const NAMES: [(&str, Action); 15] = [
     ("quit", Action::Quit),
     ("help", Action::Help),
     ("next_screen", Action::NextScreen),
@@ -47,6 +51,8 @@ const NAMES: [(&str, Action); 13] = [
     ("show_qr", Action::ShowQr),
     ("export", Action::Export),
     ("change_pin", Action::ChangePin),
+    ("change_puk", Action::ChangePuk),
+    ("provision", Action::Provision),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +122,8 @@ impl Default for Keymap {
             (KeyName::Char('v'), Action::ShowQr),
             (KeyName::Char('e'), Action::Export),
             (KeyName::Char('p'), Action::ChangePin),
+            (KeyName::Char('u'), Action::ChangePuk),
+            (KeyName::Char('n'), Action::Provision),
         ] {
             keys.insert(k, a);
         }

@@ -19,7 +19,7 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tessera_core::attestation::{self, TrustAnchor};
-use tessera_core::bytes::{Pcr, hex_groups};
+use tessera_core::bytes::{Hash32, Pcr, hex_groups};
 use tessera_core::device::{DeviceError, DeviceKind, KeyDevice, approve};
 use tessera_core::keys::Role;
 use tessera_core::manifest::Manifest;
@@ -33,7 +33,8 @@ use super::app::{
 };
 use super::keymap::Keymap;
 use crate::devices::{DeviceSelector, open_device};
-use crate::piv::{PinRequest, PinSource, SlotMap};
+use crate::piv::provision::ProvisionOptions;
+use crate::piv::{PinRequest, PinSource, SecretKind, SlotMap};
 
 /// Options of `tessera` (bare) and `tessera open`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -300,22 +301,41 @@ struct TuiPins {
     rx: Arc<Mutex<Receiver<Option<Zeroizing<String>>>>>,
 }
 
-impl PinSource for TuiPins {
-    fn pin(&mut self, request: &PinRequest) -> Result<Zeroizing<String>, DeviceError> {
-        let purpose = format!(
-            "{} (YubiKey {}, {})",
-            request.purpose,
-            request.serial,
-            request.kind.label()
-        );
+impl TuiPins {
+    /// Shows the PIN popup for `secret` and waits for what the person types.
+    fn ask(
+        &self,
+        secret: String,
+        purpose: String,
+        tries_left: Option<u8>,
+    ) -> Result<Zeroizing<String>, DeviceError> {
         self.tx
             .send(Msg::PinNeeded {
+                secret,
                 purpose,
-                tries_left: request.tries_left,
+                tries_left,
             })
             .map_err(|_| DeviceError::Cancelled)?;
         let rx = self.rx.lock().map_err(|_| DeviceError::Cancelled)?;
         rx.recv().ok().flatten().ok_or(DeviceError::Cancelled)
+    }
+}
+
+impl PinSource for TuiPins {
+    /// A new PIN or PUK is asked twice, as on the command line, and refused when the two differ.
+    fn pin(&mut self, request: &PinRequest) -> Result<Zeroizing<String>, DeviceError> {
+        let label = request.kind.label();
+        let purpose = format!("{} (YubiKey {})", request.purpose, request.serial);
+        let secret = self.ask(label.to_owned(), purpose.clone(), request.tries_left)?;
+        if matches!(request.kind, SecretKind::NewPin | SecretKind::NewPuk) {
+            let again = self.ask(format!("repeat the {label}"), purpose, None)?;
+            if *again != *secret {
+                return Err(DeviceError::Device {
+                    detail: format!("the two {label}s differ; nothing was changed"),
+                });
+            }
+        }
+        Ok(secret)
     }
 
     fn touch(&mut self, serial: u32, purpose: &str) {
@@ -390,55 +410,137 @@ fn worker(
         None => {}
     }
     for job in jobs {
-        let Some(Ok(d)) = &mut device else {
-            let _ = tx.send(Msg::JobDone(Err(
-                "no key device: start tessera with --serial N or --software FILE".to_owned(),
-            )));
-            continue;
-        };
-        let label = d.info().label;
         let (result, rec) = match &job {
-            WorkerJob::Sign(job) => {
-                let result = run_job(d.as_mut(), job, &out_dir, approved_dir.as_deref(), &tx);
-                let (action, hash) = match job {
-                    SignJob::ApproveManifest { manifest } => ("manifest.approve", manifest.hash()),
-                    SignJob::HandOver { request, .. } => {
-                        ("provision.sign", request.envelope.manifest.hash())
-                    }
-                    SignJob::ApprovePatch { envelope } => ("patch.approve", envelope.patch.hash()),
-                };
-                (
-                    result.clone(),
-                    Record::new(action, decision(&result)).input_hash("object", &hash),
-                )
-            }
-            WorkerJob::Device(DeviceJob::ExportDescriptor) => {
-                let result =
-                    export_descriptor(d.as_mut(), selector.as_ref(), &alias, &out_dir, &tx);
-                (result.clone(), Record::new("key.export", decision(&result)))
+            WorkerJob::Device(DeviceJob::PlanProvision) => {
+                let plan =
+                    yubikey(selector.as_ref(), "be provisioned").and_then(|(serial, slots)| {
+                        crate::cli::key::plan_provisioning(
+                            serial,
+                            &ProvisionOptions::app(slots.clone()),
+                        )
+                        .map(|plan| (serial, plan.to_string()))
+                        .map_err(|e| format!("{e} — {}", e.hint()))
+                    });
+                let _ = tx.send(Msg::ProvisionPlan(plan));
+                continue;
             }
             WorkerJob::Device(DeviceJob::ChangePin) => {
-                let result = match &selector {
-                    Some(DeviceSelector::Yubikey { serial, .. }) => {
-                        crate::cli::key::change_pin_on(*serial, &mut pins.clone(), true)
-                            .map(|()| format!("PIN of YubiKey {serial} changed"))
-                            .map_err(|e| format!("{e} — {}", e.hint()))
+                change_secret(selector.as_ref(), &pins, "PIN")
+            }
+            WorkerJob::Device(DeviceJob::ChangePuk) => {
+                change_secret(selector.as_ref(), &pins, "PUK")
+            }
+            WorkerJob::Sign(SignJob::Provision { serial, plan }) => {
+                let done = provision(selector.as_ref(), &pins, *serial, plan);
+                if done.0.is_ok() {
+                    // New keys: read the card again for the Keys screen and later signatures.
+                    device = selector
+                        .as_ref()
+                        .map(|s| open_device(s, Box::new(pins.clone())));
+                    if let Some(Ok(d)) = &mut device {
+                        let _ = tx.send(Msg::Device(describe(d.as_mut())));
                     }
-                    _ => Err("only a YubiKey has a PIN to change".to_owned()),
+                }
+                done
+            }
+            WorkerJob::Sign(job) => {
+                let Some(Ok(d)) = &mut device else {
+                    let _ = tx.send(Msg::JobDone(Err(NO_DEVICE.to_owned())));
+                    continue;
                 };
-                (
-                    result.clone(),
-                    Record::new("key.change-pin", decision(&result)),
-                )
+                let result = run_job(d.as_mut(), job, &out_dir, approved_dir.as_deref(), &tx);
+                let rec = Record::new(job.action(), decision(&result))
+                    .input_hash("object", &job.object_hash())
+                    .device(d.info().label);
+                (result, rec)
+            }
+            WorkerJob::Device(DeviceJob::ExportDescriptor) => {
+                let Some(Ok(d)) = &mut device else {
+                    let _ = tx.send(Msg::JobDone(Err(NO_DEVICE.to_owned())));
+                    continue;
+                };
+                let result =
+                    export_descriptor(d.as_mut(), selector.as_ref(), &alias, &out_dir, &tx);
+                let rec = Record::new("key.export", decision(&result)).device(d.info().label);
+                (result, rec)
             }
         };
-        let rec = rec.device(label);
         let _ = tx.send(Msg::TranscriptLine(summary(&rec)));
         crate::cli::common::record(rec);
         if tx.send(Msg::JobDone(result)).is_err() {
             return;
         }
     }
+}
+
+const NO_DEVICE: &str = "no key device: start tessera with --serial N or --software FILE";
+
+/// The YubiKey `selector` names, or why `what` needs one.
+fn yubikey<'a>(
+    selector: Option<&'a DeviceSelector>,
+    what: &str,
+) -> Result<(u32, &'a SlotMap), String> {
+    match selector {
+        Some(DeviceSelector::Yubikey { serial, slots }) => Ok((*serial, slots)),
+        _ => Err(format!(
+            "only a YubiKey can {what}: start tessera with --serial N"
+        )),
+    }
+}
+
+/// Changes the YubiKey's PIN or PUK on its own card session; no role key is involved.
+fn change_secret(
+    selector: Option<&DeviceSelector>,
+    pins: &TuiPins,
+    which: &str,
+) -> (Result<String, String>, Record) {
+    let result = yubikey(selector, &format!("change a {which}")).and_then(|(serial, _)| {
+        let mut pins = pins.clone();
+        let changed = if which == "PIN" {
+            crate::cli::key::change_pin_on(serial, &mut pins)
+        } else {
+            crate::cli::key::change_puk_on(serial, &mut pins)
+        };
+        changed
+            .map(|()| format!("{which} of YubiKey {serial} changed"))
+            .map_err(|e| format!("{e} — {}", e.hint()))
+    });
+    let rec = Record::new(
+        &format!("key.change-{}", which.to_ascii_lowercase()),
+        decision(&result),
+    );
+    (result, rec.device(yubikey_label(selector)))
+}
+
+/// Provisions the YubiKey exactly as the confirmed `plan` says (see
+/// [`crate::cli::key::provision_as_shown`]).
+fn provision(
+    selector: Option<&DeviceSelector>,
+    pins: &TuiPins,
+    serial: u32,
+    plan: &str,
+) -> (Result<String, String>, Record) {
+    let result = yubikey(selector, "be provisioned").and_then(|(selected, slots)| {
+        if selected != serial {
+            return Err(format!("the plan is for YubiKey {serial}, not {selected}"));
+        }
+        crate::cli::key::provision_as_shown(
+            serial,
+            &ProvisionOptions::app(slots.clone()),
+            plan,
+            &mut pins.clone(),
+        )
+        .map(|(_, outcome)| outcome.to_string())
+        .map_err(|e| format!("{e} — {}", e.hint()))
+    });
+    let rec = Record::new("key.provision", decision(&result))
+        .input_hash("plan", &Hash32::sha256(plan.as_bytes()))
+        .device(yubikey_label(selector));
+    (result, rec)
+}
+
+fn yubikey_label(selector: Option<&DeviceSelector>) -> String {
+    yubikey(selector, "").map_or_else(|_| "no YubiKey".to_owned(), |(s, _)| format!("YubiKey {s}"))
 }
 
 fn decision(result: &Result<String, String>) -> String {
@@ -562,6 +664,8 @@ fn run_job(
                 .map_err(fail)?;
             Ok(format!("patch approval written to {}", path.display()))
         }
+        // Provisioning makes the role keys rather than using them: `provision` runs it.
+        SignJob::Provision { .. } => Err("provisioning needs no role key".to_owned()),
     }
 }
 

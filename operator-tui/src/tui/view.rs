@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
 
-use super::app::{Mode, PcrRow, Popup, Screen, State};
+use super::app::{Mode, PcrRow, Popup, Screen, SignJob, State};
 use super::keymap::Action;
 
 const OK: Style = Style::new().fg(Color::Green);
@@ -117,10 +117,12 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
         ),
         Screen::Manifest | Screen::Patch => format!("  {} approve", km.hint(Action::Approve)),
         Screen::Keys => format!(
-            "  {} export descriptor  {} change PIN  {} QR",
+            "  {} export  {} QR  {} PIN  {} PUK  {} provision",
             km.hint(Action::Export),
+            km.hint(Action::ShowQr),
             km.hint(Action::ChangePin),
-            km.hint(Action::ShowQr)
+            km.hint(Action::ChangePuk),
+            km.hint(Action::Provision)
         ),
         Screen::Provision => format!(
             "  {} hand over share  {} show as QR",
@@ -274,7 +276,10 @@ fn keys(state: &State, frame: &mut Frame, area: Rect) {
         )));
     }
     lines.push(Line::from(Span::styled(
-        "Provisioning resets slots and shows a plan first: tessera key provision --serial N",
+        format!(
+            "{} provisions a fresh YubiKey after showing its plan; replacing keys already there is only `tessera key provision --force`",
+            state.config.keymap.hint(Action::Provision)
+        ),
         DIM,
     )));
     frame.render_widget(
@@ -671,16 +676,21 @@ fn popup(state: &State, p: &Popup, frame: &mut Frame) {
             WARN,
         ),
         Popup::Pin {
+            secret,
             purpose,
             tries_left,
             typed_len,
             warning,
         } => {
-            let mut l = vec![Line::from(format!("PIN to {purpose}")), Line::from("")];
-            l.push(Line::from(format!("PIN: {}", "•".repeat(*typed_len))));
+            let mut l = vec![
+                Line::from(format!("Your YubiKey {secret}, to {purpose}")),
+                Line::from(""),
+            ];
+            l.push(Line::from(format!("{secret}: {}", "•".repeat(*typed_len))));
             if let Some(t) = tries_left {
+                let blocks = if secret.contains("PUK") { "PUK" } else { "PIN" };
                 l.push(Line::from(Span::styled(
-                    format!("{t} tries left before the PIN blocks"),
+                    format!("{t} tries left before the {blocks} blocks"),
                     if *t <= 1 { BAD } else { WARN },
                 )));
             }
@@ -688,7 +698,7 @@ fn popup(state: &State, p: &Popup, frame: &mut Frame) {
                 l.push(Line::from(Span::styled(w.clone(), BAD)));
             }
             l.push(Line::from(Span::styled("Enter submit  Esc cancel", DIM)));
-            ("Enter PIN", l, Style::new())
+            (secret.as_str(), l, Style::new())
         }
         Popup::Confirm { job, code, typed } => {
             let mut l: Vec<Line> = job
@@ -703,15 +713,22 @@ fn popup(state: &State, p: &Popup, frame: &mut Frame) {
                 Span::raw(" to proceed:"),
             ]));
             l.push(Line::from(format!("> {typed}")));
+            let nothing = if matches!(job, SignJob::Provision { .. }) {
+                "the YubiKey is not changed"
+            } else {
+                "nothing is signed"
+            };
             l.push(Line::from(Span::styled(
-                "Enter confirm  Esc abort (nothing is signed)",
+                format!("Enter confirm  Esc abort ({nothing})"),
                 DIM,
             )));
             ("Confirm", l, WARN)
         }
     };
     let w = (area.width.saturating_sub(4)).min(100);
-    let h = (lines.len() as u16 + 2).min(area.height);
+    let h = wrapped_height(&lines, w.saturating_sub(2))
+        .saturating_add(2)
+        .min(area.height);
     let r = centered(area, w, h);
     frame.render_widget(Clear, r);
     frame.render_widget(
@@ -724,6 +741,32 @@ fn popup(state: &State, p: &Popup, frame: &mut Frame) {
             .wrap(Wrap { trim: false }),
         r,
     );
+}
+
+/// Rows `lines` take when word-wrapped to `width` columns, so a popup is tall enough for its
+/// last line (the confirmation prompt) however long the lines above it are.
+fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    let rows: usize = lines
+        .iter()
+        .map(|line| {
+            let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+            let (mut rows, mut used) = (1, 0);
+            for word in text.split(' ') {
+                let w = word.chars().count();
+                let need = if used == 0 { w } else { used + 1 + w };
+                if need <= width {
+                    used = need;
+                } else {
+                    // A word longer than the line is broken across rows.
+                    rows += usize::from(used > 0) + (w.saturating_sub(1)) / width;
+                    used = (w.saturating_sub(1)) % width + 1;
+                }
+            }
+            rows
+        })
+        .sum();
+    u16::try_from(rows).unwrap_or(u16::MAX)
 }
 
 fn help_lines(state: &State) -> Vec<Line<'static>> {
@@ -751,9 +794,17 @@ fn help_lines(state: &State) -> Vec<Line<'static>> {
             km.hint(Action::Approve)
         ),
         Screen::Patch => format!("{} approve with your Patch key", km.hint(Action::Approve)),
+        Screen::Keys => format!(
+            "{} export your member descriptor, {} show it as QR\n{} change the PIN, {} change the PUK\n{} provision a fresh YubiKey (review the plan, then type the code)",
+            km.hint(Action::Export),
+            km.hint(Action::ShowQr),
+            km.hint(Action::ChangePin),
+            km.hint(Action::ChangePuk),
+            km.hint(Action::Provision)
+        ),
         _ => "read only".to_owned(),
     };
-    l.push(Line::from(specific));
+    l.extend(specific.lines().map(|line| Line::from(line.to_owned())));
     l.push(Line::from(
         "In a confirm popup: Enter confirms, Esc aborts (these cannot be rebound)",
     ));
