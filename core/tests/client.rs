@@ -38,7 +38,9 @@ fn a_request_that_could_not_be_sent_is_sent_again_on_a_fresh_connection() {
     let mut client = Client::new(addr, TIMEOUT);
     assert_eq!(client.call_raw(b"one").expect("first call"), b"re:one");
     // The server has closed its end, so writing the next request fails.
-    closed.recv().expect("the server closed the first connection");
+    closed
+        .recv()
+        .expect("the server closed the first connection");
     assert_eq!(client.call_raw(b"two").expect("retried call"), b"re:two");
     assert_eq!(server.join().expect("server"), b"two");
 }
