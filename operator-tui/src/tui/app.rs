@@ -574,18 +574,8 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::ProvisionPlan(plan) => {
             state.busy = None;
-            match plan {
-                Ok((serial, plan)) => {
-                    let job = SignJob::Provision { serial, plan };
-                    let code = confirm_code(&job.object_hash());
-                    state.popup = Some(Popup::Confirm {
-                        job,
-                        code,
-                        typed: String::new(),
-                    });
-                }
-                Err(why) => state.message("Cannot provision", why, true),
-            }
+            let job = plan.map(|(serial, plan)| SignJob::Provision { serial, plan });
+            ask_confirmation(state, job, "Cannot provision");
             Vec::new()
         }
         Msg::Key(key) => on_key(state, key),
@@ -758,6 +748,12 @@ fn request_signature(state: &mut State) -> Vec<Effect> {
         },
         _ => return Vec::new(),
     };
+    ask_confirmation(state, job, "Cannot sign");
+    Vec::new()
+}
+
+/// Opens the confirmation popup for `job`, whose code must be typed, or says why there is none.
+fn ask_confirmation(state: &mut State, job: Result<SignJob, String>, refused: &str) {
     match job {
         Ok(job) => {
             let code = confirm_code(&job.object_hash());
@@ -767,9 +763,8 @@ fn request_signature(state: &mut State) -> Vec<Effect> {
                 typed: String::new(),
             });
         }
-        Err(why) => state.message("Cannot sign", why, true),
+        Err(why) => state.message(refused, why, true),
     }
-    Vec::new()
 }
 
 fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
