@@ -556,18 +556,10 @@ fn a_fresh_yubikey_is_provisioned_and_its_puk_changed_in_the_app() {
         "--pin-file",
         pin_file.to_str().unwrap(),
     ]));
-    let puk_file = card.secret_file("puk-check", NEW_PUK);
-    let new_puk_file = card.secret_file("puk-next", PUK);
-    ok(&tessera(&[
-        "key",
-        "change-puk",
-        "--serial",
-        &serial,
-        "--puk-file",
-        puk_file.to_str().unwrap(),
-        "--new-puk-file",
-        new_puk_file.to_str().unwrap(),
-    ]));
+    operator_tui::piv::connect(card.serial)
+        .unwrap()
+        .change_puk(NEW_PUK.as_bytes(), PUK.as_bytes())
+        .expect("the PUK set in the app is the PUK");
     let transcript = std::fs::read_to_string(p("transcript.jsonl")).unwrap();
     assert!(transcript.contains("key.provision") && transcript.contains("key.change-puk"));
     for secret in [PIN, PUK, NEW_PUK] {
