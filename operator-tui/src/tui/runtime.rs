@@ -424,12 +424,18 @@ fn worker(
                 let _ = tx.send(Msg::ProvisionPlan(plan));
                 continue;
             }
-            WorkerJob::Device(DeviceJob::ChangePin) => {
-                change_secret(selector.as_ref(), &pins, "PIN")
-            }
-            WorkerJob::Device(DeviceJob::ChangePuk) => {
-                change_secret(selector.as_ref(), &pins, "PUK")
-            }
+            WorkerJob::Device(DeviceJob::ChangePin) => change_secret(
+                selector.as_ref(),
+                &pins,
+                "PIN",
+                crate::cli::key::change_pin_on,
+            ),
+            WorkerJob::Device(DeviceJob::ChangePuk) => change_secret(
+                selector.as_ref(),
+                &pins,
+                "PUK",
+                crate::cli::key::change_puk_on,
+            ),
             WorkerJob::Sign(SignJob::Provision { serial, plan }) => {
                 let done = provision(selector.as_ref(), &pins, *serial, plan);
                 if done.0.is_ok() {
@@ -488,20 +494,19 @@ fn yubikey<'a>(
     }
 }
 
-/// Changes the YubiKey's PIN or PUK on its own card session; no role key is involved.
+/// The PIN or PUK changer of `crate::cli::key`.
+type ChangeSecret = fn(u32, &mut dyn PinSource) -> Result<(), DeviceError>;
+
+/// Changes the YubiKey's PIN or PUK (`which`) with `change`, on its own card session; no role
+/// key is involved.
 fn change_secret(
     selector: Option<&DeviceSelector>,
     pins: &TuiPins,
     which: &str,
+    change: ChangeSecret,
 ) -> (Result<String, String>, Record) {
     let result = yubikey(selector, &format!("change a {which}")).and_then(|(serial, _)| {
-        let mut pins = pins.clone();
-        let changed = if which == "PIN" {
-            crate::cli::key::change_pin_on(serial, &mut pins)
-        } else {
-            crate::cli::key::change_puk_on(serial, &mut pins)
-        };
-        changed
+        change(serial, &mut pins.clone())
             .map(|()| format!("{which} of YubiKey {serial} changed"))
             .map_err(|e| format!("{e} — {}", e.hint()))
     });
