@@ -44,17 +44,31 @@ pub struct DeviceArgs {
     /// A software key file instead of a YubiKey (DEV/TEST ONLY: anyone who reads it has the keys).
     #[arg(long, value_name = "KEYFILE", conflicts_with = "serial")]
     pub software: Option<PathBuf>,
+    #[command(flatten)]
+    pub slots: SlotsArg,
+    /// Read the PIN from the first line of this file instead of prompting (automation).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+/// The `--slots` option of every command that opens a YubiKey by serial.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SlotsArg {
     /// Role slots on the YubiKey, hex (defaults share=82,manifest=9c,patch=83).
     #[arg(
-        long,
+        long = "slots",
         value_name = "ROLE=SLOT,...",
         default_value = "",
         hide_default_value = true
     )]
-    pub slots: String,
-    /// Read the PIN from the first line of this file instead of prompting (automation).
-    #[arg(long, value_name = "FILE")]
-    pub pin_file: Option<PathBuf>,
+    pub spec: String,
+}
+
+impl SlotsArg {
+    /// The slot map: the defaults with the given overrides.
+    pub fn map(&self) -> Result<SlotMap, String> {
+        self.spec.parse()
+    }
 }
 
 impl DeviceArgs {
@@ -64,7 +78,7 @@ impl DeviceArgs {
                 serial: *serial,
                 slots: self
                     .slots
-                    .parse()
+                    .map()
                     .map_err(|detail| DeviceError::Device { detail })?,
             }),
             (None, Some(path)) => Ok(DeviceSelector::Software(path.clone())),

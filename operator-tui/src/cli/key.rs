@@ -20,7 +20,7 @@ use tessera_core::objects::{DescriptorKey, MemberDescriptor, OBJECT_VERSION};
 use yubikey::piv::{ManagementSlotId, SlotAlgorithmId, SlotId};
 use yubikey::{MgmType, PinPolicy, TouchPolicy, YubiKey};
 
-use crate::devices::{DeviceArgs, DeviceSelector, open_device};
+use crate::devices::{DeviceArgs, DeviceSelector, SlotsArg, open_device};
 use crate::piv::provision::{
     self, Outcome, Plan, ProvisionOptions, has_default_management_key, mgm_algorithm_str,
     puk_error, recorded_mgm_algorithm,
@@ -49,14 +49,8 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// Role slots, hex (defaults share=82,manifest=9c,patch=83).
-    #[arg(
-        long,
-        value_name = "ROLE=SLOT,...",
-        default_value = "",
-        hide_default_value = true
-    )]
-    pub slots: String,
+    #[command(flatten)]
+    pub slots: SlotsArg,
     /// Also show these software key files (DEV/TEST ONLY).
     #[arg(long, value_name = "KEYFILE")]
     pub software: Vec<PathBuf>,
@@ -84,13 +78,8 @@ pub struct ProvisionArgs {
     /// Roles to generate keys for.
     #[arg(long, value_delimiter = ',', default_value = "share,manifest,patch")]
     pub roles: Vec<Role>,
-    #[arg(
-        long,
-        value_name = "ROLE=SLOT,...",
-        default_value = "",
-        hide_default_value = true
-    )]
-    pub slots: String,
+    #[command(flatten)]
+    pub slots: SlotsArg,
     /// Touch policy of the new keys (a YubiKey waits for a touch before using the key).
     #[arg(long, value_enum, default_value = "always")]
     pub touch: TouchArg,
@@ -235,10 +224,6 @@ impl From<DeviceError> for Failure {
     fn from(e: DeviceError) -> Self {
         Failure::Device(e)
     }
-}
-
-fn slots_arg(s: &str) -> Result<SlotMap, Failure> {
-    s.parse().map_err(Failure::Usage)
 }
 
 #[derive(Debug, Serialize)]
@@ -419,7 +404,7 @@ pub fn describe_yubikey(yk: &mut YubiKey, slots: &SlotMap) -> Result<YubikeyRepo
 }
 
 fn list(a: &ListArgs) -> Result<Output, Failure> {
-    let slots = slots_arg(&a.slots)?;
+    let slots = a.slots.map().map_err(Failure::Usage)?;
     // Software keys can be listed on a machine without PC/SC; YubiKeys cannot.
     let (readers, pcsc) = match describe_readers(&slots) {
         Ok(r) => (r, None),
@@ -547,7 +532,7 @@ fn provision_cmd(a: &ProvisionArgs) -> Result<Output, Failure> {
     roles.dedup();
     let opts = ProvisionOptions {
         roles,
-        slots: slots_arg(&a.slots)?,
+        slots: a.slots.map().map_err(Failure::Usage)?,
         pin_policy: match a.pin_policy {
             PinPolicyArg::Once => PinPolicy::Once,
             PinPolicyArg::Always => PinPolicy::Always,

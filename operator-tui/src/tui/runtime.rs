@@ -32,7 +32,7 @@ use super::app::{
     self, BundleEntry, Config, DeviceJob, DeviceView, Effect, Key, Mode, Msg, Popup, SignJob, State,
 };
 use super::keymap::Keymap;
-use crate::devices::{DeviceSelector, open_device};
+use crate::devices::{DeviceSelector, SlotsArg, open_device};
 use crate::piv::provision::ProvisionOptions;
 use crate::piv::{PinRequest, PinSource, SecretKind, SlotMap};
 
@@ -45,9 +45,8 @@ pub struct TuiArgs {
     /// A software key file instead of a YubiKey (DEV/TEST ONLY).
     #[arg(long, value_name = "KEYFILE")]
     pub software: Option<PathBuf>,
-    /// Role slots, e.g. share=82,manifest=9c,patch=83.
-    #[arg(long, default_value = "")]
-    pub slots: String,
+    #[command(flatten)]
+    pub slots: SlotsArg,
     /// Trust anchor PEM; default: the pinned AWS Nitro root G1. Anything else is DEV mode.
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -715,7 +714,7 @@ pub fn run(args: &TuiArgs, first_file: Option<&Path>) -> ExitCode {
         }
     };
     let selector = match (&args.serial, &args.software) {
-        (Some(serial), _) => match args.slots.parse::<SlotMap>() {
+        (Some(serial), _) => match args.slots.map() {
             Ok(slots) => Some(DeviceSelector::Yubikey {
                 serial: *serial,
                 slots,
