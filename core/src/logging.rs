@@ -8,6 +8,7 @@
 //! person must see (a DEV enclave) and fatal errors are printed directly, not filtered.
 
 use std::io::IsTerminal;
+use std::time::Instant;
 
 use tracing_subscriber::EnvFilter;
 
@@ -23,4 +24,10 @@ pub fn init() -> Result<(), String> {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))
+}
+
+/// Microseconds since `started`, the unit of every `micros` field.
+#[must_use]
+pub fn micros_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

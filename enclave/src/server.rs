@@ -96,7 +96,7 @@ fn connection(mut stream: Stream, enclave: &Mutex<Enclave>, id: u64) {
             request_sha256 = %Hash32::sha256(&body),
             response_bytes = answer.len(),
             response_sha256 = %Hash32::sha256(&answer),
-            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            micros = tessera_core::logging::micros_since(started),
             "frame"
         );
         if reply(&mut stream, &answer).is_err() {

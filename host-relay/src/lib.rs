@@ -134,7 +134,7 @@ async fn access_log(request: Request, next: Next) -> axum::response::Response {
         %method,
         path,
         status = response.status().as_u16(),
-        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        micros = tessera_core::logging::micros_since(started),
         "request"
     );
     response
