@@ -18,7 +18,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 const DOC: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/nitro/aws-samples-iot-validate_att_doc_sample.cbor"
+    "/tests/vectors/nitro/real/aws-samples-iot-validate_att_doc_sample.cbor"
 ));
 
 /// The inputs of the five signature checks, extracted once: four certificate signatures (each
