@@ -3,8 +3,13 @@
 # Runs as root on CI; elsewhere it uses sudo if available, or says what to install.
 set -euo pipefail
 
-# gnupg and sq: the OpenPGP tests check Tessera's signatures with both.
-packages=(libpcsclite-dev pkg-config pcscd gnupg sq tmux)
+# libpcsclite-dev, pkg-config: the PC/SC bindings of the YubiKey and OpenPGP card backends.
+# pcscd, vsmartcard-vpcd: the smart-card daemon and the virtual reader the test cards sit in.
+# libclang-dev: bindgen, run when the virtual cards (tools/virtual-card) are built, loads
+#   libclang.so and clang's own headers (libclang-cpp is a different library and does not do).
+# gnupg, sq: the OpenPGP tests check Tessera's signatures with both.
+# tmux: the app's end-to-end test drives it in a terminal.
+packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev gnupg sq tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -42,10 +42,10 @@ fn tools(test: &str) -> Option<Tools> {
         return None;
     };
     let harness = std::env::var_os("VIRTUAL_YUBIKEY_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/virtual-yubikey"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/virtual-card"),
         PathBuf::from,
     );
-    let pinentry = harness.join("examples/fake-pinentry");
+    let pinentry = harness.join("fake-pinentry");
     assert!(
         pinentry.is_file(),
         "no fake pinentry at {}",
