@@ -185,14 +185,34 @@ fn sync_dir(dir: &Path) -> Result<(), UsbError> {
         .map_err(|e| UsbError::io(dir, e))
 }
 
-/// Reads a file of at most `max` bytes, checking the size before reading it in.
+/// Reads a regular file of at most `max` bytes, checking the size before reading it in.
+///
+/// Anything but a regular file (a FIFO, a device, a socket, a directory) is refused without
+/// blocking: the type is checked before opening, and the open itself does not wait (a FIFO with
+/// no writer would otherwise hang `open` forever), so a file swapped in between is caught by the
+/// check on the open descriptor.
 pub fn read_limited(path: &Path, max: usize) -> Result<Vec<u8>, UsbError> {
-    let file = File::open(path).map_err(|e| UsbError::io(path, e))?;
+    let not_a_file = || UsbError::NotAFile {
+        path: path.to_owned(),
+    };
+    if !fs::metadata(path)
+        .map_err(|e| UsbError::io(path, e))?
+        .is_file()
+    {
+        return Err(not_a_file());
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Reads of a regular file ignore O_NONBLOCK; only the open of a FIFO is affected.
+        options.custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits());
+    }
+    let file = options.open(path).map_err(|e| UsbError::io(path, e))?;
     let meta = file.metadata().map_err(|e| UsbError::io(path, e))?;
     if !meta.is_file() {
-        return Err(UsbError::NotAFile {
-            path: path.to_owned(),
-        });
+        return Err(not_a_file());
     }
     let too_large = |size: u64| UsbError::Bundle {
         path: path.to_owned(),
@@ -276,4 +296,36 @@ pub fn list_bundles(dir: &Path) -> Result<Vec<FoundBundle>, UsbError> {
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(found)
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod read_limited_tests {
+    use super::{UsbError, read_limited};
+    use std::time::Duration;
+
+    #[test]
+    fn a_fifo_a_directory_and_a_device_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("bundle.tsb");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let paths = [fifo, dir.path().to_owned(), "/dev/zero".into()];
+        for path in paths {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || tx.send(read_limited(&p, 1024)).unwrap());
+            // A blocked open would never answer; a refusal comes at once.
+            let result = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("{} blocked", path.display()));
+            assert!(
+                matches!(result, Err(UsbError::NotAFile { .. })),
+                "{}: {result:?}",
+                path.display()
+            );
+        }
+        let file = dir.path().join("ok");
+        std::fs::write(&file, b"abc").unwrap();
+        assert_eq!(read_limited(&file, 3).unwrap(), b"abc");
+        assert!(read_limited(&file, 2).is_err());
+    }
 }

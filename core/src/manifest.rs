@@ -141,6 +141,27 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError
     }
 }
 
+/// Characters that reorder the text around them (bidirectional embeddings, overrides, isolates
+/// and marks): an alias containing one could display as another member's name.
+pub const BIDI_CONTROLS: [char; 12] = [
+    '\u{200E}', '\u{200F}', '\u{061C}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+];
+
+/// An alias is 1 to 64 bytes of printable text: not blank, no control characters, no
+/// bidirectional controls ([`BIDI_CONTROLS`]).
+pub fn check_alias(alias: &str) -> Result<(), &'static str> {
+    if alias.trim().is_empty() || alias.len() > 64 || alias.chars().any(char::is_control) {
+        return Err("must be 1 to 64 printable characters");
+    }
+    if alias.chars().any(|c| BIDI_CONTROLS.contains(&c)) {
+        return Err(
+            "must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)",
+        );
+    }
+    Ok(())
+}
+
 /// Checks `1 <= threshold <= members <= 255`, non-empty unique aliases, unique keys.
 pub fn validate_set<'a>(
     field: &str,
@@ -163,11 +184,8 @@ pub fn validate_set<'a>(
     let mut aliases = BTreeSet::new();
     let mut keys = BTreeSet::new();
     for (i, (alias, key)) in members.enumerate() {
-        if alias.trim().is_empty() || alias.len() > 64 || alias.chars().any(char::is_control) {
-            return Err(invalid(
-                format!("{field}.members[{i}].alias"),
-                "must be 1 to 64 printable characters",
-            ));
+        if let Err(reason) = check_alias(alias) {
+            return Err(invalid(format!("{field}.members[{i}].alias"), reason));
         }
         if !aliases.insert(alias) {
             return Err(invalid(
@@ -323,5 +341,28 @@ impl ManifestEnvelope {
     pub fn add_approval(&mut self, approval: Approval) {
         self.approvals.retain(|a| a.member != approval.member);
         self.approvals.push(approval);
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::{BIDI_CONTROLS, check_alias};
+
+    #[test]
+    fn aliases_with_bidirectional_controls_are_refused() {
+        assert!(check_alias("alice").is_ok());
+        assert!(check_alias("Zoë 東京").is_ok());
+        for c in BIDI_CONTROLS {
+            let alias = format!("ali{c}ce");
+            assert!(
+                check_alias(&alias).unwrap_err().contains("bidirectional"),
+                "{c:?}"
+            );
+        }
+        // "bob" written right-to-left-overridden so it would display as another name.
+        assert!(check_alias("\u{202E}bob").is_err());
+        assert!(check_alias("").is_err());
+        assert!(check_alias("a\nb").is_err());
+        assert!(check_alias(&"a".repeat(65)).is_err());
     }
 }

@@ -73,6 +73,14 @@ pub struct GenesisRequest {
     pub share_set: MemberSet,
 }
 
+impl MemberDescriptor {
+    /// Checks the alias as a manifest would ([`crate::manifest::check_alias`]): printable,
+    /// 1 to 64 bytes, no bidirectional controls.
+    pub fn check_alias(&self) -> Result<(), &'static str> {
+        crate::manifest::check_alias(&self.alias)
+    }
+}
+
 /// One member's share as genesis produced it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

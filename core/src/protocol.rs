@@ -2,7 +2,7 @@
 //! frames whose declared length is checked against a maximum before anything is allocated.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -18,6 +18,17 @@ use crate::transport::{Address, Stream};
 
 /// Largest frame either side accepts: 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
+
+/// The enclave closes a connection on which no frame has started for this long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// A [`Client`] whose connection sat unused this long opens a new one before its next request,
+/// rather than race the enclave closing the old one at [`IDLE_TIMEOUT`].
+pub const CLIENT_IDLE_RECONNECT: Duration = Duration::from_secs(30);
+
+/// Bytes allocated for a frame body before its bytes arrive; the buffer grows with the data, so
+/// a declared length costs memory only once it is actually sent.
+const FRAME_PREALLOC: usize = 64 * 1024;
 
 /// A request to the enclave.
 // Requests are decoded once and moved, never stored in bulk: variant size does not matter.
@@ -152,6 +163,14 @@ pub enum Response {
         threshold: u8,
         provisioned: bool,
     },
+    /// This exact submission was accepted earlier (its answer was lost and the member retried);
+    /// nothing changed now. The counts are the current ones.
+    ShareAlreadyAccepted {
+        member: String,
+        received: u8,
+        threshold: u8,
+        provisioned: bool,
+    },
     PatchApplied {
         sequence: u64,
     },
@@ -222,8 +241,11 @@ pub fn read_frame<R: Read>(r: &mut R, max: usize) -> Result<Vec<u8>, FrameError>
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let mut body = Vec::with_capacity(len.min(FRAME_PREALLOC));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
     Ok(body)
 }
 
@@ -236,13 +258,18 @@ pub enum ClientError {
     Frame(#[from] FrameError),
     #[error("enclave sent an invalid response: {0}")]
     Decode(#[from] CborError),
+    /// The request does not fit one frame; nothing was sent and the connection is kept.
+    #[error("request of {len} bytes exceeds the {max}-byte frame limit")]
+    RequestTooLarge { len: usize, max: usize },
 }
 
-/// A connection to the enclave that reconnects when the enclave restarts.
+/// A connection to the enclave that reconnects when the enclave restarts, and before a request
+/// that follows a long idle spell (see [`CLIENT_IDLE_RECONNECT`]).
 pub struct Client {
     addr: Address,
     timeout: Duration,
     stream: Option<Stream>,
+    last_used: Instant,
 }
 
 impl Client {
@@ -252,6 +279,7 @@ impl Client {
             addr,
             timeout,
             stream: None,
+            last_used: Instant::now(),
         }
     }
 
@@ -261,6 +289,10 @@ impl Client {
     }
 
     fn connect(&mut self) -> Result<&mut Stream, ClientError> {
+        if self.last_used.elapsed() >= CLIENT_IDLE_RECONNECT {
+            self.stream = None;
+        }
+        self.last_used = Instant::now();
         if self.stream.is_none() {
             let s = Stream::connect(&self.addr).map_err(|source| ClientError::Connect {
                 addr: self.addr.to_string(),
@@ -277,8 +309,15 @@ impl Client {
     /// Sends raw request bytes and returns the raw response bytes.
     ///
     /// A request is retried once on a fresh connection only if sending it failed, so a request
-    /// the enclave may already have processed is never sent twice.
+    /// the enclave may already have processed is never sent twice. A body above [`MAX_FRAME`] is
+    /// refused before anything is sent, and the connection is kept.
     pub fn call_raw(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        if body.len() > MAX_FRAME {
+            return Err(ClientError::RequestTooLarge {
+                len: body.len(),
+                max: MAX_FRAME,
+            });
+        }
         let sent = {
             let s = self.connect()?;
             write_frame(s, body)
@@ -295,7 +334,9 @@ impl Client {
             }
         }
         let s = self.stream.as_mut().expect("connected");
-        match read_frame(s, MAX_FRAME) {
+        let read = read_frame(s, MAX_FRAME);
+        self.last_used = Instant::now();
+        match read {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.stream = None;

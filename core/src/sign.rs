@@ -30,6 +30,9 @@ pub enum Purpose {
     Genesis,
     /// A message signed by the provisioned enclave's built-in app with the quorum key.
     AppMessage,
+    /// A member's namespace pin, signed by their own Manifest key so it may rest on untrusted
+    /// media.
+    NamespacePin,
 }
 
 impl Purpose {
@@ -42,6 +45,7 @@ impl Purpose {
             Purpose::Reshard => "reshard",
             Purpose::Genesis => "genesis",
             Purpose::AppMessage => "app-message",
+            Purpose::NamespacePin => "namespace-pin",
         }
     }
 
@@ -49,7 +53,7 @@ impl Purpose {
     #[must_use]
     pub fn signer_role(self) -> Option<Role> {
         match self {
-            Purpose::Manifest | Purpose::Reshard => Some(Role::Manifest),
+            Purpose::Manifest | Purpose::Reshard | Purpose::NamespacePin => Some(Role::Manifest),
             Purpose::Patch => Some(Role::Patch),
             Purpose::SharePost => Some(Role::Share),
             Purpose::Genesis | Purpose::AppMessage => None,
@@ -97,8 +101,13 @@ impl Approval {
         }
         self.member
             .verify(&signed_message(purpose, object_hash), &self.signature)
-            .map_err(|_| ApprovalError::BadSignature {
-                member: self.member.fingerprint(),
+            .map_err(|e| match e {
+                crate::keys::KeyError::HighS => ApprovalError::HighS {
+                    member: self.member.fingerprint(),
+                },
+                _ => ApprovalError::BadSignature {
+                    member: self.member.fingerprint(),
+                },
             })
     }
 }
@@ -110,6 +119,8 @@ pub enum ApprovalError {
     WrongRole { purpose: Purpose, role: Role },
     #[error("signature by {member} does not verify")]
     BadSignature { member: String },
+    #[error("signature by {member} is not in low-S form (a malleated signature)")]
+    HighS { member: String },
 }
 
 /// Who approved, who did not, and which approvals were not counted and why.

@@ -123,6 +123,23 @@ impl Stream {
             Stream::Vsock(s) => s.set_write_timeout(d),
         }
     }
+
+    /// A second handle to the same connection (for closing it from another thread).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        match self {
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+            Stream::Vsock(s) => s.try_clone().map(Stream::Vsock),
+        }
+    }
+
+    /// Shuts both directions down: a thread blocked reading or writing this connection returns
+    /// at once, and the peer sees the connection closed.
+    pub fn shutdown(&self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Vsock(s) => s.shutdown(std::net::Shutdown::Both),
+        }
+    }
 }
 
 impl Read for Stream {

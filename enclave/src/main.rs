@@ -8,7 +8,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use tessera_core::bytes::{ByteArray, Hash32, Pcr};
@@ -96,7 +95,7 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("################################################################");
         eprintln!("tessera-enclave: DEV root SHA-256 {root_sha}");
         if let Some(path) = &args.dev_root_out {
-            write_new(path, dev.root_pem().as_bytes())?;
+            write_replacing(path, dev.root_pem().as_bytes())?;
             tracing::info!(path = %path.display(), "DEV root written");
         }
         let pcrs = serde_json::json!({
@@ -105,14 +104,14 @@ fn run(args: &Args) -> Result<(), String> {
             "PCR4": dev.pcr(4).to_hex(),
         });
         if let Some(path) = &args.dev_pcrs_out {
-            write_new(path, format!("{pcrs:#}\n").as_bytes())?;
+            write_replacing(path, format!("{pcrs:#}\n").as_bytes())?;
         }
         Box::new(dev)
     } else {
         Box::new(nsm::HardwareNsm::open()?)
     };
     let pivot = args.pivot_bin.clone().map(pivot::PivotRunner::new);
-    let enclave = Arc::new(Mutex::new(state::Enclave::new(nsm, pivot)));
+    let enclave = state::Enclave::new(nsm, pivot);
     let listener = Listener::bind(&args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!(
@@ -124,16 +123,36 @@ fn run(args: &Args) -> Result<(), String> {
     // Readiness line: tests and scripts wait for it.
     println!("tessera-enclave: listening on {}", args.listen);
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    server::serve(&listener, &enclave).map_err(|e| e.to_string())
+    server::serve(&listener, enclave).map_err(|e| e.to_string())
 }
 
-/// Writes a file that must not already exist (an old dev root must never be reused by mistake).
-fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))
+/// Writes `path` whole, replacing an earlier file (the root of an earlier dev run is stale the
+/// moment this one starts): the bytes go to a temporary file beside it, renamed over `path`, so
+/// a reader sees the old file or the new one, never a mix. Only a regular file is replaced.
+fn write_replacing(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.file_type().is_file()
+    {
+        return Err(format!(
+            "{}: exists and is not a regular file; not replacing it",
+            path.display()
+        ));
+    }
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }

@@ -1,127 +1,397 @@
-//! The enclave's listener: one thread per connection, one request at a time through the state
-//! machine.
+//! The enclave's listener: a small thread per connection that only moves frames, and one handler
+//! thread that owns the state machine and answers one request at a time.
 //!
-//! A connection may idle between requests (the relay keeps one open), but once a frame starts
-//! its remaining bytes must arrive within [`FRAME_TIMEOUT`], so a slow sender cannot hold a
-//! thread forever. Frame lengths are checked against [`MAX_FRAME`] before allocating.
+//! Limits, each stated in `docs/protocol.md`:
+//!
+//! - A frame must arrive whole within [`FRAME_TIMEOUT`] of its first byte: one deadline per
+//!   frame, not per read, so a sender dripping a byte at a time cannot keep it open longer. The
+//!   answer is written under the same kind of deadline.
+//! - A connection on which no frame starts for [`IDLE_TIMEOUT`] is closed.
+//! - At most [`MAX_CONNECTIONS`] connections are open. When all are taken, a new connection
+//!   closes the one that has been waiting longest for a frame (idle, or still receiving one);
+//!   connections whose request is being handled or answered are never closed for another. So
+//!   idle or slow connections cannot lock a restarted relay out: its connection always gets in.
+//! - Connection threads have a [`CONNECTION_STACK`] stack (with `mlockall` every stack page is
+//!   pinned), and a frame's buffer grows with the bytes received rather than with its declared
+//!   length, up to [`MAX_FRAME`].
+//!
+//! SIGTERM or SIGINT stop the enclave after the request being handled (and any already queued)
+//! is answered: the handler drops the state, which wipes its secrets, and the process exits 0.
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tessera_core::bytes::Hash32;
 use tessera_core::cbor;
 use tessera_core::protocol::{
-    ErrorCode, FrameError, MAX_FRAME, Request, Response, read_frame, write_frame,
+    ErrorCode, FrameError, IDLE_TIMEOUT, MAX_FRAME, Request, Response, read_frame, write_frame,
 };
 use tessera_core::transport::{Listener, Stream};
 
 use crate::state::Enclave;
 
+/// Time allowed for a whole frame, from its first byte, in either direction.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Stack of a connection thread: it reads and writes frames and logs; the state machine runs on
+/// the handler thread.
+pub const CONNECTION_STACK: usize = 256 * 1024;
+/// Stack of the handler thread (genesis, reconstruction, attestation).
+const HANDLER_STACK: usize = 8 * 1024 * 1024;
+/// After SIGTERM, time given to connections to write answers already computed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
-pub fn serve(listener: &Listener, enclave: &Arc<Mutex<Enclave>>) -> std::io::Result<()> {
-    let live = Arc::new(AtomicUsize::new(0));
+/// What a connection is doing, for choosing which one to close when all slots are taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// Waiting for the first byte of a frame.
+    Idle,
+    /// Receiving a frame.
+    Reading,
+    /// Its request is queued, being handled, or its answer is being written.
+    Busy,
+}
+
+struct Slot {
+    stream: Stream,
+    activity: Activity,
+    since: Instant,
+}
+
+/// The open connections, by id.
+#[derive(Default)]
+struct Slots(Mutex<HashMap<u64, Slot>>);
+
+impl Slots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection, closing the longest-waiting idle or reading one if every
+    /// slot is taken. False if all connections are busy.
+    fn admit(&self, id: u64, stream: Stream) -> bool {
+        let mut slots = self.lock();
+        if slots.len() >= MAX_CONNECTIONS {
+            let victim = slots
+                .iter()
+                .filter(|(_, s)| s.activity != Activity::Busy)
+                .min_by_key(|(_, s)| s.since)
+                .map(|(id, s)| (*id, s.activity));
+            let Some((victim, activity)) = victim else {
+                return false;
+            };
+            if let Some(slot) = slots.remove(&victim) {
+                let _ = slot.stream.shutdown();
+            }
+            tracing::info!(
+                connection = victim,
+                was = if activity == Activity::Idle {
+                    "idle"
+                } else {
+                    "receiving a frame"
+                },
+                "all {MAX_CONNECTIONS} connections taken: closing the longest-waiting one"
+            );
+        }
+        slots.insert(
+            id,
+            Slot {
+                stream,
+                activity: Activity::Idle,
+                since: Instant::now(),
+            },
+        );
+        true
+    }
+
+    /// Records what the connection does now; false if it was closed to make room.
+    fn set(&self, id: u64, activity: Activity) -> bool {
+        match self.lock().get_mut(&id) {
+            Some(slot) => {
+                slot.activity = activity;
+                slot.since = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn busy(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| s.activity == Activity::Busy)
+            .count()
+    }
+}
+
+enum Job {
+    /// A request frame and where to send the answer's bytes.
+    Request {
+        connection: u64,
+        body: Vec<u8>,
+        reply: SyncSender<Vec<u8>>,
+    },
+    /// Drop the state and acknowledge.
+    Stop(SyncSender<()>),
+}
+
+pub fn serve(listener: &Listener, enclave: Enclave) -> std::io::Result<()> {
+    let (jobs, rx) = mpsc::channel::<Job>();
+    let slots = Arc::new(Slots::default());
+    // First: it blocks the stop signals, which every thread started afterwards inherits.
+    spawn_stopper(jobs.clone(), Arc::clone(&slots))?;
+    std::thread::Builder::new()
+        .name("handler".to_owned())
+        .stack_size(HANDLER_STACK)
+        .spawn(move || handler(enclave, &rx))?;
     let mut next_id: u64 = 1;
     loop {
         let stream = match listener.accept() {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors: give the other connections a moment to close.
+                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
         };
-        if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            live.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!("refusing a connection: {MAX_CONNECTIONS} already open");
-            continue;
-        }
-        let enclave = Arc::clone(enclave);
-        let live = Arc::clone(&live);
         let id = next_id;
         next_id += 1;
-        std::thread::spawn(move || {
-            tracing::debug!(connection = id, "connection opened");
-            connection(stream, &enclave, id);
-            live.fetch_sub(1, Ordering::SeqCst);
-            tracing::debug!(connection = id, "connection closed");
-        });
+        let Ok(handle) = stream.try_clone() else {
+            tracing::warn!("refusing a connection: cannot duplicate its descriptor");
+            continue;
+        };
+        if !slots.admit(id, handle) {
+            tracing::warn!("refusing a connection: {MAX_CONNECTIONS} requests in progress");
+            continue;
+        }
+        let slots_for_thread = Arc::clone(&slots);
+        let jobs = jobs.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("connection-{id}"))
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || {
+                tracing::debug!(connection = id, "connection opened");
+                connection(stream, &slots_for_thread, &jobs, id);
+                slots_for_thread.remove(id);
+                tracing::debug!(connection = id, "connection closed");
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "refusing a connection: cannot start its thread");
+            slots.remove(id);
+        }
     }
 }
 
-fn connection(mut stream: Stream, enclave: &Mutex<Enclave>, id: u64) {
-    if stream.set_write_timeout(Some(FRAME_TIMEOUT)).is_err() {
-        return;
+/// Waits for SIGTERM or SIGINT, then stops the handler (after the requests queued before it)
+/// and exits once computed answers are written.
+fn spawn_stopper(jobs: Sender<Job>, slots: Arc<Slots>) -> std::io::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    // Blocked on the calling thread before it starts any other, so only `wait` receives them.
+    set.thread_block().map_err(io::Error::from)?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || {
+            let signal = set.wait().map_or("signal", |s| s.as_str());
+            tracing::info!(signal, "stopping: answering the requests in progress first");
+            let (ack, done) = mpsc::sync_channel(1);
+            if jobs.send(Job::Stop(ack)).is_ok() {
+                let _ = done.recv();
+            }
+            let until = Instant::now() + STOP_GRACE;
+            while slots.busy() > 0 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            tracing::info!("stopped; state dropped");
+            std::process::exit(0);
+        })?;
+    Ok(())
+}
+
+fn handler(enclave: Enclave, jobs: &Receiver<Job>) {
+    let mut enclave = Some(enclave);
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Request {
+                connection,
+                body,
+                reply,
+            } => {
+                let Some(state) = enclave.as_mut() else {
+                    // Stopping: the connection closes without an answer.
+                    continue;
+                };
+                let answer = handle(state, connection, &body);
+                let _ = reply.send(answer);
+            }
+            Job::Stop(ack) => {
+                // Dropping the state wipes the quorum key, shares and ephemeral key.
+                drop(enclave.take());
+                let _ = ack.send(());
+            }
+        }
     }
+}
+
+fn handle(enclave: &mut Enclave, id: u64, body: &[u8]) -> Vec<u8> {
+    let started = Instant::now();
+    let response = match Request::decode(body) {
+        Ok(request) => {
+            let name = request.name();
+            let response = enclave.handle(&request);
+            log(id, name, &response, enclave.phase().as_str());
+            response
+        }
+        Err(e) => {
+            tracing::info!(connection = id, error = %e, "undecodable request refused");
+            Response::error(ErrorCode::BadRequest, e.to_string())
+        }
+    };
+    let answer = cbor::encode(&response);
+    tracing::trace!(
+        connection = id,
+        request_bytes = body.len(),
+        request_sha256 = %Hash32::sha256(body),
+        response_bytes = answer.len(),
+        response_sha256 = %Hash32::sha256(&answer),
+        micros = tessera_core::logging::micros_since(started),
+        "frame"
+    );
+    answer
+}
+
+fn connection(mut stream: Stream, slots: &Slots, jobs: &Sender<Job>, id: u64) {
     loop {
-        let body = match next_frame(&mut stream) {
+        if !slots.set(id, Activity::Idle) {
+            return;
+        }
+        let body = match next_frame(&mut stream, slots, id) {
             Ok(b) => b,
             Err(FrameError::Closed) => return,
             Err(e @ FrameError::TooLarge { .. }) => {
                 // The stream cannot be resynchronised after an oversize header: answer and close.
                 tracing::info!(connection = id, error = %e, "oversize frame refused");
-                let _ = reply(
-                    &mut stream,
-                    &cbor::encode(&Response::error(ErrorCode::BadRequest, e.to_string())),
-                );
+                let answer = cbor::encode(&Response::error(ErrorCode::BadRequest, e.to_string()));
+                let _ = reply(&mut stream, &answer);
                 return;
             }
             Err(e) => {
-                tracing::warn!(connection = id, error = %e, "dropping a connection");
+                tracing::info!(connection = id, error = %e, "dropping a connection");
                 return;
             }
         };
-        let started = Instant::now();
-        let response = match Request::decode(&body) {
-            Ok(request) => {
-                let name = request.name();
-                let mut guard = enclave.lock().unwrap_or_else(PoisonError::into_inner);
-                let response = guard.handle(&request);
-                let phase = guard.phase();
-                drop(guard);
-                log(id, name, &response, phase.as_str());
-                response
-            }
-            Err(e) => {
-                tracing::info!(connection = id, error = %e, "undecodable request refused");
-                Response::error(ErrorCode::BadRequest, e.to_string())
-            }
+        // Closed to make room while the last bytes arrived: the request is not handled.
+        if !slots.set(id, Activity::Busy) {
+            return;
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job = Job::Request {
+            connection: id,
+            body,
+            reply: tx,
         };
-        let answer = cbor::encode(&response);
-        tracing::trace!(
-            connection = id,
-            request_bytes = body.len(),
-            request_sha256 = %Hash32::sha256(&body),
-            response_bytes = answer.len(),
-            response_sha256 = %Hash32::sha256(&answer),
-            micros = tessera_core::logging::micros_since(started),
-            "frame"
-        );
+        if jobs.send(job).is_err() {
+            return;
+        }
+        let Ok(answer) = rx.recv() else {
+            return;
+        };
         if reply(&mut stream, &answer).is_err() {
             return;
         }
     }
 }
 
-/// Waits without limit for the first byte of a frame, then gives the rest [`FRAME_TIMEOUT`].
-fn next_frame(stream: &mut Stream) -> Result<Vec<u8>, FrameError> {
-    stream.set_read_timeout(None)?;
+/// Waits up to [`IDLE_TIMEOUT`] for the first byte of a frame, then gives the whole frame
+/// [`FRAME_TIMEOUT`].
+fn next_frame(stream: &mut Stream, slots: &Slots, id: u64) -> Result<Vec<u8>, FrameError> {
+    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     let mut first = [0u8; 1];
     match stream.read(&mut first) {
         Ok(0) => return Err(FrameError::Closed),
         Ok(_) => {}
+        Err(e) if is_timeout(&e) => {
+            tracing::debug!(connection = id, "closing an idle connection");
+            return Err(FrameError::Closed);
+        }
         Err(e) => return Err(e.into()),
     }
-    stream.set_read_timeout(Some(FRAME_TIMEOUT))?;
-    read_frame(&mut first.as_slice().chain(&mut *stream), MAX_FRAME)
+    if !slots.set(id, Activity::Reading) {
+        return Err(FrameError::Closed);
+    }
+    let mut timed = Deadline::new(stream);
+    read_frame(&mut first.as_slice().chain(&mut timed), MAX_FRAME)
 }
 
 fn reply(stream: &mut Stream, answer: &[u8]) -> Result<(), FrameError> {
-    write_frame(stream, answer)?;
-    stream.flush()?;
-    Ok(())
+    let mut timed = Deadline::new(stream);
+    write_frame(&mut timed, answer)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// A stream whose reads and writes together must finish within [`FRAME_TIMEOUT`] of its
+/// creation: each call gets only the time that is left.
+struct Deadline<'a> {
+    stream: &'a mut Stream,
+    until: Instant,
+}
+
+impl<'a> Deadline<'a> {
+    fn new(stream: &'a mut Stream) -> Self {
+        Self {
+            stream,
+            until: Instant::now() + FRAME_TIMEOUT,
+        }
+    }
+
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("frame not completed within {} s", FRAME_TIMEOUT.as_secs()),
+            ));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// One line per request: what was asked, how it ended, the phase after. Never a payload.

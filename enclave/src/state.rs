@@ -51,6 +51,8 @@ struct Provisioned {
     patch_sequence: u64,
     settings: BTreeMap<String, String>,
     shares_from: Vec<String>,
+    /// Hashes of the submissions that provisioned this enclave, to answer a member's retry.
+    seen: BTreeSet<Hash32>,
 }
 
 enum State {
@@ -97,6 +99,7 @@ impl Enclave {
             (Request::Genesis(req), Phase::WaitingForBoot) => self.genesis(req),
             (Request::Boot(env), Phase::WaitingForBoot) => self.boot(env),
             (Request::PostShare(sub), Phase::WaitingForShares) => self.post_share(sub),
+            (Request::PostShare(sub), Phase::Provisioned) => self.share_after_provisioning(sub),
             (Request::Patch(p), Phase::Provisioned) => self.patch(p),
             (Request::Reshard(r), Phase::Provisioned) => self.reshard(r),
             (Request::App(a), Phase::Provisioned) => self.app(a),
@@ -276,9 +279,14 @@ impl Enclave {
         let manifest = &boot.envelope.manifest;
         let submission_hash = cbor::hash(sub);
         if boot.seen.contains(&submission_hash) {
-            return Err(rejected(
-                "duplicate share: this exact share bundle was already accepted",
-            ));
+            // The member's retry of a submission whose answer was lost: nothing to do, and
+            // nothing to refuse. Only a byte-identical submission gets here.
+            return Ok(Response::ShareAlreadyAccepted {
+                member: alias_of(manifest, &sub.post.member),
+                received: boot.shares.len() as u8,
+                threshold: manifest.share_set.threshold,
+                provisioned: false,
+            });
         }
         let post = &sub.post;
         if post.version != OBJECT_VERSION {
@@ -407,8 +415,10 @@ impl Enclave {
         let Boot {
             envelope,
             manifest_hash,
+            mut seen,
             ..
         } = *boot;
+        seen.insert(submission_hash);
         self.state = State::Provisioned(Box::new(Provisioned {
             envelope,
             manifest_hash,
@@ -416,6 +426,7 @@ impl Enclave {
             patch_sequence: 0,
             settings: BTreeMap::new(),
             shares_from,
+            seen,
         }));
         Ok(Response::ShareAccepted {
             member: alias,
@@ -423,6 +434,31 @@ impl Enclave {
             threshold,
             provisioned: true,
         })
+    }
+
+    /// A post-share after provisioning: an identical retry of one of the submissions that
+    /// provisioned this enclave is answered as already accepted; anything else is out of phase.
+    fn share_after_provisioning(&self, sub: &ShareSubmission) -> Outcome {
+        let State::Provisioned(p) = &self.state else {
+            unreachable!("allow-list admits this only when provisioned")
+        };
+        if p.seen.contains(&cbor::hash(sub)) {
+            let manifest = &p.envelope.manifest;
+            let threshold = manifest.share_set.threshold;
+            return Ok(Response::ShareAlreadyAccepted {
+                member: alias_of(manifest, &sub.post.member),
+                received: p.shares_from.len() as u8,
+                threshold,
+                provisioned: true,
+            });
+        }
+        Err((
+            ErrorCode::WrongPhase,
+            format!(
+                "post-share is not allowed while {}",
+                Phase::Provisioned.as_str()
+            ),
+        ))
     }
 
     fn patch(&mut self, env: &PatchEnvelope) -> Outcome {
@@ -499,6 +535,15 @@ impl Enclave {
             }
         }
     }
+}
+
+/// The alias of a member key that a seen submission was accepted from.
+fn alias_of(m: &Manifest, key: &PublicKey) -> String {
+    m.share_set
+        .members
+        .iter()
+        .find(|member| member.public_key == *key)
+        .map_or_else(|| key.fingerprint(), |member| member.alias.clone())
 }
 
 fn aliases<'a>(m: &Manifest, keys: impl Iterator<Item = &'a PublicKey>) -> Vec<String> {

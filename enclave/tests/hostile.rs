@@ -31,16 +31,38 @@ fn assert_shares(c: &Ceremony, expected: &[&str]) {
     assert_eq!(from, expected);
 }
 
+/// A byte-identical retry (the member's first answer was lost) is answered as already
+/// accepted and changes nothing, before and after provisioning; any other late share is refused.
 #[test]
-fn a_replayed_share_bundle_is_refused() {
+fn a_replayed_share_bundle_is_already_accepted_and_changes_nothing() {
     let mut c = booted();
     let s0 = c.share(0);
     c.post_ok(&s0);
-    assert_refused(&c.post(&s0), ErrorCode::Rejected, "already accepted");
+    let again = c.post(&s0);
+    assert_eq!(
+        again,
+        Response::ShareAlreadyAccepted {
+            member: "m0".to_owned(),
+            received: 1,
+            threshold: 3,
+            provisioned: false,
+        }
+    );
     assert_shares(&c, &["m0"]);
+    let late = c.share(4);
     c.complete_with(&[1, 2]);
-    // After provisioning, a replay is out of phase.
-    assert_refused(&c.post(&s0), ErrorCode::WrongPhase, "post-share");
+    // After provisioning, the retry of a share that provisioned it is still recognised...
+    assert_eq!(
+        c.post(&s0),
+        Response::ShareAlreadyAccepted {
+            member: "m0".to_owned(),
+            received: 3,
+            threshold: 3,
+            provisioned: true,
+        }
+    );
+    // ...and a share that never was accepted is out of phase.
+    assert_refused(&c.post(&late), ErrorCode::WrongPhase, "post-share");
     c.assert_app_signs();
 }
 
@@ -397,4 +419,42 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
     assert_eq!(c.enclave.status().phase, Phase::WaitingForBoot);
     c.boot();
     c.complete();
+}
+
+/// n - s for P-256, big-endian: the malleated twin of a signature's `s`.
+fn negate_s(s: &[u8]) -> [u8; 32] {
+    const ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = u8::try_from(d).expect("a byte");
+    }
+    out
+}
+
+/// (r, n - s) is as valid an ECDSA signature as (r, s); a receipt carrying it is a second
+/// encoding of the same submission and is refused, with nothing changed.
+#[test]
+fn a_malleated_high_s_receipt_is_refused() {
+    let mut c = booted();
+    let honest = c.share(2);
+    let mut malleated = honest.clone();
+    let sig = &mut malleated.receipt.signature.0.0;
+    let high = negate_s(&sig[32..]);
+    sig[32..].copy_from_slice(&high);
+    assert!(malleated.receipt.signature.is_high_s());
+    assert_refused(&c.post(&malleated), ErrorCode::Rejected, "low-S");
+    assert!(c.enclave.status().shares_from.is_empty());
+    c.post_ok(&honest);
+    assert_shares(&c, &["m2"]);
+    c.complete_with(&[0, 2, 4]);
 }

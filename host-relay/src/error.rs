@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use tessera_core::protocol::{ClientError, ErrorCode, FrameError};
+use tessera_core::protocol::{ClientError, ErrorCode, FrameError, MAX_FRAME};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -55,6 +55,30 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
             format!("request body exceeds the {max}-byte limit"),
+        )
+    }
+
+    /// A request that, wrapped as one enclave frame, exceeds the frame limit.
+    #[must_use]
+    pub fn frame_too_large(len: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!(
+                "the request is {len} bytes as an enclave frame, above the {MAX_FRAME}-byte frame limit"
+            ),
+        )
+    }
+
+    /// Too many attestation-producing requests, from this client or in total.
+    #[must_use]
+    pub fn rate_limited(whose: &str) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!(
+                "too many request bundles {whose} (each costs an attestation); retry in a second"
+            ),
         )
     }
 
@@ -129,6 +153,9 @@ impl From<ClientError> for ApiError {
                 format!("the enclave did not answer in time: {e}"),
             );
         }
+        if let ClientError::RequestTooLarge { len, .. } = e {
+            return Self::frame_too_large(len);
+        }
         if matches!(e, ClientError::Decode(_)) {
             return Self::bad_enclave_response(e.to_string());
         }
@@ -152,12 +179,20 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

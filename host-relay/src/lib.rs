@@ -10,6 +10,9 @@
 //!
 //! The API is described in `docs/api.md` and `docs/openapi.yaml`.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,10 +20,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::Next;
 use axum::routing::{get, post};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::watch;
 
 use tessera_core::protocol::MAX_FRAME;
 use tessera_core::transport::Address;
@@ -28,14 +31,27 @@ use tessera_core::transport::Address;
 mod body;
 mod enclave;
 mod error;
+mod limits;
 mod routes;
 
 pub use error::ApiError;
 
 /// Largest request body: one enclave frame, which also bounds every bundle.
 pub const MAX_BODY: usize = MAX_FRAME;
-/// Most HTTP connections open at once; more are refused at accept.
+/// Most HTTP connections open at once. Beyond it a new connection replaces a waiting one (see
+/// [`serve`]).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most HTTP connections open at once from one client address.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 128;
+/// Request bundles (each one an attestation) per second from all clients together, and the
+/// burst allowed above that rate.
+pub const ATTESTATIONS_PER_SECOND: f64 = 20.0;
+pub const ATTESTATION_BURST: f64 = 40.0;
+/// Request bundles per second from one client address, and its burst.
+pub const CLIENT_ATTESTATIONS_PER_SECOND: f64 = 4.0;
+pub const CLIENT_ATTESTATION_BURST: f64 = 8.0;
+/// Default time given to requests in progress when the relay is told to stop.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a request's headers, counted from when the connection is ready for the next
 /// request; it also closes keep-alive connections left idle that long.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,6 +109,8 @@ impl Config {
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) enclave: enclave::Enclave,
+    /// The ration of request bundles.
+    pub(crate) attestations: limits::Ration,
 }
 
 /// The relay's HTTP API. Starts the thread that owns the enclave connection; it stops when the
@@ -102,7 +120,17 @@ pub fn app(config: Config) -> Router {
     let enclave =
         enclave::Enclave::start(config.enclave.clone(), config.enclave_timeout, config.queue);
     let max_body = config.max_body;
-    let state = Arc::new(AppState { config, enclave });
+    let attestations = limits::Ration::new(
+        ATTESTATIONS_PER_SECOND,
+        ATTESTATION_BURST,
+        CLIENT_ATTESTATIONS_PER_SECOND,
+        CLIENT_ATTESTATION_BURST,
+    );
+    let state = Arc::new(AppState {
+        config,
+        enclave,
+        attestations,
+    });
     Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/status", get(routes::status))
@@ -141,15 +169,39 @@ async fn access_log(request: Request, next: Next) -> axum::response::Response {
 }
 
 /// Serves `app` on `listener` over HTTP/1.1; runs until the task is dropped.
+pub async fn serve(listener: TcpListener, app: Router) {
+    serve_until(listener, app, std::future::pending(), Duration::ZERO).await;
+}
+
+/// Serves `app` on `listener` over HTTP/1.1 until `stop` completes, then drains: the listener
+/// is closed (new connections are refused), idle connections are closed, and requests in
+/// progress get up to `drain` to finish and be answered before this returns.
 ///
 /// Unlike `axum::serve`, it bounds the time to send headers ([`HEADER_TIMEOUT`]) and the number
-/// of open connections ([`MAX_CONNECTIONS`]), and disables Nagle's algorithm so small responses
-/// on keep-alive connections leave at once.
-pub async fn serve(listener: TcpListener, app: Router) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// of open connections, in all ([`MAX_CONNECTIONS`]) and per client address
+/// ([`MAX_CONNECTIONS_PER_CLIENT`]). At either cap a new connection replaces a *waiting* one (no
+/// request in progress: idle, or still sending headers), the longest-waiting of the client at
+/// its cap or of the client holding the most; it is refused only if all of those are busy. It
+/// also disables Nagle's algorithm so small responses on keep-alive connections leave at once.
+pub async fn serve_until(
+    listener: TcpListener,
+    app: Router,
+    stop: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let conns = Arc::new(limits::Connections::new(
+        MAX_CONNECTIONS,
+        MAX_CONNECTIONS_PER_CLIENT,
+    ));
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    tokio::pin!(stop);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
             // Out of file descriptors, or a connection reset before accept: wait, keep serving.
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -157,19 +209,81 @@ pub async fn serve(listener: TcpListener, app: Router) {
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+        let Some(conn) = conns.admit(peer.ip()) else {
+            tracing::debug!(client = %peer.ip(), "refusing a connection: every candidate is busy");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = PerConnection {
+            router: app.clone(),
+            conn: Arc::clone(&conn),
+        };
+        let mut stopping = stopping_rx.clone();
+        let conns = Arc::clone(&conns);
         tokio::spawn(async move {
-            let _permit = permit;
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
             // A client that disconnects or times out ends only its own connection.
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = conn.evicted.notified() => {}
+                () = async { drop(stopping.wait_for(|s| *s).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+            }
+            conns.remove(conn.id);
         });
+    }
+    drop(listener);
+    let open = conns.len();
+    tracing::info!(
+        open,
+        drain_s = drain.as_secs_f64(),
+        "stopping: no new connections; finishing requests in progress"
+    );
+    let _ = stopping_tx.send(true);
+    let until = Instant::now() + drain;
+    while conns.len() > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = conns.len();
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "drain deadline reached; closing the remaining connections"
+        );
+    } else {
+        tracing::info!("drained");
+    }
+}
+
+/// The router for one connection: it tags each request with the client's address and counts
+/// it as in progress while it is handled.
+#[derive(Clone)]
+struct PerConnection {
+    router: Router,
+    conn: Arc<limits::Conn>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for PerConnection {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(limits::ClientIp(self.conn.ip));
+        let in_flight = self.conn.begin();
+        let mut router = self.router.clone();
+        Box::pin(async move {
+            let response = tower_service::Service::call(&mut router, request).await;
+            drop(in_flight);
+            response
+        })
     }
 }

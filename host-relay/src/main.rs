@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tessera_core::transport::Address;
-use tessera_relay::{Config, app, serve};
+use tessera_relay::{Config, app, serve_until};
 
 /// The HTTP relay between Tessera members and an enclave. It forwards and formats; it holds no
 /// secrets and no state.
@@ -29,6 +29,9 @@ struct Args {
     /// Seconds the relay waits for the enclave per request, queueing included.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     enclave_timeout: f64,
+    /// On SIGTERM or Ctrl-C: seconds given to requests in progress to finish before exiting.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    drain_timeout: f64,
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -62,6 +65,7 @@ async fn run(args: Args) -> Result<(), String> {
             args.enclave
         ));
     }
+    seconds("drain-timeout", args.drain_timeout)?;
     let config = Config::new(args.enclave.clone())
         .body_timeout(seconds("body-timeout", args.body_timeout)?)
         .enclave_timeout(seconds("enclave-timeout", args.enclave_timeout)?);
@@ -79,19 +83,15 @@ async fn run(args: Args) -> Result<(), String> {
     // Readiness line: tests and scripts wait for it.
     println!("tessera-relay: listening on http://{local}");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    tokio::select! {
-        () = serve(listener, app(config)) => Ok(()),
-        () = shutdown() => Ok(()),
-    }
-}
-
-/// Ctrl-C or SIGTERM. The relay keeps no state, so stopping mid-request loses nothing a client
-/// cannot retry.
-async fn shutdown() {
+    let drain = seconds("drain-timeout", args.drain_timeout)?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    serve_until(listener, app(config), stop, drain).await;
+    Ok(())
 }

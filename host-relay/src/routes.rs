@@ -24,6 +24,7 @@ use tessera_core::protocol::{self as wire, AppRequest, ClientError, MAX_FRAME, P
 use crate::AppState;
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::limits::ClientIp;
 
 type Shared = State<Arc<AppState>>;
 
@@ -42,11 +43,7 @@ pub(crate) struct Health {
 
 pub(crate) async fn health(State(s): Shared) -> Json<Health> {
     let wait = HEALTH_WAIT.min(s.config.enclave_timeout);
-    let answer = s
-        .enclave
-        .run(wait, |c| c.call(&wire::Request::Status))
-        .await;
-    let reachable = matches!(answer, Ok(Ok(wire::Response::Status(_))));
+    let reachable = s.enclave.status(wait).await.is_ok();
     Json(Health {
         relay: "ok",
         enclave: if reachable {
@@ -88,10 +85,8 @@ impl From<wire::Status> for StatusJson {
 }
 
 pub(crate) async fn status(State(s): Shared) -> Result<Json<StatusJson>, ApiError> {
-    match forward(&s, &wire::Request::Status).await?.0 {
-        wire::Response::Status(status) => Ok(Json(status.into())),
-        other => Err(unexpected("status", &other)),
-    }
+    let status = s.enclave.status(s.config.enclave_timeout).await?;
+    Ok(Json(status.into()))
 }
 
 pub(crate) async fn genesis(State(s): Shared, Body(b): Body) -> Result<Response, ApiError> {
@@ -152,9 +147,12 @@ pub(crate) async fn raw(State(s): Shared, Body(b): Body) -> Result<Response, Api
 /// attestation document (bound to the caller's nonce, if any).
 pub(crate) async fn request_bundle(
     State(s): Shared,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let nonce = parse_nonce(query.as_deref())?;
+    // Each request bundle costs an attestation: rationed per client and in total.
+    s.attestations.take(ip)?;
     // Both calls in one job: nothing else reaches the enclave between the phase check and the
     // attestation, and an enclave that is not collecting shares is not asked to attest at all.
     let (status, attestation) = s
@@ -218,6 +216,9 @@ pub(crate) struct ShareAccepted {
     received: u8,
     threshold: u8,
     provisioned: bool,
+    /// True when the enclave already held this exact submission (a retry whose first answer was
+    /// lost); nothing changed.
+    already_accepted: bool,
 }
 
 pub(crate) async fn share_bundle(
@@ -245,6 +246,19 @@ pub(crate) async fn share_bundle(
             received,
             threshold,
             provisioned,
+            already_accepted: false,
+        })),
+        wire::Response::ShareAlreadyAccepted {
+            member,
+            received,
+            threshold,
+            provisioned,
+        } => Ok(Json(ShareAccepted {
+            member,
+            received,
+            threshold,
+            provisioned,
+            already_accepted: true,
         })),
         other => Err(unexpected("post-share", &other)),
     }
@@ -257,6 +271,11 @@ async fn forward(
     request: &wire::Request,
 ) -> Result<(wire::Response, Vec<u8>), ApiError> {
     let frame = cbor::encode(request);
+    // The body fitted the HTTP limit but the request built from it does not fit one enclave
+    // frame: the caller's problem, refused here so the enclave connection is not touched.
+    if frame.len() > MAX_FRAME {
+        return Err(ApiError::frame_too_large(frame.len()));
+    }
     let bytes = s
         .enclave
         .run(s.config.enclave_timeout, move |c| c.call_raw(&frame))
@@ -301,6 +320,7 @@ fn unexpected(request: &str, response: &wire::Response) -> ApiError {
         wire::Response::Booted { .. } => "booted",
         wire::Response::Attestation { .. } => "attestation",
         wire::Response::ShareAccepted { .. } => "share-accepted",
+        wire::Response::ShareAlreadyAccepted { .. } => "share-already-accepted",
         wire::Response::PatchApplied { .. } => "patch-applied",
         wire::Response::Resharded { .. } => "resharded",
         wire::Response::AppSignature { .. } => "app-signature",

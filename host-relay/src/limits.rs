@@ -1,0 +1,287 @@
+//! Fairness between clients: how many connections each may hold, which connection gives way
+//! when they are all taken, and a ration of the requests that cost the enclave an attestation.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tokio::sync::Notify;
+
+use crate::error::ApiError;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The address of the client that sent a request (set by [`crate::serve`]; unspecified when the
+/// router is served some other way).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .unwrap_or(ClientIp(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+/// One open HTTP connection.
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) ip: IpAddr,
+    /// Requests being handled on it.
+    in_flight: AtomicUsize,
+    /// When it was accepted or last finished a request.
+    idle_since: Mutex<Instant>,
+    /// Notified when the connection is closed to make room for another.
+    pub(crate) evicted: Notify,
+}
+
+impl Conn {
+    /// Marks a request in progress until the guard is dropped.
+    pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(self))
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+    }
+}
+
+pub(crate) struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *lock(&self.0.idle_since) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    conns: HashMap<u64, Arc<Conn>>,
+    per_client: HashMap<IpAddr, usize>,
+    next: u64,
+}
+
+impl Table {
+    fn remove(&mut self, id: u64) -> Option<Arc<Conn>> {
+        let conn = self.conns.remove(&id)?;
+        if let Some(n) = self.per_client.get_mut(&conn.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&conn.ip);
+            }
+        }
+        Some(conn)
+    }
+}
+
+/// The open connections, at most `max` in all and `per_client` from one address.
+///
+/// A connection is *waiting* when no request of it is being handled: it is idle between
+/// requests or still sending its headers. When a client is at its cap, its new connection
+/// replaces its longest-waiting one; when the relay is at its cap, a new connection replaces
+/// the longest-waiting connection of the client holding the most. A connection is refused only
+/// when every candidate is busy with a request. So connections that only sit and wait can never
+/// lock anyone out, and a client that opens many costs its own connections first.
+pub(crate) struct Connections {
+    table: Mutex<Table>,
+    max: usize,
+    per_client: usize,
+}
+
+impl Connections {
+    pub(crate) fn new(max: usize, per_client: usize) -> Self {
+        Self {
+            table: Mutex::new(Table::default()),
+            max: max.max(1),
+            per_client: per_client.max(1),
+        }
+    }
+
+    /// Registers a connection from `ip`, closing a waiting one if a cap is reached; `None` if
+    /// no connection can give way.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Option<Arc<Conn>> {
+        let mut table = lock(&self.table);
+        let from_ip = table.per_client.get(&ip).copied().unwrap_or(0);
+        let victim = if from_ip >= self.per_client {
+            Some(
+                table
+                    .conns
+                    .values()
+                    .filter(|c| c.ip == ip && c.idle())
+                    .min_by_key(|c| *lock(&c.idle_since))
+                    .map(|c| c.id)?,
+            )
+        } else if table.conns.len() >= self.max {
+            let per_client = &table.per_client;
+            Some(
+                table
+                    .conns
+                    .values()
+                    .filter(|c| c.idle())
+                    .max_by_key(|c| {
+                        (
+                            per_client.get(&c.ip).copied().unwrap_or(0),
+                            std::cmp::Reverse(*lock(&c.idle_since)),
+                        )
+                    })
+                    .map(|c| c.id)?,
+            )
+        } else {
+            None
+        };
+        if let Some(victim) = victim
+            && let Some(conn) = table.remove(victim)
+        {
+            tracing::debug!(client = %conn.ip, "connection limit: closing a waiting connection");
+            conn.evicted.notify_one();
+        }
+        table.next += 1;
+        let conn = Arc::new(Conn {
+            id: table.next,
+            ip,
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            evicted: Notify::new(),
+        });
+        table.conns.insert(conn.id, Arc::clone(&conn));
+        *table.per_client.entry(ip).or_insert(0) += 1;
+        Some(conn)
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        lock(&self.table).remove(id);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.table).conns.len()
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, rate: f64, burst: f64, now: Instant) -> f64 {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * rate;
+        self.tokens = (self.tokens + earned).min(burst);
+        self.at = now;
+        self.tokens
+    }
+}
+
+/// A token bucket per client and one for everyone: `rate` requests per second, bursts of
+/// `burst`.
+pub(crate) struct Ration {
+    rate: f64,
+    burst: f64,
+    client_rate: f64,
+    client_burst: f64,
+    total: Mutex<Bucket>,
+    clients: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Clients remembered by a [`Ration`] before the ones with full buckets are forgotten.
+const RATION_CLIENTS: usize = 4096;
+
+impl Ration {
+    pub(crate) fn new(rate: f64, burst: f64, client_rate: f64, client_burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            client_rate,
+            client_burst,
+            total: Mutex::new(Bucket::full(burst)),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from `ip`'s bucket and the shared one, or refuses with 429 and takes
+    /// none.
+    pub(crate) fn take(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut clients = lock(&self.clients);
+        if clients.len() >= RATION_CLIENTS {
+            let (rate, burst) = (self.client_rate, self.client_burst);
+            clients.retain(|_, b| b.refill(rate, burst, now) < burst);
+        }
+        let mine = clients
+            .entry(ip)
+            .or_insert_with(|| Bucket::full(self.client_burst));
+        if mine.refill(self.client_rate, self.client_burst, now) < 1.0 {
+            return Err(ApiError::rate_limited("from this client"));
+        }
+        let mut total = lock(&self.total);
+        if total.refill(self.rate, self.burst, now) < 1.0 {
+            return Err(ApiError::rate_limited("from all clients together"));
+        }
+        total.tokens -= 1.0;
+        mine.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    #[test]
+    fn a_waiting_connection_gives_way_and_a_busy_one_does_not() {
+        let c = Connections::new(3, 2);
+        let a1 = c.admit(ip(1)).unwrap();
+        let a2 = c.admit(ip(1)).unwrap();
+        let _busy = a1.begin();
+        // ip(1) at its cap: its waiting connection (a2) gives way, not the busy one.
+        let a3 = c.admit(ip(1)).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(!lock(&c.table).conns.contains_key(&a2.id));
+        let _busy3 = a3.begin();
+        // Both of ip(1)'s connections busy: a third is refused.
+        assert!(c.admit(ip(1)).is_none());
+        // Another client still gets in, up to the total.
+        let b1 = c.admit(ip(2)).unwrap();
+        assert_eq!(c.len(), 3);
+        // At the total with everything busy but b1: b1 gives way (the only waiting one).
+        let b2 = c.admit(ip(3)).unwrap();
+        assert!(!lock(&c.table).conns.contains_key(&b1.id));
+        let _busy_b2 = b2.begin();
+        assert!(c.admit(ip(4)).is_none());
+    }
+
+    #[test]
+    fn the_ration_refuses_past_the_burst_per_client_and_in_total() {
+        let r = Ration::new(0.001, 3.0, 0.001, 2.0);
+        assert!(r.take(ip(1)).is_ok());
+        assert!(r.take(ip(1)).is_ok());
+        assert_eq!(r.take(ip(1)).unwrap_err().code, "rate-limited");
+        assert!(r.take(ip(2)).is_ok());
+        // The shared bucket (3) is empty now, whoever asks.
+        assert_eq!(r.take(ip(3)).unwrap_err().code, "rate-limited");
+    }
+}
