@@ -2,9 +2,10 @@
 # `make fuzz-smoke`: runs every cargo-fuzz target for $1 seconds (default 20) and fails if any
 # target crashes, leaks past the RSS limit, makes one allocation above 64 MiB (every input these
 # parsers accept is far smaller, so a larger allocation means a length taken on trust) or times
-# out on one input. Seeds corpora from real
-# inputs at run time: the Nitro vectors in ../shared/vectors (never committed here), the EIF
-# vectors, and the demo's bundles and transcript when demo-out/ exists.
+# out on one input. Seeds corpora at run time from the repository's own vectors: the real AWS
+# attestation documents in core/tests/vectors/nitro/real, the generated attestation documents
+# and EIFs (written by the vector tests), and the demo's bundles and transcript when demo-out/
+# exists.
 set -uo pipefail
 seconds=${1:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +19,21 @@ seed() { # seed TARGET FILE...
   return 0
 }
 shopt -s nullglob globstar
-vectors="$root/../shared/vectors"
-seed attestation_doc "$vectors"/nitro/*.cbor
-seed eif "$vectors"/eif/*.eif
+generated=$(mktemp -d)
+trap 'rm -rf "$generated"' EXIT
+for t in attestation_vectors eif_vectors; do
+  if ! (cd "$root" && TESSERA_WRITE_VECTORS="$generated/$t" cargo test --locked -q -p tessera-core --test "$t" \
+    -- --ignored --exact write_vectors write_generated_vectors) >"$generated/$t.log" 2>&1; then
+    cat "$generated/$t.log" >&2
+    echo "fuzz-smoke: writing the $t seeds failed" >&2
+    exit 1
+  fi
+done
+real=("$root"/core/tests/vectors/nitro/real/*.cbor)
+[ ${#real[@]} -ge 17 ] || { echo "fuzz-smoke: the real attestation documents are missing" >&2; exit 1; }
+seed attestation_doc "${real[@]}" "$generated"/attestation_vectors/*.cbor
+seed eif "$generated"/eif_vectors/*.eif
+[ "$(ls corpus/eif | wc -l)" -ge 3 ] || { echo "fuzz-smoke: no EIF seeds" >&2; exit 1; }
 seed bundle "$root"/demo-out/**/*.tbundle
 seed transcript "$root"/demo-out/transcript.jsonl
 seed relay_body # created empty so every target has a corpus dir

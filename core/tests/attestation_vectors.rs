@@ -276,3 +276,22 @@ fn the_reference_corpus_beside_the_checkout_agrees_when_present() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     eprintln!("reference corpus: {} documents agree", vectors.len());
 }
+
+/// Writes every generated vector to the folder named by `TESSERA_WRITE_VECTORS` (the fuzz smoke
+/// run seeds its attestation corpus with them):
+/// `cargo test -p tessera-core --test attestation_vectors -- --ignored`.
+#[test]
+#[ignore = "writes files; run by scripts/fuzz-smoke.sh"]
+fn write_generated_vectors() {
+    let out =
+        PathBuf::from(std::env::var_os("TESSERA_WRITE_VECTORS").expect("TESSERA_WRITE_VECTORS"));
+    std::fs::create_dir_all(&out).unwrap();
+    let m = manifest();
+    let base = read(m["generated_base"].as_str().unwrap());
+    let other = read(m["generated_other"].as_str().unwrap());
+    let (aws, pki) = (aws_root(), Pki::new());
+    for name in recipes::RECIPES {
+        let g = recipes::generate(name, &base, &other, &aws, &pki);
+        std::fs::write(out.join(format!("{name}.cbor")), g.doc).unwrap();
+    }
+}

@@ -410,3 +410,18 @@ fn the_reference_eifs_beside_the_checkout_agree_when_present() {
     assert_eq!(ours.pcr1.to_hex(), want["PCR1"]);
     assert_eq!(ours.pcr2.to_hex(), want["PCR2"]);
 }
+
+/// Writes every vector to the folder named by `TESSERA_WRITE_VECTORS` (the fuzz smoke run seeds
+/// its EIF corpus with them): `cargo test -p tessera-core --test eif_vectors -- --ignored`.
+#[test]
+#[ignore = "writes files; run by scripts/fuzz-smoke.sh"]
+fn write_vectors() {
+    let out =
+        PathBuf::from(std::env::var_os("TESSERA_WRITE_VECTORS").expect("TESSERA_WRITE_VECTORS"));
+    std::fs::create_dir_all(&out).unwrap();
+    let m = manifest();
+    for v in m["vectors"].as_array().unwrap() {
+        let name = format!("{}.eif", v["name"].as_str().unwrap());
+        std::fs::write(out.join(name), build_vector(&m, v)).unwrap();
+    }
+}
