@@ -295,3 +295,50 @@ fn write_generated_vectors() {
         std::fs::write(out.join(format!("{name}.cbor")), g.doc).unwrap();
     }
 }
+
+/// Rewrites the committed synthetic vectors (`tests/vectors/nitro/synthetic/`) with fresh keys:
+/// `cargo test -p tessera-core --test attestation_vectors -- --ignored write_committed`. The
+/// golden tests of `tessera attest verify` name the new root's SHA-256 and must be updated too.
+#[test]
+#[ignore = "rewrites committed files"]
+fn write_committed_synthetic_vectors() {
+    let out = dir().join("synthetic");
+    std::fs::create_dir_all(&out).unwrap();
+    let (root_pem, doc) = recipes::committed_synthetic();
+    std::fs::write(out.join("synthetic_root.pem"), root_pem).unwrap();
+    std::fs::write(out.join("SYNTH_valid.cbor"), &doc).unwrap();
+    let mut flipped = doc.clone();
+    let last = flipped.len() - 1;
+    flipped[last - 10] ^= 0x01;
+    std::fs::write(out.join("SYNTH_bad_signature_bit_flipped.cbor"), flipped).unwrap();
+}
+
+/// The committed synthetic vectors get the verdicts the manifest states.
+#[test]
+fn the_committed_synthetic_vectors_get_their_verdicts() {
+    let m = manifest();
+    let committed = m["committed_synthetic"].as_array().unwrap();
+    assert!(committed.len() >= 2);
+    for v in committed {
+        let file = v["file"].as_str().unwrap();
+        let anchor = TrustAnchor::from_pem(&read(v["trust_root"].as_str().unwrap())).unwrap();
+        let result = verify_at_doc_time(&read(file), &anchor, &Policy::new());
+        match v["verdict"].as_str().unwrap() {
+            "VALID" => {
+                let ok = result.unwrap_or_else(|e| panic!("{file}: {e}"));
+                assert_eq!(ok.timestamp_ms(), attestation_support::T_MS, "{file}");
+                for (i, value) in recipes::COMMITTED_PCRS {
+                    assert_eq!(hex::encode(&ok.pcrs()[&i]), value, "{file} PCR{i}");
+                }
+            }
+            _ => {
+                let e = result.err().unwrap_or_else(|| panic!("{file}: verified"));
+                let reason = v["reason"].as_str().unwrap();
+                assert!(
+                    e.to_string().contains(reason),
+                    "{file}: {e} lacks {reason:?}"
+                );
+            }
+        }
+    }
+}

@@ -425,3 +425,37 @@ fn write_vectors() {
         std::fs::write(out.join(name), build_vector(&m, v)).unwrap();
     }
 }
+
+/// The images kept as files (for the golden tests of `tessera pcrs`) are the manifest's: the
+/// unsigned one byte for byte, the signed one (whose signature is randomised) by its PCRs.
+#[test]
+fn the_committed_images_are_the_manifest_vectors() {
+    let m = manifest();
+    for name in ["unsigned", "signed"] {
+        let bytes = std::fs::read(dir().join(format!("{name}.eif"))).unwrap();
+        let v = m["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap();
+        let got = eif::measure(&bytes).unwrap();
+        let want = &v["measurements"];
+        assert_eq!(got.pcr0.to_hex(), want["PCR0"], "{name}");
+        assert_eq!(got.pcr1.to_hex(), want["PCR1"], "{name}");
+        assert_eq!(got.pcr2.to_hex(), want["PCR2"], "{name}");
+        assert_eq!(
+            got.pcr8.map(|p| p.to_hex()),
+            want["PCR8"].as_str().map(str::to_owned),
+            "{name}"
+        );
+        assert_eq!(
+            bytes.len() as u64,
+            v["header"]["file_size"].as_u64().unwrap()
+        );
+    }
+    assert_eq!(
+        std::fs::read(dir().join("unsigned.eif")).unwrap(),
+        vector_named(&m, "unsigned")
+    );
+}

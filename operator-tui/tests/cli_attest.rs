@@ -4,8 +4,8 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-const NITRO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/nitro");
-const EIF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/eif");
+const NITRO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/vectors/nitro");
+const EIF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/vectors/eif");
 const ZERO: &str = "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
 
 fn tessera(args: &[&str]) -> Output {
@@ -78,7 +78,7 @@ fn valid_synthetic_document_json_report() {
             cert("C=US, O=NOT-Amazon, OU=TEST, CN=i-0123456789abcdef0.synthetic.nitro-enclaves", "2025-01-01T06:00:00Z", "2025-01-02T06:00:00Z"),
             cert("C=US, O=NOT-Amazon, OU=TEST, CN=i-0123456789abcdef0-enc0123456789abcdef.synthetic", "2025-01-01T11:59:00Z", "2025-01-01T15:00:00Z"),
         ],
-        "root_sha256": "0d8bd253d033c3d269476dd714fccf68126123f09b47f033e2239ff411d564a4",
+        "root_sha256": "75ab9b173b58cc8abe2d104bf269927ae5ea1376b521a29bbcfa5634d0e80172",
     });
     assert_eq!(report, expected);
 }
@@ -144,7 +144,7 @@ fn policy_expectations_are_enforced() {
 
 #[test]
 fn real_debug_document_needs_allow_debug() {
-    let doc = format!("{NITRO}/aws-samples-iot-validate_att_doc_sample.cbor");
+    let doc = format!("{NITRO}/real/aws-samples-iot-validate_att_doc_sample.cbor");
     let refused = tessera(&["attest", "verify", &doc, "--at", "doc", "--json"]);
     assert_eq!(code(&refused), 1);
     assert!(
@@ -172,7 +172,7 @@ fn real_debug_document_needs_allow_debug() {
 
 #[test]
 fn real_document_is_refused_today_as_expired() {
-    let doc = format!("{NITRO}/evervault_valid-attestation-doc-ga.cbor");
+    let doc = format!("{NITRO}/real/evervault_valid-attestation-doc-ga.cbor");
     let o = tessera(&[
         "attest",
         "verify",
@@ -198,10 +198,11 @@ fn invalid_documents_exit_1_with_the_reason() {
     let o = tessera(&[
         "attest",
         "verify",
-        &format!("{NITRO}/BAD_DERIVED_sig_bitflip_aws-samples_att_doc_sample.cbor"),
+        &synthetic("SYNTH_bad_signature_bit_flipped.cbor"),
+        "--root",
+        &synthetic_root(),
         "--at",
         "doc",
-        "--allow-debug",
         "--json",
     ]);
     assert_eq!(code(&o), 1);
@@ -263,27 +264,27 @@ fn usage_and_io_errors_exit_2() {
 
 #[test]
 fn pcrs_of_eif_role_and_instance() {
-    let o = tessera(&["pcrs", &format!("{EIF}/tiny_signed.eif"), "--json"]);
+    let o = tessera(&["pcrs", &format!("{EIF}/signed.eif"), "--json"]);
     assert_eq!(code(&o), 0);
     assert_eq!(
         stdout(&o),
         r#"{
   "Measurements": {
     "HashAlgorithm": "Sha384 { ... }",
-    "PCR0": "526ffb2b1dbd62bbb8c3c63e18338fdfb7dead81fd5c932b472f9b4e77307a68602d7c78f40e008f8abc0289df839c89",
-    "PCR1": "faa9963e372cd908284a673cbdfe2043925736bf02245d3781a8c5a399eb2f4bfe750bffe73c3b3098f2a9ac13da16f4",
-    "PCR2": "e267d9112c5791553aca74337dd2d00abd41010749233da9cc546ee82520831f9d4804e9f1ce667f9823b8e3aa67912d",
-    "PCR8": "e6d16378973450bef99b36244bd24bd5013d5eb8348d6e718e4e1855e8b91f43b3663c819d4ef216a4544df4f7ceead3"
+    "PCR0": "bbae9d6714cb4911c2bc7fb22cd1d16bf7112f858a2600f9309f3ceec768eda50ef0f45f2c6ad180335f9f2a7f538a48",
+    "PCR1": "3f5a838fba8a8dcac0b7e3aba218509f1e6607867fe2004d188c84d5b23a9b02816e55a55f1603ee6a70d27d3e4c75c0",
+    "PCR2": "02291418a21865a8eca5bf9a19fe74d2f687134caa531ba107a9123aa63f4f79f7926d57e4ca133b49271030396aa565",
+    "PCR8": "8e2ba9002898bc4db1148195b25bbaf6a8007c8c1872f3355d253303b0c4656fa0663077938931472ec38e5f4045b232"
   }
 }
 "#
     );
-    let plain = tessera(&["pcrs", &format!("{EIF}/tiny_unsigned.eif")]);
+    let plain = tessera(&["pcrs", &format!("{EIF}/unsigned.eif")]);
     assert_eq!(
         stdout(&plain),
-        "PCR0 526ffb2b1dbd62bbb8c3c63e18338fdfb7dead81fd5c932b472f9b4e77307a68602d7c78f40e008f8abc0289df839c89\n\
-         PCR1 faa9963e372cd908284a673cbdfe2043925736bf02245d3781a8c5a399eb2f4bfe750bffe73c3b3098f2a9ac13da16f4\n\
-         PCR2 e267d9112c5791553aca74337dd2d00abd41010749233da9cc546ee82520831f9d4804e9f1ce667f9823b8e3aa67912d\n"
+        "PCR0 bbae9d6714cb4911c2bc7fb22cd1d16bf7112f858a2600f9309f3ceec768eda50ef0f45f2c6ad180335f9f2a7f538a48\n\
+         PCR1 3f5a838fba8a8dcac0b7e3aba218509f1e6607867fe2004d188c84d5b23a9b02816e55a55f1603ee6a70d27d3e4c75c0\n\
+         PCR2 02291418a21865a8eca5bf9a19fe74d2f687134caa531ba107a9123aa63f4f79f7926d57e4ca133b49271030396aa565\n"
     );
     let pcr3 = tessera(&[
         "pcrs",
@@ -299,6 +300,6 @@ fn pcrs_of_eif_role_and_instance() {
     let bad = tessera(&["pcrs", "--role-arn", "not-an-arn"]);
     assert_eq!(code(&bad), 1);
     assert!(stderr(&bad).contains("not an IAM role ARN"));
-    let corrupt = tessera(&["pcrs", &format!("{NITRO}/aws_nitro_root_g1.der")]);
+    let corrupt = tessera(&["pcrs", &format!("{NITRO}/aws_nitro_root_g1.pem")]);
     assert_eq!(code(&corrupt), 1);
 }

@@ -445,3 +445,143 @@ pub fn generate(name: &str, base: &[u8], other: &[u8], aws: &TrustAnchor, pki: &
         .or_else(|| dev(name, aws))
         .unwrap_or_else(|| panic!("no recipe for generated vector {name}"))
 }
+
+/// The committed synthetic vectors in `tests/vectors/nitro/synthetic/` (used by the `tessera
+/// attest verify` golden tests, which need fixed files): a Nitro-shaped chain whose names say
+/// NOT-Amazon, five certificates from root to leaf with the validity periods AWS uses, and a
+/// document at [`T`] with six non-zero PCRs, user_data and a nonce. Returns the root (PEM) and
+/// the document; the keys are fresh each time, so rewriting the files changes them.
+pub fn committed_synthetic() -> (String, Vec<u8>) {
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, DnValue, Issuer, KeyPair, KeyUsagePurpose,
+        PKCS_ECDSA_P384_SHA384,
+    };
+    use time::Duration;
+    let params = |cn: &str, ca: Option<Option<u8>>, from: Duration, to: Duration| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(
+            DnType::CountryName,
+            DnValue::PrintableString("US".try_into().unwrap()),
+        );
+        p.distinguished_name
+            .push(DnType::OrganizationName, "NOT-Amazon");
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, "TEST");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = T + from;
+        p.not_after = T + to;
+        match ca {
+            Some(len) => {
+                p.is_ca = IsCa::Ca(len.map_or(BasicConstraints::Unconstrained, |l| {
+                    BasicConstraints::Constrained(l)
+                }));
+                p.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::CrlSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+            }
+            None => {
+                p.is_ca = IsCa::NoCa;
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            }
+        }
+        p
+    };
+    let key = || KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+    let root_params = params(
+        "synthetic-root.nitro-enclaves",
+        Some(None),
+        Duration::days(-365),
+        Duration::days(3650),
+    );
+    let root_key = key();
+    let root = root_params.self_signed(&root_key).unwrap();
+    let mut issuer = Issuer::new(root_params, root_key);
+    let mut cabundle = vec![root.der().to_vec()];
+    for (cn, len, from, to) in [
+        (
+            "i1.synthetic.nitro-enclaves",
+            2,
+            Duration::days(-5),
+            Duration::days(15),
+        ),
+        (
+            "i2.zonal.synthetic.nitro-enclaves",
+            1,
+            Duration::days(-1),
+            Duration::days(5),
+        ),
+        (
+            "i-0123456789abcdef0.synthetic.nitro-enclaves",
+            0,
+            Duration::hours(-6),
+            Duration::hours(18),
+        ),
+    ] {
+        let p = params(cn, Some(Some(len)), from, to);
+        let k = key();
+        cabundle.push(p.signed_by(&k, &issuer).unwrap().der().to_vec());
+        issuer = Issuer::new(p, k);
+    }
+    let leaf_key = key();
+    let leaf = params(
+        "i-0123456789abcdef0-enc0123456789abcdef.synthetic",
+        None,
+        Duration::minutes(-1),
+        Duration::hours(3),
+    )
+    .signed_by(&leaf_key, &issuer)
+    .unwrap();
+    let signing = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        &leaf_key.serialize_der(),
+    )
+    .unwrap();
+    let mut b = tessera_core::attestation::build::DocumentBuilder::new(
+        "i-0123456789abcdef0-enc0123456789abcdef",
+        T_MS,
+        leaf.der().to_vec(),
+        cabundle,
+    )
+    .user_data(b"synthetic user data".to_vec())
+    .nonce(vec![1; 20]);
+    for (i, hex_value) in COMMITTED_PCRS {
+        b = b.pcr(i, hex::decode(hex_value).unwrap());
+    }
+    for i in 0..16u8 {
+        if !COMMITTED_PCRS.iter().any(|(j, _)| *j == i) {
+            b = b.pcr(i, vec![0; 48]);
+        }
+    }
+    (root.pem(), b.sign(&signing).unwrap())
+}
+
+/// The non-zero PCRs of the committed synthetic document.
+pub const COMMITTED_PCRS: [(u8, &str); 6] = [
+    (
+        0,
+        "f9ef9e90faeaa081ecc89e9b42d9ae3cd66e614dbd6e291c26dcab57cf843f0da7aa6825174426a0ac5dfa566b718691",
+    ),
+    (
+        1,
+        "82a2cfa214294146a721ad48b3e7de920129c3aa41d5d022d443ada80b8593a9f8192a489bcf07eb820eb497698dbc15",
+    ),
+    (
+        2,
+        "ca31eca09bb3daca85dcd224ccd52dfe172e8a194337dd3b1cdb256a459c2e27038a6945ac39de66cad1b214153efaff",
+    ),
+    (
+        3,
+        "199be9e34e622681f09de229a86dc0d4647511e9a3479b157c942d9dcf360baaf4a59ef184218302139d30e519c01858",
+    ),
+    (
+        4,
+        "baa47e59f5ab7e026ffe0b85cf86e5a34494da6fb5a10e91eeb7ab839764a0d280a3ce5fd3dfc9c1225b75aa7e4820ca",
+    ),
+    (
+        8,
+        "7e81f92c8d99920e55e78a9257551b8c41e2f71b9ce8012de6c134e4bfe183b34fff3eae0c1b709bec887b8869e3b308",
+    ),
+];
