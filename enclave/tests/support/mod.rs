@@ -137,6 +137,33 @@ impl EnclaveProc {
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` and waits up to [`STEP`] for the process to exit; its exit code.
+    pub fn signal_and_wait(&mut self, signal: nix::sys::signal::Signal) -> Option<i32> {
+        signal_and_wait(&mut self.child, signal)
+    }
+}
+
+/// Sends `signal` to `child` and waits up to [`STEP`] for it to exit; its exit code (`None` if
+/// a signal ended it). Panics if it is still running after that.
+pub fn signal_and_wait(child: &mut Child, signal: nix::sys::signal::Signal) -> Option<i32> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let until = std::time::Instant::now() + STEP;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "still running {STEP:?} after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for EnclaveProc {
@@ -682,6 +709,15 @@ impl RelayProc {
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` and waits up to [`STEP`] for the relay to exit; its exit code.
+    pub fn signal_and_wait(&mut self, signal: nix::sys::signal::Signal) -> Option<i32> {
+        signal_and_wait(&mut self.child, signal)
     }
 }
 
