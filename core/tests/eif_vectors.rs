@@ -54,13 +54,13 @@ fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
     let m = major << 5;
     match n {
         0..=23 => out.push(m | n as u8),
-        24..=0xff => out.extend([m | 24, n as u8]),
+        24..=0xff => out.extend([m | 0x18, n as u8]),
         0x100..=0xffff => {
-            out.push(m | 25);
+            out.push(m | 0x19);
             out.extend((n as u16).to_be_bytes());
         }
         _ => {
-            out.push(m | 26);
+            out.push(m | 0x1a);
             out.extend((n as u32).to_be_bytes());
         }
     }
@@ -254,7 +254,7 @@ fn every_vector_gives_its_manifest_header_and_pcrs() {
         assert_eq!(got.pcr1.to_hex(), want["PCR1"], "{name} PCR1");
         assert_eq!(got.pcr2.to_hex(), want["PCR2"], "{name} PCR2");
         assert_eq!(
-            got.pcr8.as_ref().map(|p| p.to_hex()),
+            got.pcr8.as_ref().map(pcr::Pcr::to_hex),
             want["PCR8"].as_str().map(str::to_owned),
             "{name} PCR8"
         );

@@ -63,7 +63,7 @@ for name in piv openpgp; do
 done
 # pcscd's reader thread polls for the card once in a while.
 for _ in $(seq 1 50); do
-  [ "$(grep -c 'Card inserted\|Card ATR' "$STATE/pcscd.log" || true)" -ge 2 ] && break
+  [ "$(grep -c 'Card inserted' "$STATE/pcscd.log" || true)" -ge 2 ] && break
   sleep 0.1
 done
 sleep 0.3

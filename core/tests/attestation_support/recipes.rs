@@ -163,7 +163,7 @@ fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
         if d < 0 {
             d += 256;
         }
-        out[i] = d as u8;
+        out[i] = u8::try_from(d).unwrap();
     }
     assert_eq!(borrow, 0, "a >= b");
     out
@@ -307,7 +307,7 @@ fn synthetic(name: &str, pki: &Pki) -> Option<Generated> {
         }
         pki.sign(&b)
     };
-    let ms = |d: time::Duration| (T + d).unix_timestamp() as u64 * 1000;
+    let ms = |d: time::Duration| u64::try_from((T + d).unix_timestamp()).unwrap() * 1000;
     match name {
         "synth_valid" => own(pki.sign(
             &b.user_data(b"tessera test vector".to_vec())
@@ -449,7 +449,7 @@ pub fn generate(name: &str, base: &[u8], other: &[u8], aws: &TrustAnchor, pki: &
 /// The committed synthetic vectors in `tests/vectors/nitro/synthetic/` (used by the `tessera
 /// attest verify` golden tests, which need fixed files): a Nitro-shaped chain whose names say
 /// NOT-Amazon, five certificates from root to leaf with the validity periods AWS uses, and a
-/// document at [`T`] with six non-zero PCRs, user_data and a nonce. Returns the root (PEM) and
+/// document at [`T`] with six non-zero PCRs, `user_data` and a nonce. Returns the root (PEM) and
 /// the document; the keys are fresh each time, so rewriting the files changes them.
 pub fn committed_synthetic() -> (String, Vec<u8>) {
     use rcgen::{
@@ -471,21 +471,18 @@ pub fn committed_synthetic() -> (String, Vec<u8>) {
         p.distinguished_name.push(DnType::CommonName, cn);
         p.not_before = T + from;
         p.not_after = T + to;
-        match ca {
-            Some(len) => {
-                p.is_ca = IsCa::Ca(len.map_or(BasicConstraints::Unconstrained, |l| {
-                    BasicConstraints::Constrained(l)
-                }));
-                p.key_usages = vec![
-                    KeyUsagePurpose::KeyCertSign,
-                    KeyUsagePurpose::CrlSign,
-                    KeyUsagePurpose::DigitalSignature,
-                ];
-            }
-            None => {
-                p.is_ca = IsCa::NoCa;
-                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            }
+        if let Some(len) = ca {
+            p.is_ca = IsCa::Ca(len.map_or(BasicConstraints::Unconstrained, |l| {
+                BasicConstraints::Constrained(l)
+            }));
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+        } else {
+            p.is_ca = IsCa::NoCa;
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         }
         p
     };

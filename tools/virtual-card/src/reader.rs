@@ -25,8 +25,7 @@ pub const REPORTED_VERSION: [u8; 3] = [5, 4, 3];
 
 /// An applet that answers complete APDUs.
 pub trait Applet {
-    fn respond(&mut self, command: CommandView<'_>, reply: &mut VecView<u8>)
-        -> Result<(), Status>;
+    fn respond(&mut self, command: CommandView<'_>, reply: &mut VecView<u8>) -> Result<(), Status>;
     /// What the applet does when the card is reset or powered off.
     fn on_reset(&mut self);
     /// Whether the YubiKey compatibility rules below apply (the PIV card only).
@@ -36,11 +35,7 @@ pub trait Applet {
 }
 
 impl<T: piv_authenticator::Client> Applet for piv_authenticator::Authenticator<T> {
-    fn respond(
-        &mut self,
-        command: CommandView<'_>,
-        reply: &mut VecView<u8>,
-    ) -> Result<(), Status> {
+    fn respond(&mut self, command: CommandView<'_>, reply: &mut VecView<u8>) -> Result<(), Status> {
         piv_authenticator::Authenticator::respond(self, command, reply)
     }
 
@@ -54,11 +49,7 @@ impl<T: piv_authenticator::Client> Applet for piv_authenticator::Authenticator<T
 }
 
 impl<T: opcard::Client> Applet for opcard::Card<T> {
-    fn respond(
-        &mut self,
-        command: CommandView<'_>,
-        reply: &mut VecView<u8>,
-    ) -> Result<(), Status> {
+    fn respond(&mut self, command: CommandView<'_>, reply: &mut VecView<u8>) -> Result<(), Status> {
         self.handle(command, reply)
     }
 
@@ -134,7 +125,9 @@ impl<A: Applet> Card<A> {
         }
         // The Key History Object: the applet makes one up, a YubiKey has none until written,
         // and the `yubikey` crate's key listing fails on the made-up one.
-        if ins == INS_GET_DATA && body.len() > KEY_HISTORY_TAG.len() && body[1..].starts_with(&KEY_HISTORY_TAG)
+        if ins == INS_GET_DATA
+            && body.len() > KEY_HISTORY_TAG.len()
+            && body[1..].starts_with(&KEY_HISTORY_TAG)
         {
             return Some((Vec::new(), Status::NotFound));
         }
