@@ -1,6 +1,10 @@
 //! What the relay costs: status round trips straight to a dev enclave over its unix socket and
 //! through `tessera-relay` over loopback HTTP/1.1 keep-alive, then throughput under 32
-//! concurrent clients. Run with `cargo bench -p tessera-relay`; prints a table.
+//! concurrent clients. Then the same status requests under attack, with the enclave booted and
+//! waiting for shares: 1, 8 and 64 legitimate keep-alive clients, quiet, with 1,000 slow
+//! connections held (headers never finished, from ten loopback addresses), and during a flood
+//! of `GET /v1/request-bundle` (each admitted one an attestation). Run with
+//! `cargo bench -p tessera-relay`; prints two tables.
 
 // Request counts stay far below 2^52.
 #![allow(clippy::cast_precision_loss)]
@@ -13,8 +17,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicUsize;
+
+use tessera_core::bytes::{Hash32, Pcr};
 use tessera_core::cbor;
+use tessera_core::device::{KeyDevice, SoftwareKeyDevice, approve};
+use tessera_core::keys::Role;
+use tessera_core::manifest::{
+    EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
+    RestartPolicy, ShareMember, ShareSet,
+};
+use tessera_core::objects::{GenesisRequest, OBJECT_VERSION};
 use tessera_core::protocol::{Client, Request, Response};
+use tessera_core::sign::Purpose;
 use tessera_core::transport::Address;
 
 const WARMUP: usize = 500;
@@ -34,7 +50,9 @@ fn main() {
         .arg(address.to_string())
         .arg("--dev")
         .arg("--dev-root-out")
-        .arg(dir.path().join("dev-root.pem"));
+        .arg(dir.path().join("dev-root.pem"))
+        .arg("--dev-pcrs-out")
+        .arg(dir.path().join("dev-pcrs.json"));
     let enclave = Proc::spawn(enclave, "tessera-enclave: listening on ");
 
     let mut relay = Command::new(env!("CARGO_BIN_EXE_tessera-relay"));
@@ -116,8 +134,214 @@ fn main() {
         added_p50.as_micros(),
         added_p99.as_micros()
     );
+
+    boot(&address, &dir.path().join("dev-pcrs.json"));
+    hostile(relay_addr);
     drop(relay);
     drop(enclave);
+}
+
+/// Genesis and boot with software members, so the enclave waits for shares and a request
+/// bundle costs an attestation.
+fn boot(address: &Address, pcrs_path: &Path) {
+    let mut client = Client::new(address.clone(), Duration::from_secs(30));
+    let mut members: Vec<SoftwareKeyDevice> = (0..3u8)
+        .map(|i| SoftwareKeyDevice::from_seed(&format!("m{i}"), &[i; 32]))
+        .collect();
+    let set = |role: Role, members: &mut [SoftwareKeyDevice], threshold| MemberSet {
+        threshold,
+        members: members
+            .iter_mut()
+            .map(|d| Member {
+                alias: d.alias().to_owned(),
+                public_key: d.public_key(role).expect("key"),
+            })
+            .collect(),
+    };
+    let request = GenesisRequest {
+        version: OBJECT_VERSION,
+        namespace: "bench".to_owned(),
+        share_set: set(Role::Share, &mut members, 2),
+    };
+    let Response::Genesis { output, .. } =
+        client.call(&Request::Genesis(request)).expect("genesis")
+    else {
+        panic!("genesis refused")
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pcrs_path).expect("dev PCRs")).expect("PCR JSON");
+    let pcr = |name: &str| Pcr::from_hex(json[name].as_str().expect("PCR")).expect("PCR hex");
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        namespace: Namespace {
+            name: output.body.namespace.clone(),
+            nonce: 1,
+            quorum_public_key: output.body.quorum_public_key,
+        },
+        enclave: EnclaveSpec {
+            pcr0: pcr("PCR0"),
+            pcr1: pcr("PCR1"),
+            pcr2: pcr("PCR2"),
+            pcr3: pcr("PCR3"),
+            debug_allowed: false,
+        },
+        pivot: Pivot {
+            app_sha256: Hash32::default(),
+            args: Vec::new(),
+            restart: RestartPolicy::Never,
+        },
+        manifest_set: set(Role::Manifest, &mut members, 2),
+        share_set: ShareSet {
+            threshold: output.body.threshold,
+            members: output
+                .body
+                .shares
+                .iter()
+                .map(|s| ShareMember {
+                    alias: s.alias.clone(),
+                    public_key: s.share_key,
+                    commitment: s.commitment,
+                })
+                .collect(),
+        },
+        patch_set: set(Role::Patch, &mut members, 1),
+    };
+    let approvals = members[..2]
+        .iter_mut()
+        .map(|d| approve(d, Purpose::Manifest, &manifest.hash(), "manifest").expect("approval"))
+        .collect();
+    let envelope = ManifestEnvelope {
+        manifest,
+        approvals,
+    };
+    let booted = client.call(&Request::Boot(envelope)).expect("boot");
+    assert!(
+        matches!(booted, Response::Booted { .. }),
+        "boot refused: {booted:?}"
+    );
+}
+
+/// Connections that send part of a request's headers and nothing more, spread over ten
+/// loopback addresses (ten clients of 100, within the per-client cap).
+fn slow_connections(relay: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let ip = Ipv4Addr::new(127, 0, 0, 2 + (i % 10) as u8);
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(SocketAddr::new(ip.into(), 0))
+                .expect("binding a loopback address");
+            let stream = socket.connect(relay).await.expect("connecting");
+            let mut stream = stream.into_std().expect("std stream");
+            stream.set_nonblocking(false).expect("blocking");
+            let _ = stream.write_all(b"GET /v1/status HTTP/1.1\r\nHost: relay\r\n");
+            out.push(stream);
+        }
+        out
+    })
+}
+
+/// Keep-alive connections hammering `GET /v1/request-bundle` until `stop`; counts answers.
+fn flood(
+    relay: SocketAddr,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<[AtomicUsize; 3]>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..4)
+        .map(|_| {
+            let stop = Arc::clone(stop);
+            let counts = Arc::clone(counts);
+            std::thread::spawn(move || {
+                let mut http = Http::connect(relay);
+                while !stop.load(Ordering::Relaxed) {
+                    let slot = match http.try_send("GET", "/v1/request-bundle", None) {
+                        Some((200, _)) => 0,
+                        Some((429, _)) => 1,
+                        Some(_) => 2,
+                        None => {
+                            http = Http::connect(relay);
+                            2
+                        }
+                    };
+                    counts[slot].fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect()
+}
+
+fn hostile(relay: SocketAddr) {
+    println!();
+    println!(
+        "GET /v1/status under attack (enclave waiting for shares; {} s per row; keep-alive clients)",
+        LOAD_TIME.as_secs()
+    );
+    println!();
+    println!(
+        "{:<28} {:>8} {:>10} {:>10} {:>10} {:>9}",
+        "scenario", "clients", "req/s", "p50 (us)", "p99 (us)", "served"
+    );
+    for scenario in ["quiet", "1,000 slow connections", "request-bundle flood"] {
+        for clients in [1, 8, 64] {
+            let slow = if scenario == "1,000 slow connections" {
+                slow_connections(relay, 1000)
+            } else {
+                Vec::new()
+            };
+            let stop_flood = Arc::new(AtomicBool::new(false));
+            let counts = Arc::new([
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ]);
+            let flooders = if scenario == "request-bundle flood" {
+                flood(relay, &stop_flood, &counts)
+            } else {
+                Vec::new()
+            };
+            let failed = Arc::new(AtomicUsize::new(0));
+            let (times, rps) = load_with(clients, || {
+                let mut http = Http::connect(relay);
+                let failed = Arc::clone(&failed);
+                move || {
+                    if !matches!(http.try_send("GET", "/v1/status", None), Some((200, _))) {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        http = Http::connect(relay);
+                    }
+                }
+            });
+            stop_flood.store(true, Ordering::Relaxed);
+            for f in flooders {
+                f.join().expect("flood thread");
+            }
+            drop(slow);
+            let failed = failed.load(Ordering::Relaxed);
+            let served =
+                100.0 * (times.len() - failed.min(times.len())) as f64 / times.len() as f64;
+            let us = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1e6);
+            println!(
+                "{scenario:<28} {clients:>8} {rps:>10.0} {:>10} {:>10} {served:>8.1}%",
+                us(percentile(&times, 50)),
+                us(percentile(&times, 99)),
+            );
+            if scenario == "request-bundle flood" {
+                println!(
+                    "{:<28} flood answers: {} bundles, {} rationed (429), {} other",
+                    "",
+                    counts[0].load(Ordering::Relaxed),
+                    counts[1].load(Ordering::Relaxed),
+                    counts[2].load(Ordering::Relaxed)
+                );
+            }
+            // Let the relay close what the row left behind before the next one.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
 }
 
 /// The enclave is another package's binary; build it in this profile if needed.
@@ -196,9 +420,17 @@ fn load<C>(make: impl Fn() -> C) -> (Vec<Duration>, f64)
 where
     C: FnMut() + Send + 'static,
 {
+    load_with(CLIENTS, make)
+}
+
+/// [`load`] with `clients` threads.
+fn load_with<C>(clients: usize, make: impl Fn() -> C) -> (Vec<Duration>, f64)
+where
+    C: FnMut() + Send + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Arc::new(Barrier::new(CLIENTS + 1));
-    let threads: Vec<_> = (0..CLIENTS)
+    let start = Arc::new(Barrier::new(clients + 1));
+    let threads: Vec<_> = (0..clients)
         .map(|_| {
             let stop = Arc::clone(&stop);
             let start = Arc::clone(&start);
@@ -274,6 +506,17 @@ impl Http {
     }
 
     fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        self.try_send(method, path, body)
+            .expect("an answer on the keep-alive connection")
+    }
+
+    /// One exchange; `None` if the connection failed (closed by the relay, timed out).
+    fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Option<(u16, Vec<u8>)> {
         self.request.clear();
         write!(self.request, "{method} {path} HTTP/1.1\r\nHost: relay\r\n").expect("vec");
         if let Some(b) = body {
@@ -288,19 +531,19 @@ impl Http {
         if let Some(b) = body {
             self.request.extend_from_slice(b);
         }
-        self.writer.write_all(&self.request).expect("sending");
+        self.writer.write_all(&self.request).ok()?;
 
         let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status code");
+        if self.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let status = line.split(' ').nth(1).and_then(|c| c.parse().ok())?;
         let mut len = 0;
         loop {
             line.clear();
-            self.reader.read_line(&mut line).expect("header");
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
             let l = line.trim_end();
             if l.is_empty() {
                 break;
@@ -308,11 +551,11 @@ impl Http {
             if let Some((k, v)) = l.split_once(':')
                 && k.eq_ignore_ascii_case("content-length")
             {
-                len = v.trim().parse().expect("content-length");
+                len = v.trim().parse().ok()?;
             }
         }
         let mut out = vec![0; len];
-        self.reader.read_exact(&mut out).expect("body");
-        (status, out)
+        self.reader.read_exact(&mut out).ok()?;
+        Some((status, out))
     }
 }
