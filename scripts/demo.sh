@@ -74,11 +74,12 @@ step "genesis: the enclave makes the quorum key and splits it 3-of-5"
 member_args=(); for m in "${members[@]}"; do member_args+=(--member "$OUT/members/$m.member.tbundle"); done
 "${tessera[@]}" genesis run --relay "$RELAY" --namespace demo --threshold 3 "${member_args[@]}" -o "$OUT/genesis"
 
-step "each member verifies the genesis attestation and their own share, and stores it"
+step "each member verifies the genesis attestation and their own share, stores it, and pins the namespace's quorum key"
 for m in "${members[@]}"; do
   echo "-- $m"
   "${tessera[@]}" genesis verify "$OUT/genesis/genesis-output.tbundle" --attestation "$OUT/genesis/genesis-attestation.cbor" \
-    --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/$m.keys" --share-out "$OUT/members/$m.share.age"
+    --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/$m.keys" --share-out "$OUT/members/$m.share.age" \
+    --pins "$OUT/members/$m.pins"
 done
 
 step "the coordinator drafts the manifest (nonce 1)"
@@ -93,10 +94,19 @@ approval_args=()
 for m in "${approvers[@]}"; do
   echo "-- $m"
   "${tessera[@]}" manifest approve "$OUT/manifest.tbundle" --software "$OUT/members/$m.keys" --confirm "$CODE" \
-    --state-dir "$OUT/members/$m.approved" -o "$OUT/approvals/$m.approval.tbundle" | tail -n 2
+    --state-dir "$OUT/members/$m.approved" --pins "$OUT/members/$m.pins" --root "$OUT/dev-root.pem" \
+    -o "$OUT/approvals/$m.approval.tbundle" | grep -E '^(  [✓!✗]|approval written)'
+
   approval_args+=(--approval "$OUT/approvals/$m.approval.tbundle")
 done
 "${tessera[@]}" manifest envelope "$OUT/manifest.tbundle" "${approval_args[@]}" -o "$OUT/envelope.tbundle"
+
+step "members who did not approve record the Manifest set they trust (code $CODE announced by the coordinator)"
+for m in dave erin; do
+  "${tessera[@]}" trust manifest-set "$OUT/envelope.tbundle" --software "$OUT/members/$m.keys" --pins "$OUT/members/$m.pins" \
+    --confirm "$CODE" | tail -n 1
+done
+"${tessera[@]}" trust show --software "$OUT/members/erin.keys" --pins "$OUT/members/erin.pins"
 
 step "boot: the enclave checks the approvals and attests to its ephemeral key"
 "${tessera[@]}" boot --relay "$RELAY" "$OUT/envelope.tbundle" --root "$OUT/dev-root.pem"
@@ -107,7 +117,7 @@ for m in "${providers[@]}"; do
   "${tessera[@]}" provision request --relay "$RELAY" -o "$usb"
   request=$(ls "$usb"/request-*.tbundle)
   "${tessera[@]}" provision sign "$request" --share "$OUT/members/$m.share.age" --root "$OUT/dev-root.pem" \
-    --software "$OUT/members/$m.keys" --confirm "$CODE" -o "$usb"
+    --software "$OUT/members/$m.keys" --pins "$OUT/members/$m.pins" --confirm "$CODE" -o "$usb"
   "${tessera[@]}" provision post --relay "$RELAY" "$(ls "$usb"/share-*.tbundle)"
 done
 
@@ -123,6 +133,7 @@ PCODE=$(sed -n 's/^confirmation code: //p' <<<"$drafted")
 patch_approvals=()
 for m in bob dave; do
   "${tessera[@]}" patch approve "$OUT/patch-1.tbundle" --manifest "$OUT/envelope.tbundle" --software "$OUT/members/$m.keys" \
+    --pins "$OUT/members/$m.pins" \
     --confirm "$PCODE" -o "$OUT/approvals/$m.patch-1.approval.tbundle" | tail -n 1
   patch_approvals+=(--approval "$OUT/approvals/$m.patch-1.approval.tbundle")
 done
@@ -137,12 +148,14 @@ RCODE=$(sed -n 's/^confirmation code: //p' <<<"$drafted")
 reshard_approvals=()
 for m in "${approvers[@]}"; do
   "${tessera[@]}" reshard approve "$OUT/reshard.tbundle" --manifest "$OUT/envelope.tbundle" --software "$OUT/members/$m.keys" \
+    --pins "$OUT/members/$m.pins" \
     --confirm "$RCODE" -o "$OUT/approvals/$m.reshard.approval.tbundle" | tail -n 1
   reshard_approvals+=(--approval "$OUT/approvals/$m.reshard.approval.tbundle")
 done
 "${tessera[@]}" reshard post --relay "$RELAY" --manifest "$OUT/envelope.tbundle" "$OUT/reshard.tbundle" "${reshard_approvals[@]}" -o "$OUT/reshard"
 "${tessera[@]}" genesis verify "$OUT/reshard/genesis-output.tbundle" --attestation "$OUT/reshard/genesis-attestation.cbor" \
-  --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" | tail -n 2
+  --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" \
+  --pins "$OUT/members/erin.pins" | tail -n 3
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "$RELAY" > "$OUT/relay.url"

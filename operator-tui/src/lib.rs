@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod devices;
+pub mod member;
 pub mod openpgp;
 pub mod piv;
 pub mod tui;

@@ -79,6 +79,10 @@ enum Command {
         #[arg(long)]
         message: String,
     },
+    /// Your namespace pins: what you trust per namespace (quorum key, Manifest set, PCR policy,
+    /// highest nonce), signed by your Manifest key.
+    #[command(subcommand)]
+    Trust(cli::trust::TrustCommand),
     /// Check the ceremony transcript.
     #[command(subcommand)]
     Transcript(cli::transcript::Command),
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             message,
         }) => finish("app-sign", ceremony::app_sign(&relay, &manifest, &message)),
         Some(Command::Transcript(c)) => cli::transcript::run(c),
+        Some(Command::Trust(c)) => finish("trust", cli::trust::trust(c)),
         Some(Command::CoreDemo(args)) => cli::core_demo::run(&args),
         Some(Command::Open { file, tui }) => operator_tui::tui::runtime::run(&tui, Some(&file)),
         None => operator_tui::tui::runtime::run(&cli.tui, None),

@@ -437,6 +437,8 @@ pub struct VerifiedStatement {
     pub pcrs: [[u8; 48]; 3],
     /// The pinned builders whose signatures counted, as "User ID (FINGERPRINT)".
     pub signers: Vec<String>,
+    /// The same builders' certificate fingerprints (upper-case hex), for namespace pins.
+    pub signer_fingerprints: Vec<String>,
     /// Signatures that did not count, and why.
     pub rejected: Vec<Rejection>,
 }
@@ -507,6 +509,7 @@ pub fn verify_statement_at<S: AsRef<[u8]>>(
     let parsed = statement::parse(statement)?;
     let policy = StandardPolicy::at(at);
     let mut signers = Vec::new();
+    let mut signer_fingerprints = Vec::new();
     let mut rejected = Vec::new();
     let mut counted_certs = BTreeSet::new();
     let mut counted_keys = BTreeSet::new();
@@ -528,6 +531,7 @@ pub fn verify_statement_at<S: AsRef<[u8]>>(
                             "another signature by {name}, which is counted once"
                         )));
                     } else {
+                        signer_fingerprints.push(cert_fpr.clone());
                         counted_certs.insert(cert_fpr);
                         counted_keys.insert(key_fpr);
                         signers.push(name);
@@ -549,6 +553,7 @@ pub fn verify_statement_at<S: AsRef<[u8]>>(
         version: parsed.version,
         pcrs: parsed.pcrs,
         signers,
+        signer_fingerprints,
         rejected,
     })
 }

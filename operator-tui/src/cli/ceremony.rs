@@ -2,7 +2,6 @@
 //! provisioned app. Each command prints what it checked; signing and decrypting commands show
 //! what they will sign and require `--confirm` with the object's short fingerprint.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,8 +11,8 @@ use tessera_core::age_share::PivP256Recipient;
 use tessera_core::attestation::{self, Policy, TrustAnchor, VerifiedAttestation};
 use tessera_core::bytes::{ByteArray, Hash32, hex_groups};
 use tessera_core::cbor;
-use tessera_core::device::{DeviceKind, KeyDevice, SoftwareKeyDevice, approve};
-use tessera_core::keys::{PublicKey, Role};
+use tessera_core::device::{DeviceKind, KeyDevice, SoftwareKeyDevice};
+use tessera_core::keys::Role;
 use tessera_core::manifest::{
     EnclaveSpec, MANIFEST_VERSION, Manifest, ManifestEnvelope, Member, MemberSet, Namespace, Pivot,
     RestartPolicy, ShareMember, ShareSet,
@@ -33,29 +32,23 @@ use super::common::{
     CmdResult, Failure, Relay, anchor, checked, read, record, validation_time, write_new,
 };
 use super::objects::{load, save};
+use super::trust::{act_failure, print_review};
 use crate::devices::DeviceArgs;
+use crate::member::act;
+use crate::member::review::{Context, MemberKeys};
 
-/// The short fingerprint of an object hash that a person types to confirm: `3fa2 9c01`.
-#[must_use]
-pub fn confirm_code(hash: &Hash32) -> String {
-    hex_groups(&hash.0[..4])
-}
+pub use crate::member::confirm_code;
 
+/// Requires the confirmation code of `hash`, announced on another channel (the coordinator reads
+/// it aloud, or it stands in the ceremony plan). The request for it never shows the code.
 pub(crate) fn require_confirm(given: Option<&str>, hash: &Hash32, what: &str) -> CmdResult {
-    let want = confirm_code(hash);
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_lowercase()
-    };
     match given {
-        Some(g) if norm(g) == norm(&want) => Ok(()),
+        Some(g) if crate::member::code_matches(g, hash) => Ok(()),
         Some(g) => Err(Failure::refused(format!(
-            "--confirm {g:?} does not match {what} {want}; nothing was signed"
+            "--confirm {g:?} does not match the {what} of this object: it is not the object that was announced; nothing was signed"
         ))),
         None => Err(Failure::refused(format!(
-            "review the {what} above, then run again with --confirm \"{want}\"; nothing was signed"
+            "review the above, then run again with --confirm and the {what} the coordinator announced (16 hex digits); nothing was signed"
         ))),
     }
 }
@@ -230,6 +223,9 @@ pub enum GenesisCommand {
         /// Where to store your encrypted share (the age file to your Share key).
         #[arg(long = "share-out")]
         share_out: PathBuf,
+        /// Your namespace pins: the verified quorum key is recorded here.
+        #[command(flatten)]
+        pins: super::trust::PinArgs,
     },
 }
 
@@ -334,7 +330,9 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             verify,
             device,
             share_out,
+            pins,
         } => {
+            let store = pins.store()?;
             let out = load(&output, BundleKind::Genesis, GenesisOutput::decode)?;
             let doc = read(&attestation)?;
             let image: serde_json::Value = serde_json::from_slice(&read(&pcrs)?)
@@ -346,7 +344,7 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             verify_doc(&doc, &verify, policy)?;
             checked(format!(
                 "genesis ran the expected image (PCR0-2) and bound this output ({})",
-                confirm_code(&out.hash())
+                hex_groups(&out.hash().0[..8])
             ));
             out.verify_test_signature()
                 .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
@@ -380,6 +378,32 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 share.x()
             ));
             drop(share);
+            let namespace = out.body.namespace.clone();
+            let pcr_policy = if anchor(verify.root.as_deref())?.sha256()
+                == attestation::aws_nitro_root_g1().sha256()
+            {
+                crate::member::pin::PcrPolicy::Eif
+            } else {
+                crate::member::pin::PcrPolicy::WaivedDev
+            };
+            let recorded = crate::member::act::record_genesis(
+                &store,
+                &namespace,
+                &out,
+                pcr_policy,
+                dev.as_mut(),
+            )
+            .map_err(|e| super::trust::act_failure(e, "recording the quorum key"))?;
+            match recorded {
+                crate::member::act::Recorded::Created(p) => checked(format!(
+                    "pinned namespace {namespace} with quorum key {} at {}",
+                    out.body.quorum_public_key.signing.fingerprint(),
+                    p.display()
+                )),
+                crate::member::act::Recorded::Unchanged => checked(format!(
+                    "your pin for {namespace} already holds this quorum key"
+                )),
+            }
             write_new(&share_out, &entry.encrypted_share)?;
             println!(
                 "{}: encrypted share stored at {}",
@@ -463,9 +487,16 @@ pub enum ManifestCommand {
         /// The manifest's confirmation code as shown, to prove it was reviewed.
         #[arg(long)]
         confirm: Option<String>,
-        /// Where the last manifest you approved per namespace is kept (nonce must rise).
+        /// Where the last manifest you approved per namespace is kept (the baseline of the diff).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        pins: super::trust::PinArgs,
+        #[command(flatten)]
+        reproduce: super::trust::ReproduceArgs,
+        /// Trust anchor PEM for the PCR policy's mode; default: the pinned AWS Nitro root G1.
+        #[arg(long)]
+        root: Option<PathBuf>,
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -603,92 +634,19 @@ pub(crate) fn load_manifest(path: &Path) -> Result<Manifest, Failure> {
     })
 }
 
-/// The manifest field by field, as `(field, value)` lines for display and diffing.
-#[must_use]
-pub fn manifest_fields(m: &Manifest) -> Vec<(String, String)> {
-    let mut f = vec![
-        ("version".to_owned(), m.version.to_string()),
-        ("namespace.name".to_owned(), m.namespace.name.clone()),
-        ("namespace.nonce".to_owned(), m.namespace.nonce.to_string()),
-        (
-            "namespace.quorum_key.signing".to_owned(),
-            m.namespace.quorum_public_key.signing.to_hex(),
-        ),
-        (
-            "namespace.quorum_key.encryption".to_owned(),
-            m.namespace.quorum_public_key.encryption.to_hex(),
-        ),
-        ("enclave.pcr0".to_owned(), m.enclave.pcr0.to_hex()),
-        ("enclave.pcr1".to_owned(), m.enclave.pcr1.to_hex()),
-        ("enclave.pcr2".to_owned(), m.enclave.pcr2.to_hex()),
-        ("enclave.pcr3".to_owned(), m.enclave.pcr3.to_hex()),
-        (
-            "enclave.debug_allowed".to_owned(),
-            m.enclave.debug_allowed.to_string(),
-        ),
-        ("pivot.app_sha256".to_owned(), m.pivot.app_sha256.to_hex()),
-        ("pivot.args".to_owned(), format!("{:?}", m.pivot.args)),
-        (
-            "pivot.restart".to_owned(),
-            format!("{:?}", m.pivot.restart).to_lowercase(),
-        ),
-    ];
-    let mut set = |name: &str, threshold: u8, members: Vec<(String, PublicKey)>| {
-        f.push((
-            format!("{name}.threshold"),
-            format!("{threshold} of {}", members.len()),
-        ));
-        for (alias, key) in members {
-            f.push((format!("{name}.{alias}"), key.fingerprint()));
-        }
-    };
-    let plain = |s: &MemberSet| {
-        s.members
-            .iter()
-            .map(|m| (m.alias.clone(), m.public_key))
-            .collect()
-    };
-    set(
-        "manifest_set",
-        m.manifest_set.threshold,
-        plain(&m.manifest_set),
-    );
-    set(
-        "share_set",
-        m.share_set.threshold,
-        m.share_set
-            .members
-            .iter()
-            .map(|m| (m.alias.clone(), m.public_key))
-            .collect(),
-    );
-    set("patch_set", m.patch_set.threshold, plain(&m.patch_set));
-    f
-}
+pub use crate::member::fields::manifest_fields;
 
 fn print_manifest(m: &Manifest, previous: Option<&Manifest>) {
-    let old: BTreeMap<String, String> = previous
-        .map(|p| manifest_fields(p).into_iter().collect())
-        .unwrap_or_default();
-    println!(
-        "manifest hash {}  (confirmation code {})",
-        m.hash(),
-        confirm_code(&m.hash())
-    );
-    for (k, v) in manifest_fields(m) {
-        let mark = match (previous, old.get(&k)) {
-            (None, _) => " ",
-            (Some(_), Some(o)) if *o == v => " ",
-            (Some(_), Some(_)) => "~",
-            (Some(_), None) => "+",
+    println!("manifest {} nonce {}, hash {}", m.namespace.name, m.namespace.nonce, m.hash());
+    for f in crate::member::fields::diff(m, previous) {
+        let value = match (&f.old, f.mark) {
+            (Some(o), crate::member::fields::Mark::Changed) => format!("{o} -> {}", f.value),
+            (Some(o), crate::member::fields::Mark::Removed) => format!("(removed; was {o})"),
+            _ => f.value.clone(),
         };
-        println!("{mark} {k:<34} {v}");
+        println!("{} {:<34} {value}", f.mark.symbol(), f.name);
     }
     if let Some(p) = previous {
-        let now: BTreeMap<String, String> = manifest_fields(m).into_iter().collect();
-        for k in old.keys().filter(|k| !now.contains_key(*k)) {
-            println!("- {k:<34} (removed)");
-        }
         println!(
             "(compared with the manifest of nonce {}; ~ changed, + added, - removed)",
             p.namespace.nonce
@@ -725,52 +683,56 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
             device,
             confirm,
             state_dir,
+            pins,
+            reproduce,
+            root,
             out,
         } => {
             let m = load_manifest(&file)?;
+            let store = pins.store()?;
             let last_path = state_path(state_dir.as_deref(), &m.namespace.name);
             let last = match &last_path {
                 Some(p) if p.exists() => Some(load_manifest(p)?),
                 _ => None,
             };
             print_manifest(&m, last.as_ref());
-            if let Some(last) = &last
-                && m.namespace.nonce <= last.namespace.nonce
-            {
-                return Err(Failure::refused(format!(
-                    "nonce {} does not rise above {}, the last manifest you approved for {}; nothing was signed",
-                    m.namespace.nonce, last.namespace.nonce, m.namespace.name
-                )));
-            }
+            let anchor = anchor(root.as_deref())?;
+            let reproduced = reproduce.reproduce()?;
             let mut dev = open(&device)?;
-            let key = dev.public_key(Role::Manifest)?;
-            if !m.manifest_set.members.iter().any(|x| x.public_key == key) {
-                return Err(Failure::refused(format!(
-                    "your Manifest key {} is not in this manifest's Manifest set",
-                    key.fingerprint()
-                )));
+            let keys = MemberKeys::read(dev.as_mut());
+            let ctx = Context {
+                anchor: &anchor,
+                at: OffsetDateTime::now_utc(),
+                at_is_clock: true,
+                max_age: Duration::from_secs(3600),
+                reproduced: reproduced.as_ref(),
+                keys: &keys,
+            };
+            let pin = act::lookup(&store, &m.namespace.name, &keys);
+            let review = crate::member::review::approve_manifest(&pin, &m, &ctx);
+            print_review(&review);
+            if let Some(why) = review.refusal() {
+                return Err(Failure::refused(format!("{why}\nnothing was signed")));
             }
             println!(
-                "sign: manifest approval, namespace {} nonce {}, hash {}, with {} (Manifest key {})",
+                "sign: manifest approval, namespace {} nonce {}, hash {}, with {}",
                 m.namespace.name,
                 m.namespace.nonce,
                 m.hash(),
                 dev.info().label,
-                key.fingerprint()
             );
             require_confirm(confirm.as_deref(), &m.hash(), "manifest confirmation code")?;
-            let approval = approve(
-                dev.as_mut(),
-                Purpose::Manifest,
-                &m.hash(),
-                "manifest approval",
-            )?;
+            let (approval, review) = act::approve_manifest(&store, &m, &ctx, dev.as_mut())
+                .map_err(|e| act_failure(e, "the approval"))?;
             let meta = Metadata {
                 namespace: Some(m.namespace.name.clone()),
                 nonce: Some(m.namespace.nonce),
                 ..Metadata::default()
             };
             let path = save(&out, BundleKind::Approval, meta.clone(), &approval)?;
+            if let Some(p) = &review.pin_after {
+                checked(format!("pin moved: {}", p.summary()));
+            }
             if let Some(p) = last_path {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)
@@ -876,7 +838,7 @@ pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
     )?;
     checked(format!(
         "enclave booted manifest {} with ephemeral key {}",
-        confirm_code(&manifest_hash),
+        hex_groups(&manifest_hash.0[..8]),
         hex_groups(&ephemeral_key.0[..8])
     ));
     record(
@@ -975,12 +937,13 @@ pub struct SignArgs {
     share: PathBuf,
     #[command(flatten)]
     verify: VerifyArgs,
-    /// Reproduce PCR0/1/2 from this EIF and require them to equal the manifest's.
-    #[arg(long)]
-    eif: Option<PathBuf>,
+    #[command(flatten)]
+    reproduce: super::trust::ReproduceArgs,
     #[command(flatten)]
     device: DeviceArgs,
-    /// The request's confirmation code as shown, to prove it was reviewed.
+    #[command(flatten)]
+    pins: super::trust::PinArgs,
+    /// The manifest's confirmation code as announced by the coordinator.
     #[arg(long)]
     confirm: Option<String>,
     /// Directory (or new file) for the share bundle.
@@ -990,79 +953,77 @@ pub struct SignArgs {
 
 fn provision_sign(a: &SignArgs) -> CmdResult {
     let req = load(&a.request, BundleKind::Request, ProvisionRequest::decode)?;
-    let env = &req.envelope;
-    let m = &env.manifest;
+    let m = &req.envelope.manifest;
     let manifest_hash = m.hash();
-    let report = env.verify().map_err(|e| Failure::refused(e.to_string()))?;
-    checked(format!(
-        "manifest {} nonce {}: approved by {} ({} of {})",
-        m.namespace.name,
-        m.namespace.nonce,
-        report.approved.join(", "),
-        report.approved.len(),
-        report.threshold
-    ));
-    if let Some(eif) = &a.eif {
-        let measured = tessera_core::eif::measure(&read(eif)?)
-            .map_err(|e| Failure::refused(format!("{}: {e}", eif.display())))?;
-        for (i, (mine, want)) in [measured.pcr0.0, measured.pcr1.0, measured.pcr2.0]
-            .iter()
-            .zip([&m.enclave.pcr0, &m.enclave.pcr1, &m.enclave.pcr2])
-            .enumerate()
-        {
-            if mine != &want.0 {
-                return Err(Failure::refused(format!(
-                    "PCR{i} reproduced from {} differs from the manifest",
-                    eif.display()
-                )));
-            }
-        }
-        checked("PCR0-2 reproduced locally from the EIF match the manifest");
-    }
-    let (verified, _) = verify_doc(&req.attestation, &a.verify, manifest_policy(m))?;
-    checked("attested PCR0-3 equal the manifest; user_data binds the manifest hash");
-    let ephemeral: ByteArray<32> = verified
-        .public_key()
-        .and_then(|k| ByteArray::try_from(k).ok())
-        .ok_or_else(|| Failure::refused("attestation carries no 32-byte ephemeral public key"))?;
-
+    let store = a.pins.store()?;
+    let anchor = anchor(a.verify.root.as_deref())?;
+    let at_is_clock = a.verify.at == "now";
+    let at = validation_time(&a.verify.at, &req.attestation)?;
+    let reproduced = a.reproduce.reproduce()?;
+    let sealed = read(&a.share)?;
     let mut dev = open(&a.device)?;
-    let member = provision::member_of(m, dev.as_mut())?.clone();
+    let keys = MemberKeys::read(dev.as_mut());
+    let ctx = Context {
+        anchor: &anchor,
+        at,
+        at_is_clock,
+        max_age: Duration::from_secs(a.verify.max_age_secs),
+        reproduced: reproduced.as_ref(),
+        keys: &keys,
+    };
+    let pin = act::lookup(&store, &m.namespace.name, &keys);
+    let review = crate::member::review::hand_over(&pin, &req, &ctx);
+    print_review(&review);
+    if let Some(why) = review.refusal() {
+        return Err(Failure::refused(format!("{why}\nyour share was not handed over")));
+    }
     println!(
         "decrypt and hand over: your share ({}, {}) to the enclave of manifest {} (namespace {}, nonce {}), ephemeral key {}",
-        member.alias,
+        review.member.as_deref().unwrap_or("?"),
         dev.info().label,
         manifest_hash,
         m.namespace.name,
         m.namespace.nonce,
-        hex_groups(&ephemeral.0[..8])
+        review
+            .ephemeral
+            .map(|k| hex_groups(&k.0[..8]))
+            .unwrap_or_default()
     );
     require_confirm(
         a.confirm.as_deref(),
         &manifest_hash,
         "manifest confirmation code",
     )?;
-    let sealed = read(&a.share)?;
-    let (submission, x) = provision::hand_over(m, &ephemeral, &sealed, dev.as_mut())?;
+    // Decided again at the moment the share leaves: the document must still be fresh then.
+    let now = Context {
+        at: if at_is_clock { OffsetDateTime::now_utc() } else { at },
+        ..ctx
+    };
+    let done = act::hand_over(&store, &req, &sealed, &now, dev.as_mut())
+        .map_err(|e| act_failure(e, "the hand-over"))?;
     checked(format!(
-        "share x = {x} decrypted on your device and matches its commitment"
+        "share x = {} decrypted on your device and matches its commitment",
+        done.x
     ));
     checked(
         "share re-encrypted to the enclave's ephemeral key; receipt signed with your Share key",
     );
+    if let Some(p) = &done.pin {
+        checked(format!("pin moved to nonce {} ({})", m.namespace.nonce, p.display()));
+    }
     let meta = Metadata {
         namespace: Some(m.namespace.name.clone()),
-        member: Some(member.alias.clone()),
+        member: done.review.member.clone(),
         nonce: Some(m.namespace.nonce),
         ..Metadata::default()
     };
-    let path = save(&a.out, BundleKind::Share, meta, &submission)?;
+    let path = save(&a.out, BundleKind::Share, meta, &done.submission)?;
     println!("share bundle written to {}", path.display());
     record(
         Record::new("provision.sign", "share handed over")
             .input("request", &cbor::encode(&req))
             .input_hash("manifest", &manifest_hash)
-            .output("share_submission", &cbor::encode(&submission))
+            .output("share_submission", &cbor::encode(&done.submission))
             .device(dev.info().label),
     );
     Ok(())

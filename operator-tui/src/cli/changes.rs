@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use airgap_bundle::{BundleKind, Metadata};
 use tessera_core::bytes::Hash32;
 use tessera_core::cbor;
-use tessera_core::device::approve;
 use tessera_core::keys::Role;
 use tessera_core::manifest::{Manifest, MemberSet};
 use tessera_core::objects::{OBJECT_VERSION, Patch, PatchEnvelope, Reshard, ReshardEnvelope};
@@ -21,6 +20,10 @@ use super::ceremony::{
     confirm_code, descriptors, expect_ok, load_manifest, open, require_confirm, set_of,
     store_genesis,
 };
+use super::trust::{act_failure, print_review};
+use crate::member::act;
+use crate::member::review::{Change, Context, MemberKeys};
+use tessera_core::bytes::hex_groups;
 use super::common::{CmdResult, Failure, Relay, checked, record};
 use super::objects::{load, save};
 use crate::devices::DeviceArgs;
@@ -93,13 +96,15 @@ pub struct ApproveArgs {
     file: PathBuf,
     #[command(flatten)]
     device: DeviceArgs,
-    /// The confirmation code as shown, to prove it was reviewed.
+    /// The confirmation code the coordinator announced.
     #[arg(long)]
     confirm: Option<String>,
     /// The manifest the enclave runs: checks that the change is for it and that your key is in
     /// the approving set (the enclave checks both again).
     #[arg(long)]
     manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pins: super::trust::PinArgs,
     #[arg(short, long)]
     out: PathBuf,
 }
@@ -127,53 +132,69 @@ fn load_approvals(paths: &[PathBuf]) -> Result<Vec<Approval>, Failure> {
         .collect()
 }
 
-/// Shows `summary`, checks the change against the manifest when one is given, requires the
-/// confirmation code of `hash`, signs with the role key `purpose` needs, and writes the approval.
-fn sign_approval(
-    a: &ApproveArgs,
-    purpose: Purpose,
-    hash: &Hash32,
-    manifest_hash: &Hash32,
-    summary: &str,
-    set: impl Fn(&Manifest) -> &MemberSet,
-    meta: Metadata,
-) -> CmdResult {
+/// Shows `summary`, has the member layer review the change against the member's pin (and the
+/// manifest, when one is given), requires the confirmation code, signs and writes the approval.
+fn sign_approval(a: &ApproveArgs, change: Change, summary: &str, meta: Metadata) -> CmdResult {
     println!("{summary}");
-    println!("hash {hash}  (confirmation code {})", confirm_code(hash));
-    let manifest = a.manifest.as_deref().map(load_manifest).transpose()?;
-    if let Some(m) = &manifest
-        && m.hash() != *manifest_hash
-    {
-        return Err(Failure::refused(format!(
-            "this {purpose} is for another manifest; nothing was signed"
-        )));
-    }
+    let (purpose, hash) = match change {
+        Change::Patch(p) => (Purpose::Patch, p.hash()),
+        Change::Reshard(r) => (Purpose::Reshard, r.hash()),
+    };
+    println!("hash {hash}");
+    let envelope = a.manifest.as_deref().map(load_envelope).transpose()?;
+    let store = a.pins.store()?;
+    let anchor = tessera_core::attestation::aws_nitro_root_g1().clone();
     let mut dev = open(&a.device)?;
-    let role = purpose.signer_role().expect("member purpose");
-    let key = dev.public_key(role)?;
-    if let Some(m) = &manifest
-        && !set(m).members.iter().any(|x| x.public_key == key)
-    {
-        return Err(Failure::refused(format!(
-            "your {role} key {} is not in the set that approves a {purpose}; nothing was signed",
-            key.fingerprint()
-        )));
+    let keys = MemberKeys::read(dev.as_mut());
+    let ctx = Context {
+        anchor: &anchor,
+        at: time::OffsetDateTime::now_utc(),
+        at_is_clock: true,
+        max_age: std::time::Duration::from_secs(3600),
+        reproduced: None,
+        keys: &keys,
+    };
+    let pin = act::lookup(&store, &a_namespace(change), &keys);
+    let review = crate::member::review::approve_change(&pin, change, envelope.as_ref(), &ctx);
+    print_review(&review);
+    if let Some(why) = review.refusal() {
+        return Err(Failure::refused(format!("{why}\nnothing was signed")));
     }
     require_confirm(
         a.confirm.as_deref(),
-        hash,
+        &hash,
         &format!("{purpose} confirmation code"),
     )?;
-    let approval = approve(dev.as_mut(), purpose, hash, &format!("{purpose} approval"))?;
+    let (approval, _) = act::approve_change(&store, change, envelope.as_ref(), &ctx, dev.as_mut())
+        .map_err(|e| act_failure(e, "the approval"))?;
     let path = save(&a.out, BundleKind::Approval, meta, &approval)?;
     record(
         Record::new(&format!("{purpose}.approve"), "approved")
-            .input_hash(purpose.as_str(), hash)
+            .input_hash(purpose.as_str(), &hash)
             .output("approval", &cbor::encode(&approval))
             .device(dev.info().label),
     );
     println!("approval written to {}", path.display());
     Ok(())
+}
+
+/// A manifest envelope, or a bare manifest as an envelope without approvals.
+fn load_envelope(path: &Path) -> Result<tessera_core::manifest::ManifestEnvelope, Failure> {
+    load(path, BundleKind::Manifest, |b| {
+        tessera_core::manifest::ManifestEnvelope::decode(b).or_else(|_| {
+            Manifest::decode(b).map(|manifest| tessera_core::manifest::ManifestEnvelope {
+                manifest,
+                approvals: Vec::new(),
+            })
+        })
+    })
+}
+
+fn a_namespace(change: Change) -> String {
+    match change {
+        Change::Patch(p) => p.namespace.clone(),
+        Change::Reshard(r) => r.namespace.clone(),
+    }
 }
 
 /// Before posting a change: it is for this manifest, and its approvals meet `set`'s threshold.
@@ -271,7 +292,7 @@ pub fn patch(cmd: PatchCommand) -> CmdResult {
             let mut summary = format!(
                 "patch for {} (manifest {}), sequence {}:",
                 p.namespace,
-                confirm_code(&p.manifest_hash),
+                hex_groups(&p.manifest_hash.0[..8]),
                 p.sequence
             );
             for (k, v) in &p.settings {
@@ -281,16 +302,7 @@ pub fn patch(cmd: PatchCommand) -> CmdResult {
                 namespace: Some(p.namespace.clone()),
                 ..Metadata::default()
             };
-            let (hash, manifest_hash) = (p.hash(), p.manifest_hash);
-            sign_approval(
-                &a,
-                Purpose::Patch,
-                &hash,
-                &manifest_hash,
-                &summary,
-                |m| &m.patch_set,
-                meta,
-            )
+            sign_approval(&a, Change::Patch(&p), &summary, meta)
         }
         PatchCommand::Post {
             relay,
@@ -368,7 +380,7 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
             let mut summary = format!(
                 "reshard of {} (manifest {}) to {} of {}:",
                 r.namespace,
-                confirm_code(&r.manifest_hash),
+                hex_groups(&r.manifest_hash.0[..8]),
                 r.new_share_set.threshold,
                 r.new_share_set.members.len()
             );
@@ -379,16 +391,7 @@ pub fn reshard(cmd: ReshardCommand) -> CmdResult {
                 namespace: Some(r.namespace.clone()),
                 ..Metadata::default()
             };
-            let (hash, manifest_hash) = (r.hash(), r.manifest_hash);
-            sign_approval(
-                &a,
-                Purpose::Reshard,
-                &hash,
-                &manifest_hash,
-                &summary,
-                |m| &m.manifest_set,
-                meta,
-            )
+            sign_approval(&a, Change::Reshard(&r), &summary, meta)
         }
         ReshardCommand::Post {
             relay,

@@ -13,3 +13,4 @@ pub mod key;
 pub mod objects;
 pub mod pcrs;
 pub mod transcript;
+pub mod trust;

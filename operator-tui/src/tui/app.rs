@@ -9,13 +9,15 @@ use std::path::PathBuf;
 
 use airgap_bundle::{Bundle, BundleKind};
 use tessera_core::attestation::{self, Policy, TrustAnchor};
-use tessera_core::bytes::{ByteArray, Hash32, Pcr, hex_groups};
+use tessera_core::bytes::{Hash32, Pcr};
 use tessera_core::manifest::{Manifest, ManifestEnvelope};
 use tessera_core::objects::{PatchEnvelope, ProvisionRequest};
 use tessera_core::transcript::Record;
 use time::OffsetDateTime;
 
 use super::keymap::{Action, Keymap};
+use crate::member::pin::{NamespacePin, PinError, PinStore};
+use crate::member::review::{self as member_review, Context, MemberKeys, Reproduced, Review};
 
 /// The screens, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,8 @@ pub struct DeviceView {
     pub software: bool,
     /// (role, fingerprint, age recipient)
     pub keys: Vec<(String, String, String)>,
+    /// The same public keys for the member layer's reviews.
+    pub member_keys: MemberKeys,
     pub error: Option<String>,
 }
 
@@ -157,12 +161,24 @@ pub struct AttestationView {
 pub struct ManifestReview {
     pub manifest: Manifest,
     pub hash: Hash32,
-    /// (mark, field, value); mark is ' ', '~' changed, '+' added.
+    /// (mark, field, value); mark is ' ', '~' changed (value shows old -> new), '+' added,
+    /// '-' removed.
     pub fields: Vec<(char, String, String)>,
     pub previous_nonce: Option<u64>,
-    /// Why approving is refused, if it is.
-    pub blocked: Option<String>,
+    /// The member layer's decision on approving it; `None` until the key device is known.
+    pub review: Option<Review>,
     pub approvals: Option<String>,
+}
+
+impl ManifestReview {
+    /// Why approving is refused, if it is.
+    #[must_use]
+    pub fn blocked(&self) -> Option<String> {
+        match &self.review {
+            None => Some("waiting for the key device and the clock".to_owned()),
+            Some(r) => r.refusal(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +188,8 @@ pub struct ProvisionWizard {
     pub manifest_hash: Hash32,
     pub approvals: Result<String, String>,
     pub attestation: AttestationView,
-    pub ephemeral: Option<ByteArray<32>>,
+    /// The member layer's decision on handing over; `None` until the key device is known.
+    pub review: Option<Review>,
     pub share_path: Option<PathBuf>,
     pub result: Option<Result<String, String>>,
     /// The share bundle written by the hand-over, which can also be shown as QR.
@@ -180,15 +197,19 @@ pub struct ProvisionWizard {
 }
 
 impl ProvisionWizard {
-    /// All checks that must pass before the member may hand over the share.
+    /// The member layer's answer, plus the one input it needs from the session: a share file.
     pub fn ready(&self) -> Result<(), String> {
-        self.approvals.clone()?;
-        self.attestation.verdict.clone()?;
-        if self.ephemeral.is_none() {
-            return Err("the attestation carries no ephemeral key".to_owned());
+        let Some(review) = &self.review else {
+            return Err("waiting for the key device and the clock".to_owned());
+        };
+        if let Some(why) = review.refusal() {
+            return Err(why);
         }
         if self.share_path.is_none() {
-            return Err("no encrypted share file found (start with --share FILE)".to_owned());
+            return Err("no encrypted share file found\nnext: start with --share FILE, or put your *.share.age in the bundle folder".to_owned());
+        }
+        if self.result.as_ref().is_some_and(Result::is_ok) {
+            return Err("already handed over: your share bundle is written; carry it to the coordinator".to_owned());
         }
         Ok(())
     }
@@ -222,7 +243,6 @@ pub enum SignJob {
     },
     HandOver {
         request: ProvisionRequest,
-        ephemeral: ByteArray<32>,
         share_path: PathBuf,
     },
     ApprovePatch {
@@ -268,14 +288,11 @@ impl SignJob {
                 manifest.namespace.nonce,
                 manifest.hash()
             ),
-            SignJob::HandOver {
-                request, ephemeral, ..
-            } => format!(
-                "Decrypt your share with your Share key, re-encrypt it to the attested enclave\nand sign the share-post receipt\nnamespace {}  nonce {}\nmanifest {}\nenclave key {}",
+            SignJob::HandOver { request, .. } => format!(
+                "[1/2] decrypt your share with your Share key and re-encrypt it to the attested\nenclave; [2/2] sign the share-post receipt\nnamespace {}  nonce {}\nmanifest {}",
                 request.envelope.manifest.namespace.name,
                 request.envelope.manifest.namespace.nonce,
                 request.envelope.manifest.hash(),
-                hex_groups(&ephemeral.0[..8])
             ),
             SignJob::ApprovePatch { envelope } => format!(
                 "Sign a patch approval with your Patch key\nnamespace {}  sequence {}\npatch {}",
@@ -298,8 +315,9 @@ pub enum Popup {
     Help,
     Confirm {
         job: SignJob,
-        code: String,
         typed: String,
+        /// The last code typed did not match.
+        mismatch: bool,
     },
     /// The runtime holds the typed PIN; the state only knows how many characters there are.
     Pin {
@@ -368,6 +386,8 @@ pub enum Msg {
     TranscriptLine(String),
     /// The provisioning plan of YubiKey `serial`, or why there is none.
     ProvisionPlan(Result<(u32, String), String>),
+    /// The member's namespace pins, each verified under the device's Manifest key.
+    Pins(Vec<(PathBuf, Result<NamespacePin, PinError>)>),
 }
 
 // Effects are handed to the runtime one by one and consumed.
@@ -396,9 +416,11 @@ pub struct Config {
     pub bundle_dir: PathBuf,
     pub share_path: Option<PathBuf>,
     /// PCR0-2 reproduced from an EIF, with where they came from.
-    pub reproduced: Option<([Pcr; 3], String)>,
-    /// The last manifest this member approved, per namespace (for diffs and nonce checks).
+    pub reproduced: Option<Reproduced>,
+    /// The last manifest this member approved, per namespace (the baseline of the diff).
     pub previous: Vec<Manifest>,
+    /// Where the member's namespace pins live.
+    pub pins: Option<PinStore>,
     /// Validation time override (`--at`); `None` means the laptop clock.
     pub at: Option<OffsetDateTime>,
     pub max_age: std::time::Duration,
@@ -422,6 +444,8 @@ pub struct State {
     /// The member descriptor written from the Keys screen.
     pub descriptor: Option<PathBuf>,
     pub qr: Option<QrView>,
+    /// The member's pins as last read; `None` until the key device is known.
+    pub pins: Option<Vec<(PathBuf, Result<NamespacePin, PinError>)>>,
     pub popup: Option<Popup>,
     pub busy: Option<String>,
     pub status: String,
@@ -447,6 +471,7 @@ impl State {
             transcript: Vec::new(),
             descriptor: None,
             qr: None,
+            pins: None,
             popup: None,
             busy: None,
             status: String::new(),
@@ -456,6 +481,66 @@ impl State {
 
     fn validation_time(&self) -> Option<OffsetDateTime> {
         self.config.at.or(self.now)
+    }
+
+    /// What the store holds for `namespace`, as the member layer reads it.
+    #[must_use]
+    pub fn pin_lookup(&self, namespace: &str) -> crate::member::pin::Lookup {
+        let keys = self.device.as_ref().map(|d| &d.member_keys);
+        let (Some(store), Some(mine)) = (&self.config.pins, keys.and_then(|k| k.manifest)) else {
+            return Ok(None);
+        };
+        let path = store.path(namespace, &mine);
+        match self
+            .pins
+            .iter()
+            .flatten()
+            .find(|(p, _)| *p == path)
+        {
+            Some((_, Ok(pin))) if pin.namespace == namespace => Ok(Some(pin.clone())),
+            Some((_, Ok(pin))) => Err(PinError::WrongNamespace {
+                found: pin.namespace.clone(),
+                expected: namespace.to_owned(),
+            }),
+            Some((_, Err(e))) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    /// Decides again, at the state's clock, every open review: a document that was fresh when
+    /// the request opened is stale once the clock passes its limit.
+    pub fn refresh_reviews(&mut self) {
+        let (Some(at), Some(device)) = (self.validation_time(), self.device.as_ref()) else {
+            return;
+        };
+        let ctx = Context {
+            anchor: &self.config.anchor,
+            at,
+            at_is_clock: self.config.at.is_none(),
+            max_age: self.config.max_age,
+            reproduced: self.config.reproduced.as_ref(),
+            keys: &device.member_keys,
+        };
+        let provision = self.provision.as_ref().map(|w| {
+            member_review::hand_over(
+                &self.pin_lookup(&w.request.envelope.manifest.namespace.name),
+                &w.request,
+                &ctx,
+            )
+        });
+        let manifest = self.manifest.as_ref().map(|r| {
+            member_review::approve_manifest(
+                &self.pin_lookup(&r.manifest.namespace.name),
+                &r.manifest,
+                &ctx,
+            )
+        });
+        if let (Some(w), Some(r)) = (self.provision.as_mut(), provision) {
+            w.review = Some(r);
+        }
+        if let (Some(m), Some(r)) = (self.manifest.as_mut(), manifest) {
+            m.review = Some(r);
+        }
     }
 
     fn message(&mut self, title: &str, body: impl Into<String>, error: bool) {
@@ -473,31 +558,24 @@ pub fn looks_like_otp(s: &str) -> bool {
     s.len() == 44 && s.chars().all(|c| "cbdefghijklnrtuv".contains(c))
 }
 
-/// The short code a person types to confirm: the first 4 bytes of the hash in hex groups.
-#[must_use]
-pub fn confirm_code(hash: &Hash32) -> String {
-    hex_groups(&hash.0[..4])
-}
-
-fn same_code(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_lowercase()
-    };
-    norm(a) == norm(b)
-}
+pub use crate::member::confirm_code;
 
 /// Applies one message. Returns the effects for the runtime to carry out.
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
             state.now = Some(now);
+            state.refresh_reviews();
             Vec::new()
         }
         Msg::Device(d) => {
             state.device = Some(d);
+            state.refresh_reviews();
+            Vec::new()
+        }
+        Msg::Pins(pins) => {
+            state.pins = Some(pins);
+            state.refresh_reviews();
             Vec::new()
         }
         Msg::Scanned { bundles, network } => {
@@ -724,8 +802,8 @@ fn request_signature(state: &mut State) -> Vec<Effect> {
     }
     let job = match state.screen {
         Screen::Manifest => match &state.manifest {
-            Some(r) => match &r.blocked {
-                Some(why) => Err(why.clone()),
+            Some(r) => match r.blocked() {
+                Some(why) => Err(why),
                 None => Ok(SignJob::ApproveManifest {
                     manifest: r.manifest.clone(),
                 }),
@@ -733,10 +811,14 @@ fn request_signature(state: &mut State) -> Vec<Effect> {
             None => return Vec::new(),
         },
         Screen::Provision => match &state.provision {
-            Some(w) => w.ready().map(|()| SignJob::HandOver {
-                request: w.request.clone(),
-                ephemeral: w.ephemeral.expect("ready checks the key"),
-                share_path: w.share_path.clone().expect("ready checks the share"),
+            Some(w) => w.ready().and_then(|()| {
+                w.share_path
+                    .clone()
+                    .map(|share_path| SignJob::HandOver {
+                        request: w.request.clone(),
+                        share_path,
+                    })
+                    .ok_or_else(|| "no encrypted share file".to_owned())
             }),
             None => return Vec::new(),
         },
@@ -756,11 +838,10 @@ fn request_signature(state: &mut State) -> Vec<Effect> {
 fn ask_confirmation(state: &mut State, job: Result<SignJob, String>, refused: &str) {
     match job {
         Ok(job) => {
-            let code = confirm_code(&job.object_hash());
             state.popup = Some(Popup::Confirm {
                 job,
-                code,
                 typed: String::new(),
+                mismatch: false,
             });
         }
         Err(why) => state.message(refused, why, true),
@@ -784,8 +865,8 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
         },
         Popup::Confirm {
             job,
-            code,
             mut typed,
+            mismatch,
         } => match key {
             Key::Esc => {
                 let rec = Record::new(
@@ -800,30 +881,43 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
                 };
                 vec![Effect::Record(rec)]
             }
-            Key::Enter if same_code(&typed, &code) => {
+            Key::Enter if crate::member::code_matches(&typed, &job.object_hash()) => {
+                // Decided again now: the clock may have moved since the review was drawn.
+                state.refresh_reviews();
+                let refused = match &job {
+                    SignJob::HandOver { .. } => state.provision.as_ref().and_then(|w| w.ready().err()),
+                    SignJob::ApproveManifest { .. } => state.manifest.as_ref().and_then(ManifestReview::blocked),
+                    _ => None,
+                };
+                if let Some(why) = refused {
+                    let rec = Record::new(job.action(), format!("refused: {}", why.lines().next().unwrap_or_default()))
+                        .input_hash("object", &job.object_hash());
+                    state.message("Refused", format!("{why}\nnothing was signed or handed over"), true);
+                    return vec![Effect::Record(rec)];
+                }
                 state.busy = Some("working with your key device".to_owned());
                 vec![Effect::Sign(job)]
             }
             Key::Enter => {
                 state.popup = Some(Popup::Confirm {
                     job,
-                    code,
                     typed: String::new(),
+                    mismatch: true,
                 });
                 Vec::new()
             }
             Key::Backspace => {
                 typed.pop();
-                state.popup = Some(Popup::Confirm { job, code, typed });
+                state.popup = Some(Popup::Confirm { job, typed, mismatch });
                 Vec::new()
             }
-            Key::Char(c) if typed.len() < 32 && (c.is_ascii_hexdigit() || c == ' ') => {
+            Key::Char(c) if typed.len() < 32 && (c.is_ascii_hexdigit() || c == ' ' || c == '-') => {
                 typed.push(c);
-                state.popup = Some(Popup::Confirm { job, code, typed });
+                state.popup = Some(Popup::Confirm { job, typed, mismatch: false });
                 Vec::new()
             }
             _ => {
-                state.popup = Some(Popup::Confirm { job, code, typed });
+                state.popup = Some(Popup::Confirm { job, typed, mismatch });
                 Vec::new()
             }
         },
@@ -944,10 +1038,12 @@ fn open_manifest_bytes(state: &mut State, bytes: &[u8]) -> Result<(), String> {
     };
     state.manifest = Some(review(&state.config.previous, manifest, approvals));
     state.screen = Screen::Manifest;
+    state.refresh_reviews();
     Ok(())
 }
 
-/// Builds the field-by-field review with a diff against the last approved manifest.
+/// Lays out a manifest field by field against the last manifest this member approved. The
+/// decision on approving it is the member layer's ([`State::refresh_reviews`]).
 #[must_use]
 pub fn review(
     previous: &[Manifest],
@@ -957,39 +1053,23 @@ pub fn review(
     let prev = previous
         .iter()
         .find(|p| p.namespace.name == manifest.namespace.name);
-    let old: std::collections::BTreeMap<String, String> = prev
-        .map(|p| {
-            crate::cli::ceremony::manifest_fields(p)
-                .into_iter()
-                .collect()
-        })
-        .unwrap_or_default();
-    let fields = crate::cli::ceremony::manifest_fields(&manifest)
+    let fields = crate::member::fields::diff(&manifest, prev)
         .into_iter()
-        .map(|(k, v)| {
-            let mark = match (prev, old.get(&k)) {
-                (None, _) => ' ',
-                (Some(_), Some(o)) if *o == v => ' ',
-                (Some(_), Some(_)) => '~',
-                (Some(_), None) => '+',
+        .map(|f| {
+            let value = match (f.mark, f.old) {
+                (crate::member::fields::Mark::Changed, Some(o)) => format!("{o} -> {}", f.value),
+                (crate::member::fields::Mark::Removed, Some(o)) => format!("(removed; was {o})"),
+                (_, _) => f.value,
             };
-            (mark, k, v)
+            (f.mark.symbol(), f.name, value)
         })
         .collect();
-    let blocked = prev.and_then(|p| {
-        (manifest.namespace.nonce <= p.namespace.nonce).then(|| {
-            format!(
-                "nonce {} does not rise above {}, the last manifest you approved for {}",
-                manifest.namespace.nonce, p.namespace.nonce, manifest.namespace.name
-            )
-        })
-    });
     ManifestReview {
         hash: manifest.hash(),
         previous_nonce: prev.map(|p| p.namespace.nonce),
         manifest,
         fields,
-        blocked,
+        review: None,
         approvals,
     }
 }
@@ -1019,15 +1099,6 @@ fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
         Some(&manifest),
         Some(&manifest.hash()),
     );
-    let ephemeral = if attestation.verdict.is_ok() {
-        attestation
-            .public_key
-            .1
-            .as_deref()
-            .and_then(|h| ByteArray::from_hex(h).ok())
-    } else {
-        None
-    };
     state.manifest = Some(review(
         &state.config.previous,
         manifest.clone(),
@@ -1040,12 +1111,13 @@ fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
         request,
         approvals,
         attestation,
-        ephemeral,
+        review: None,
         share_path: state.config.share_path.clone(),
         result: None,
         share_bundle: None,
     });
     state.screen = Screen::Provision;
+    state.refresh_reviews();
 }
 
 /// Verifies `doc` and lays it out against the manifest and the reproduced PCRs.
@@ -1105,7 +1177,7 @@ fn analyze(
         .collect();
     view.user_data.1 = verified.user_data().map(hex::encode);
     view.public_key.1 = verified.public_key().map(hex::encode);
-    let reproduced = state.config.reproduced.as_ref().map(|(p, _)| p);
+    let reproduced = state.config.reproduced.as_ref().map(|r| &r.pcrs);
     view.rows = [0u8, 1, 2, 3, 4, 8]
         .iter()
         .map(|&i| PcrRow {

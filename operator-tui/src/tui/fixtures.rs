@@ -126,6 +126,7 @@ pub fn config(f: &Fixture, share: bool) -> Config {
         share_path: share.then(|| PathBuf::from("/media/usb/alice.share.age")),
         reproduced: None,
         previous: Vec::new(),
+        pins: Some(crate::member::pin::PinStore::new("/media/usb/pins")),
         at: None,
         max_age: std::time::Duration::from_hours(1),
         keymap: Keymap::default(),
@@ -149,6 +150,7 @@ pub fn device() -> DeviceView {
                 )
             })
             .collect(),
+        member_keys: crate::member::review::MemberKeys::read(&mut d),
         error: None,
     }
 }

@@ -19,11 +19,10 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tessera_core::attestation::{self, TrustAnchor};
-use tessera_core::bytes::{Hash32, Pcr, hex_groups};
-use tessera_core::device::{DeviceError, DeviceKind, KeyDevice, approve};
+use tessera_core::bytes::{Hash32, hex_groups};
+use tessera_core::device::{DeviceError, DeviceKind, KeyDevice};
 use tessera_core::keys::Role;
 use tessera_core::manifest::Manifest;
-use tessera_core::sign::Purpose;
 use tessera_core::transcript::Record;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -81,6 +80,9 @@ pub struct TuiArgs {
     /// Where your last approved manifests are kept (default ~/.local/share/tessera/approved).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Folder of your namespace pins (default $TESSERA_PINS, else ~/.local/share/tessera/pins).
+    #[arg(long = "pins", value_name = "DIR")]
+    pub pins: Option<PathBuf>,
     /// Your alias, for the member descriptor the Keys screen exports (default: $USER).
     #[arg(long)]
     pub alias: Option<String>,
@@ -123,38 +125,15 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
                 .map_err(|e| format!("--at {t:?}: {e}"))?,
         ),
     };
-    let from_eif = match &args.eif {
-        Some(p) => {
-            let m = tessera_core::eif::measure(
-                &std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-            )
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Some((
-                [
-                    Pcr::from_array(m.pcr0.0),
-                    Pcr::from_array(m.pcr1.0),
-                    Pcr::from_array(m.pcr2.0),
-                ],
-                format!("EIF {name}"),
-            ))
-        }
-        None => None,
-    };
-    let reproduced = match (from_eif, statement_pcrs(args)?) {
-        (Some((eif, by)), Some((stmt, builders))) => {
-            if eif != stmt {
-                return Err(format!(
-                    "PCRs reproduced from the EIF differ from the builders' statement ({builders})"
-                ));
-            }
-            Some((eif, format!("{by} and {builders}")))
-        }
-        (one, other) => one.or(other),
-    };
+    let reproduced = crate::member::reproduce::reproduce(
+        args.eif.as_deref(),
+        &crate::member::reproduce::StatementInput {
+            statement: args.statement.clone(),
+            signatures: args.statement_sig.clone(),
+            keyring: args.keyring.clone(),
+            threshold: args.statement_threshold,
+        },
+    )?;
     let keymap = match args.keys.clone().or_else(|| {
         let p = PathBuf::from(std::env::var_os("HOME")?).join(".config/tessera/keys.toml");
         p.exists().then_some(p)
@@ -173,29 +152,15 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         share_path: args.share.clone().or_else(|| find_share(&args.dir)),
         reproduced,
         previous,
+        pins: args
+            .pins
+            .clone()
+            .or_else(crate::member::pin::PinStore::default_dir)
+            .map(crate::member::pin::PinStore::new),
         at,
         max_age: Duration::from_secs(args.max_age_secs),
         keymap,
     })
-}
-
-/// PCR0-2 from a builders' statement, if one was given, with who signed it.
-fn statement_pcrs(args: &TuiArgs) -> Result<Option<([Pcr; 3], String)>, String> {
-    let (Some(statement), Some(keyring)) = (&args.statement, &args.keyring) else {
-        return Ok(None);
-    };
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let sigs = args
-        .statement_sig
-        .iter()
-        .map(read)
-        .collect::<Result<Vec<_>, _>>()?;
-    let ring = crate::openpgp::Keyring::from_dir(keyring).map_err(|e| e.to_string())?;
-    let v =
-        crate::openpgp::verify_statement(&read(statement)?, &sigs, &ring, args.statement_threshold)
-            .map_err(|e| format!("{}: {e}", statement.display()))?;
-    let pcrs = v.pcrs.map(Pcr::from_array);
-    Ok(Some((pcrs, format!("builders {}", v.signers.join(", ")))))
 }
 
 fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
@@ -387,6 +352,7 @@ fn worker(
     out_dir: PathBuf,
     approved_dir: Option<PathBuf>,
     alias: String,
+    env: MemberEnv,
 ) {
     let pins = TuiPins {
         tx: tx.clone(),
@@ -398,6 +364,7 @@ fn worker(
     match &mut device {
         Some(Ok(d)) => {
             let _ = tx.send(Msg::Device(describe(d.as_mut())));
+            send_pins(&env, d.as_mut(), &tx);
         }
         Some(Err(e)) => {
             let _ = tx.send(Msg::Device(DeviceView {
@@ -453,7 +420,8 @@ fn worker(
                     let _ = tx.send(Msg::JobDone(Err(NO_DEVICE.to_owned())));
                     continue;
                 };
-                let result = run_job(d.as_mut(), job, &out_dir, approved_dir.as_deref(), &tx);
+                let result = run_job(d.as_mut(), job, &out_dir, approved_dir.as_deref(), &env, &tx);
+                send_pins(&env, d.as_mut(), &tx);
                 let rec = Record::new(job.action(), decision(&result))
                     .input_hash("object", &job.object_hash())
                     .device(d.info().label);
@@ -586,23 +554,64 @@ fn summary(rec: &Record) -> String {
     )
 }
 
+/// What the worker needs to have the member layer decide again at the moment of an action.
+#[derive(Clone)]
+struct MemberEnv {
+    store: Option<crate::member::pin::PinStore>,
+    anchor: TrustAnchor,
+    at: Option<OffsetDateTime>,
+    max_age: Duration,
+    reproduced: Option<crate::member::review::Reproduced>,
+}
+
+impl MemberEnv {
+    fn from_config(c: &super::app::Config) -> Self {
+        Self {
+            store: c.pins.clone(),
+            anchor: c.anchor.clone(),
+            at: c.at,
+            max_age: c.max_age,
+            reproduced: c.reproduced.clone(),
+        }
+    }
+}
+
+fn send_pins(env: &MemberEnv, dev: &mut dyn KeyDevice, tx: &Sender<Msg>) {
+    let (Some(store), Ok(mine)) = (&env.store, dev.public_key(Role::Manifest)) else {
+        let _ = tx.send(Msg::Pins(Vec::new()));
+        return;
+    };
+    let _ = tx.send(Msg::Pins(store.list(&mine)));
+}
+
 fn run_job(
     dev: &mut dyn KeyDevice,
     job: &SignJob,
     out_dir: &Path,
     approved_dir: Option<&Path>,
+    env: &MemberEnv,
     written: &Sender<Msg>,
 ) -> Result<String, String> {
+    let keys = crate::member::review::MemberKeys::read(dev);
+    // The clock at this moment, not when the request was opened.
+    let ctx = crate::member::review::Context {
+        anchor: &env.anchor,
+        at: env.at.unwrap_or_else(OffsetDateTime::now_utc),
+        at_is_clock: env.at.is_none(),
+        max_age: env.max_age,
+        reproduced: env.reproduced.as_ref(),
+        keys: &keys,
+    };
+    let store = env
+        .store
+        .clone()
+        .ok_or("no folder for namespace pins: start with --pins DIR")?;
+    let act_err = |e: crate::member::act::ActError| e.message();
     let fail = |e: crate::cli::common::Failure| e.message;
     match job {
         SignJob::ApproveManifest { manifest } => {
-            let approval = approve(
-                dev,
-                Purpose::Manifest,
-                &manifest.hash(),
-                "manifest approval",
-            )
-            .map_err(|e| format!("{e} — {}", e.hint()))?;
+            let (approval, _) =
+                crate::member::act::approve_manifest(&store, manifest, &ctx, dev).map_err(act_err)?;
             let meta = Metadata {
                 namespace: Some(manifest.namespace.name.clone()),
                 nonce: Some(manifest.namespace.nonce),
@@ -622,44 +631,38 @@ fn run_job(
         }
         SignJob::HandOver {
             request,
-            ephemeral,
             share_path,
         } => {
             let sealed = airgap_bundle::usb::read_limited(share_path, 64 * 1024)
                 .map_err(|e| format!("{}: {e}", share_path.display()))?;
             let m = &request.envelope.manifest;
-            let (submission, x) = tessera_core::provision::hand_over(m, ephemeral, &sealed, dev)
-                .map_err(|e| match e {
-                    tessera_core::provision::ProvisionError::Device(d) => {
-                        format!("{d} — {}", d.hint())
-                    }
-                    other => other.to_string(),
-                })?;
-            let member = tessera_core::provision::member_of(m, dev)
-                .map(|s| s.alias.clone())
-                .ok();
+            let done = crate::member::act::hand_over(&store, request, &sealed, &ctx, dev)
+                .map_err(act_err)?;
             let meta = Metadata {
                 namespace: Some(m.namespace.name.clone()),
-                member,
+                member: done.review.member.clone(),
                 nonce: Some(m.namespace.nonce),
                 ..Metadata::default()
             };
-            let path = crate::cli::objects::save(out_dir, BundleKind::Share, meta, &submission)
-                .map_err(fail)?;
+            let path =
+                crate::cli::objects::save(out_dir, BundleKind::Share, meta, &done.submission)
+                    .map_err(fail)?;
             let _ = written.send(Msg::Written(path.clone()));
             Ok(format!(
-                "share x = {x} handed over; share bundle written to {}",
+                "share x = {} handed over; share bundle written to {}",
+                done.x,
                 path.display()
             ))
         }
         SignJob::ApprovePatch { envelope } => {
-            let approval = approve(
+            let (approval, _) = crate::member::act::approve_change(
+                &store,
+                crate::member::review::Change::Patch(&envelope.patch),
+                None,
+                &ctx,
                 dev,
-                Purpose::Patch,
-                &envelope.patch.hash(),
-                "patch approval",
             )
-            .map_err(|e| format!("{e} — {}", e.hint()))?;
+            .map_err(act_err)?;
             let meta = Metadata {
                 namespace: Some(envelope.patch.namespace.clone()),
                 ..Metadata::default()
@@ -774,7 +777,10 @@ fn event_loop(
             .clone()
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "member".to_owned());
-        std::thread::spawn(move || worker(selector, job_rx, tx, pin_rx, out_dir, approved, alias));
+        let env = MemberEnv::from_config(&state.config);
+        std::thread::spawn(move || {
+            worker(selector, job_rx, tx, pin_rx, out_dir, approved, alias, env);
+        });
     }
     let mut pin = Zeroizing::new(String::new());
     let mut pending: Vec<Effect> = vec![Effect::Rescan];

@@ -1,6 +1,7 @@
 //! Rendering: a pure function of the state. Works at 80x24 and uses more room when there is.
 
 use ratatui::Frame;
+use tessera_core::bytes::hex_groups;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -368,7 +369,7 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
     );
     let reproduced_title = state.config.reproduced.as_ref().map_or_else(
         || "PCRs (reproduced: none given)".to_owned(),
-        |(_, by)| format!("PCRs (reproduced by {by})"),
+        |r| format!("PCRs (reproduced: {})", reproduced_from(&r.source)),
     );
     frame.render_widget(
         pcr_table(&a.rows, wide).block(block(&reproduced_title)),
@@ -403,6 +404,39 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
     );
 }
 
+fn reproduced_from(s: &crate::member::review::ReproducedFrom) -> String {
+    match s {
+        crate::member::review::ReproducedFrom::Eif(n) => format!("EIF {n}"),
+        crate::member::review::ReproducedFrom::Builders { names, .. } => {
+            format!("builders {}", names.join(", "))
+        }
+    }
+}
+
+/// The member layer's review, one line per check; refusals carry their next step.
+fn review_lines(r: &crate::member::review::Review) -> Vec<Line<'static>> {
+    use crate::member::review::Verdict;
+    let mut out = Vec::new();
+    for c in &r.checks {
+        let (mark, style) = match c.verdict {
+            Verdict::Pass => ("✓ ", OK),
+            Verdict::Warn => ("! ", WARN),
+            Verdict::Fail => ("✗ ", BAD),
+        };
+        out.push(Line::from(vec![
+            Span::styled(mark, style),
+            Span::styled(format!("{}: ", c.label), TITLE),
+            Span::styled(c.detail.clone(), if c.verdict == Verdict::Pass { Style::new() } else { style }),
+        ]));
+        if c.verdict == Verdict::Fail
+            && let Some(n) = &c.next
+        {
+            out.push(Line::from(Span::styled(format!("  next: {n}"), WARN)));
+        }
+    }
+    out
+}
+
 fn manifest(state: &State, frame: &mut Frame, area: Rect) {
     let Some(r) = &state.manifest else {
         frame.render_widget(
@@ -417,10 +451,13 @@ fn manifest(state: &State, frame: &mut Frame, area: Rect) {
         "{} nonce {}  hash {}",
         r.manifest.namespace.name,
         r.manifest.namespace.nonce,
-        super::app::confirm_code(&r.hash)
+        hex_groups(&r.hash.0[..8])
     ))];
-    lines.push(match (&r.blocked, r.previous_nonce) {
-        (Some(b), _) => Line::from(Span::styled(format!("CANNOT APPROVE: {b}"), BAD)),
+    lines.push(match (r.blocked(), r.previous_nonce) {
+        (Some(b), _) => Line::from(Span::styled(
+            format!("CANNOT APPROVE: {}", b.lines().next().unwrap_or_default()),
+            BAD,
+        )),
         (None, Some(p)) => Line::from(Span::styled(
             format!("diff against your last approval (nonce {p}): ~ changed, + added"),
             WARN,
@@ -505,40 +542,27 @@ fn provision(state: &State, frame: &mut Frame, area: Rect) {
                 .unwrap_or_default(),
             m.namespace.name,
             m.namespace.nonce,
-            super::app::confirm_code(&w.manifest_hash)
+            hex_groups(&w.manifest_hash.0[..8])
         )),
         Line::from(""),
-        step(
-            w.approvals.as_deref().map_err(String::as_str),
-            "1 manifest approvals",
-        ),
-        step(
-            w.attestation.verdict.as_deref().map_err(String::as_str),
-            "2 attestation",
-        ),
     ];
-    let pcrs = w
-        .attestation
-        .rows
-        .iter()
-        .all(|r| r.matches() != Some(false))
-        && !w.attestation.rows.is_empty();
-    lines.push(step(
-        if pcrs {
-            Ok("expected = attested (see Attestation)")
-        } else {
-            Err("see Attestation")
-        },
-        "3 PCRs",
-    ));
+    match &w.review {
+        Some(r) => lines.extend(review_lines(r)),
+        None => lines.push(Line::from(Span::styled(
+            "waiting for the key device and the clock",
+            DIM,
+        ))),
+    }
     let share = w.share_path.as_ref().map(|p| p.display().to_string());
     lines.push(step(
-        share.as_deref().ok_or("none (start with --share FILE)"),
-        "4 your encrypted share",
+        share
+            .as_deref()
+            .ok_or("none: start with --share FILE or put it in the bundle folder"),
+        "your encrypted share",
     ));
     match &w.result {
-        None => lines.push(Line::from(Span::styled("5 hand over: press the approve key; you will type the confirmation code, then your PIN", DIM))),
-        Some(r) => lines.push(step(r.as_deref().map_err(String::as_str), "5 share bundle")),
+        None => lines.push(Line::from(Span::styled("hand over: press the approve key; you will type the confirmation code the coordinator announced, then your PIN", DIM))),
+        Some(r) => lines.push(step(r.as_deref().map_err(String::as_str), "share bundle")),
     }
     frame.render_widget(
         Paragraph::new(lines)
@@ -700,19 +724,36 @@ fn popup(state: &State, p: &Popup, frame: &mut Frame) {
             l.push(Line::from(Span::styled("Enter submit  Esc cancel", DIM)));
             (secret.as_str(), l, Style::new())
         }
-        Popup::Confirm { job, code, typed } => {
+        Popup::Confirm {
+            job,
+            typed,
+            mismatch,
+        } => {
             let mut l: Vec<Line> = job
                 .describe()
                 .lines()
                 .map(|s| Line::from(s.to_owned()))
                 .collect();
             l.push(Line::from(""));
-            l.push(Line::from(vec![
-                Span::raw("Type the confirmation code "),
-                Span::styled(code.clone(), TITLE),
-                Span::raw(" to proceed:"),
-            ]));
+            if let SignJob::Provision { .. } = job {
+                // No coordinator announces a plan: the code shown is typed back to confirm.
+                l.push(Line::from(vec![
+                    Span::raw("Type "),
+                    Span::styled(crate::member::confirm_code(&job.object_hash()), TITLE),
+                    Span::raw(" to proceed:"),
+                ]));
+            } else {
+                l.push(Line::from(
+                    "Type the confirmation code the coordinator announced (16 hex digits):",
+                ));
+            }
             l.push(Line::from(format!("> {typed}")));
+            if *mismatch {
+                l.push(Line::from(Span::styled(
+                    "code does not match: this is not the announced object, or a typo",
+                    BAD,
+                )));
+            }
             let nothing = if matches!(job, SignJob::Provision { .. }) {
                 "the YubiKey is not changed"
             } else {

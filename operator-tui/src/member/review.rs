@@ -1,0 +1,818 @@
+//! The one place that decides whether a member's share may leave or a member may sign.
+//!
+//! Each function turns (the member's pin, the object under review, the clock, the device's
+//! public keys) into a [`Review`]: every check with its verdict and words, the next step when it
+//! fails, and what the pin becomes if the action goes ahead. The CLI prints a review and the app
+//! renders it; neither adds a check of its own. Everything a share is handed to must be
+//! explained by what the member pinned, never by the object under review alone.
+//!
+//! Who may lie to these checks: the host (request bundles, attestation documents replayed or
+//! from another enclave, old envelopes), the coordinator (manifests, envelopes, a foreign
+//! namespace that copies the real share set), the USB stick (any file, including the pin), and
+//! other members (their own pin in place of this member's). The tests in
+//! `operator-tui/tests/member_attacks.rs` play each of them.
+
+use std::time::Duration;
+
+use tessera_core::attestation::{self, AttestationError, Policy, TrustAnchor};
+use tessera_core::bytes::{ByteArray, Hash32, Pcr, hex_groups};
+use tessera_core::device::KeyDevice;
+use tessera_core::keys::{PublicKey, Role};
+use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet};
+use tessera_core::objects::{Patch, ProvisionRequest, Reshard};
+use tessera_core::sign::{Purpose, check_threshold};
+use time::OffsetDateTime;
+
+use super::pin::{Highest, Lookup, NamespacePin, PcrPolicy};
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Passes, but the member must see it (a dev waiver, a Manifest-set change, a first pin).
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "ok",
+            Verdict::Warn => "note",
+            Verdict::Fail => "REFUSED",
+        }
+    }
+}
+
+/// One line of a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub label: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// What to do about a refusal.
+    pub next: Option<String>,
+}
+
+/// What is being decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    HandOver,
+    ApproveManifest,
+    ApprovePatch,
+    ApproveReshard,
+}
+
+impl Action {
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::HandOver => "hand your share to the attested enclave",
+            Action::ApproveManifest => "approve this manifest",
+            Action::ApprovePatch => "approve this patch",
+            Action::ApproveReshard => "approve this reshard",
+        }
+    }
+}
+
+/// Every check of one decision, and what follows from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub action: Action,
+    pub namespace: String,
+    /// The hash whose confirmation code the member types.
+    pub object_hash: Hash32,
+    pub checks: Vec<Check>,
+    /// The pin after the action, when the action changes it (or creates it).
+    pub pin_after: Option<NamespacePin>,
+    /// For a hand-over: the attested enclave's ephemeral key.
+    pub ephemeral: Option<ByteArray<32>>,
+    /// For a hand-over: the member's alias in the share set.
+    pub member: Option<String>,
+}
+
+impl Review {
+    fn new(action: Action, namespace: &str, object_hash: Hash32) -> Self {
+        Self {
+            action,
+            namespace: namespace.to_owned(),
+            object_hash,
+            checks: Vec::new(),
+            pin_after: None,
+            ephemeral: None,
+            member: None,
+        }
+    }
+
+    /// The one answer: may the action proceed?
+    #[must_use]
+    pub fn may_proceed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.verdict != Verdict::Fail)
+    }
+
+    /// The first refusal as one message with its next step, or `None` when the action may
+    /// proceed.
+    #[must_use]
+    pub fn refusal(&self) -> Option<String> {
+        let c = self.checks.iter().find(|c| c.verdict == Verdict::Fail)?;
+        Some(match &c.next {
+            Some(n) => format!("{}: {}\nnext: {n}", c.label, c.detail),
+            None => format!("{}: {}", c.label, c.detail),
+        })
+    }
+
+    fn pass(&mut self, label: &'static str, detail: impl Into<String>) {
+        self.push(label, Verdict::Pass, detail.into(), None);
+    }
+
+    fn warn(&mut self, label: &'static str, detail: impl Into<String>) {
+        self.push(label, Verdict::Warn, detail.into(), None);
+    }
+
+    fn fail(&mut self, label: &'static str, detail: impl Into<String>, next: impl Into<String>) {
+        self.push(label, Verdict::Fail, detail.into(), Some(next.into()));
+    }
+
+    fn push(&mut self, label: &'static str, verdict: Verdict, detail: String, next: Option<String>) {
+        self.checks.push(Check {
+            label,
+            verdict,
+            detail,
+            next,
+        });
+    }
+}
+
+/// PCR0-2 measured on the member's side, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reproduced {
+    pub pcrs: [Pcr; 3],
+    pub source: ReproducedFrom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReproducedFrom {
+    /// Measured from an EIF (its file name).
+    Eif(String),
+    /// A builders' statement that verified; the signers' certificate fingerprints (upper-case
+    /// hex) and names.
+    Builders {
+        fingerprints: Vec<String>,
+        names: Vec<String>,
+    },
+}
+
+impl ReproducedFrom {
+    fn describe(&self) -> String {
+        match self {
+            ReproducedFrom::Eif(name) => format!("EIF {name}"),
+            ReproducedFrom::Builders { names, .. } => {
+                format!("builders' statement by {}", names.join(", "))
+            }
+        }
+    }
+}
+
+/// The device's public keys, read once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberKeys {
+    pub manifest: Option<PublicKey>,
+    pub share: Option<PublicKey>,
+    pub patch: Option<PublicKey>,
+}
+
+impl MemberKeys {
+    pub fn read(device: &mut dyn KeyDevice) -> Self {
+        Self {
+            manifest: device.public_key(Role::Manifest).ok(),
+            share: device.public_key(Role::Share).ok(),
+            patch: device.public_key(Role::Patch).ok(),
+        }
+    }
+}
+
+/// Everything besides the pin and the object that a decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub anchor: &'a TrustAnchor,
+    /// The validation time: the clock at the moment of the decision, unless overridden.
+    pub at: OffsetDateTime,
+    /// False when the validation time was given by hand (`--at`).
+    pub at_is_clock: bool,
+    pub max_age: Duration,
+    pub reproduced: Option<&'a Reproduced>,
+    pub keys: &'a MemberKeys,
+}
+
+impl Context<'_> {
+    /// Production mode: documents must chain to the pinned AWS Nitro root.
+    #[must_use]
+    pub fn production(&self) -> bool {
+        self.anchor.sha256() == attestation::aws_nitro_root_g1().sha256()
+    }
+
+    /// The PCR policy a new pin starts with: reproduce from an EIF in production, waived on a
+    /// dev root.
+    #[must_use]
+    pub fn default_policy(&self) -> PcrPolicy {
+        if self.production() {
+            PcrPolicy::Eif
+        } else {
+            PcrPolicy::WaivedDev
+        }
+    }
+}
+
+const TELL: &str = "do not go on; tell the coordinator and the other members";
+
+// ---------------------------------------------------------------------------------------------
+// The decisions.
+
+/// May this member hand their share to the enclave of `request`?
+#[must_use]
+pub fn hand_over(pin: &Lookup, request: &ProvisionRequest, ctx: &Context) -> Review {
+    let env = &request.envelope;
+    let m = &env.manifest;
+    let hash = m.hash();
+    let mut r = Review::new(Action::HandOver, &m.namespace.name, hash);
+    manifest_valid(&mut r, m);
+    let pin = pin_required(&mut r, pin, &m.namespace.name);
+    if let Some(pin) = pin {
+        let mut after = pin.clone();
+        quorum_key(&mut r, pin, m);
+        pinned_approvals(&mut r, pin, env, &mut after);
+        nonce(&mut r, pin.highest, m, &hash, &mut after);
+        pcrs(&mut r, &pin.pcr_policy, m, ctx);
+        r.pin_after = moved(pin, after);
+    }
+    r.ephemeral = attested(&mut r, &request.attestation, m, &hash, ctx);
+    match ctx.keys.share {
+        None => r.fail(
+            "share key",
+            "your device has no Share key",
+            "insert the YubiKey that holds your Share key",
+        ),
+        Some(k) => match m.share_set.members.iter().find(|s| s.public_key == k) {
+            Some(s) => {
+                r.member = Some(s.alias.clone());
+                r.pass(
+                    "share key",
+                    format!(
+                        "your Share key {} is {} in the share set ({} of {})",
+                        k.fingerprint(),
+                        s.alias,
+                        m.share_set.threshold,
+                        m.share_set.members.len()
+                    ),
+                );
+            }
+            None => r.fail(
+                "share key",
+                format!(
+                    "your Share key {} is not in this manifest's share set",
+                    k.fingerprint()
+                ),
+                format!(
+                    "this request is for namespace {} and not for your share; tell the coordinator",
+                    m.namespace.name
+                ),
+            ),
+        },
+    }
+    r
+}
+
+/// May this member approve `m` with their Manifest key?
+#[must_use]
+pub fn approve_manifest(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
+    let hash = m.hash();
+    let mut r = Review::new(Action::ApproveManifest, &m.namespace.name, hash);
+    manifest_valid(&mut r, m);
+    let (pin, mut after) = match pin {
+        Err(e) => {
+            r.fail(
+                "pin",
+                format!("your pin for {} is refused: {e}", m.namespace.name),
+                "restore your own pin file from your backup",
+            );
+            (None, None)
+        }
+        Ok(None) => match ctx.keys.manifest {
+            Some(owner) => {
+                r.warn(
+                    "pin",
+                    format!(
+                        "no pin for namespace {} on this laptop: approving creates one that trusts quorum key {} and Manifest set {}; compare both with the other members",
+                        m.namespace.name,
+                        m.namespace.quorum_public_key.signing.fingerprint(),
+                        describe_set(&m.manifest_set)
+                    ),
+                );
+                let mut p = NamespacePin::new(
+                    &m.namespace.name,
+                    owner,
+                    m.namespace.quorum_public_key,
+                    ctx.default_policy(),
+                );
+                p.manifest_set = Some(m.manifest_set.clone());
+                (None, Some(p))
+            }
+            None => (None, None),
+        },
+        Ok(Some(p)) => {
+            r.pass("pin", p.summary());
+            (Some(p), Some(p.clone()))
+        }
+    };
+    let mine = ctx.keys.manifest;
+    match mine {
+        None => r.fail(
+            "manifest key",
+            "your device has no Manifest key",
+            "insert the YubiKey that holds your Manifest key",
+        ),
+        Some(k) => {
+            let in_manifest = m.manifest_set.members.iter().any(|x| x.public_key == k);
+            let in_pinned = pin
+                .and_then(|p| p.manifest_set.as_ref())
+                .is_some_and(|s| s.members.iter().any(|x| x.public_key == k));
+            if in_manifest || in_pinned {
+                r.pass(
+                    "manifest key",
+                    format!("your Manifest key {} may approve", k.fingerprint()),
+                );
+            } else {
+                r.fail(
+                    "manifest key",
+                    format!(
+                        "your Manifest key {} is in neither this manifest's Manifest set nor the one you pinned",
+                        k.fingerprint()
+                    ),
+                    "your approval would not count; tell the coordinator",
+                );
+            }
+        }
+    }
+    if let (Some(pin), Some(after)) = (pin, after.as_mut()) {
+        quorum_key(&mut r, pin, m);
+        match &pin.manifest_set {
+            None => {
+                r.warn(
+                    "manifest set",
+                    format!(
+                        "your pin records no Manifest set yet: approving records {}",
+                        describe_set(&m.manifest_set)
+                    ),
+                );
+                after.manifest_set = Some(m.manifest_set.clone());
+            }
+            Some(s) if *s == m.manifest_set => {
+                r.pass("manifest set", format!("unchanged: {}", describe_set(s)));
+            }
+            Some(s) => r.warn(
+                "manifest set",
+                format!(
+                    "this manifest changes the Manifest set from {} to {}: it takes effect only with approvals from the set you pinned",
+                    describe_set(s),
+                    describe_set(&m.manifest_set)
+                ),
+            ),
+        }
+        nonce(&mut r, pin.highest, m, &hash, after);
+        pcrs(&mut r, &pin.pcr_policy, m, ctx);
+    } else if let Some(after) = after.as_mut() {
+        nonce(&mut r, None, m, &hash, after);
+        pcrs(&mut r, &after.pcr_policy.clone(), m, ctx);
+    }
+    r.pin_after = match (pin, after) {
+        (Some(p), Some(a)) => moved(p, a),
+        (None, a) => a,
+        (Some(_), None) => None,
+    };
+    r
+}
+
+/// A patch or a reshard, both approved against one manifest.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Patch(&'a Patch),
+    Reshard(&'a Reshard),
+}
+
+/// May this member approve a patch (Patch key) or a reshard (Manifest key)? Only for a manifest
+/// their pin explains: the latest one they approved or handed over to, or one whose envelope
+/// (given with `--manifest`) carries their pinned set's approvals at a nonce not below the pin's.
+#[must_use]
+pub fn approve_change(
+    pin: &Lookup,
+    change: Change,
+    envelope: Option<&ManifestEnvelope>,
+    ctx: &Context,
+) -> Review {
+    let (action, namespace, hash, manifest_hash, role, key) = match change {
+        Change::Patch(p) => (
+            Action::ApprovePatch,
+            &p.namespace,
+            p.hash(),
+            p.manifest_hash,
+            "patch key",
+            ctx.keys.patch,
+        ),
+        Change::Reshard(x) => (
+            Action::ApproveReshard,
+            &x.namespace,
+            x.hash(),
+            x.manifest_hash,
+            "manifest key",
+            ctx.keys.manifest,
+        ),
+    };
+    let mut r = Review::new(action, namespace, hash);
+    let envelope = envelope.filter(|e| e.manifest.hash() == manifest_hash);
+    if let Some(pin) = pin_required(&mut r, pin, namespace) {
+        match (pin.highest, envelope) {
+            (Some(h), _) if h.manifest_hash == manifest_hash => r.pass(
+                "manifest",
+                format!(
+                    "for the manifest of nonce {} that you approved or handed over to",
+                    h.nonce
+                ),
+            ),
+            (_, Some(env)) => {
+                let m = &env.manifest;
+                let mut after = pin.clone();
+                manifest_valid(&mut r, m);
+                quorum_key(&mut r, pin, m);
+                pinned_approvals(&mut r, pin, env, &mut after);
+                nonce(&mut r, pin.highest, m, &manifest_hash, &mut after);
+                r.pin_after = moved(pin, after);
+            }
+            (_, None) => r.fail(
+                "manifest",
+                format!(
+                    "for manifest {}, which your pin does not hold as the latest you approved or handed over to",
+                    hex_groups(&manifest_hash.0[..8])
+                ),
+                "give the manifest's envelope with --manifest (its approvals are checked against your pin), or review the manifest first",
+            ),
+        }
+    }
+    match (key, envelope) {
+        (None, _) => r.fail(
+            role,
+            format!("your device has no {role}"),
+            "insert the YubiKey that holds it",
+        ),
+        (Some(k), None) => r.pass(role, format!("signs with {}", k.fingerprint())),
+        (Some(k), Some(env)) => {
+            let set = match change {
+                Change::Patch(_) => &env.manifest.patch_set,
+                Change::Reshard(_) => &env.manifest.manifest_set,
+            };
+            if set.members.iter().any(|x| x.public_key == k) {
+                r.pass(role, format!("{} is in the approving set", k.fingerprint()));
+            } else {
+                r.fail(
+                    role,
+                    format!("your {role} {} is not in the set that approves it", k.fingerprint()),
+                    "your approval would not count; tell the coordinator",
+                );
+            }
+        }
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks.
+
+/// The envelope's approvals counted against the *pinned* Manifest set; a manifest that changes
+/// the set moves the pin only when the pinned set approved it.
+fn pinned_approvals(
+    r: &mut Review,
+    pin: &NamespacePin,
+    env: &ManifestEnvelope,
+    after: &mut NamespacePin,
+) {
+    let m = &env.manifest;
+    let hash = m.hash();
+    match &pin.manifest_set {
+        None => r.fail(
+            "approvals",
+            format!(
+                "your pin for {} records no Manifest set yet, so no approval can be checked",
+                m.namespace.name
+            ),
+            "record the set you trust with `tessera trust manifest-set` (or approve a manifest first)",
+        ),
+        Some(pinned) => {
+            let report = check_threshold(pinned, Purpose::Manifest, &hash, &env.approvals);
+            if report.met() {
+                r.pass(
+                    "approvals",
+                    format!(
+                        "approved by {} ({} of {} needed from your pinned Manifest set)",
+                        report.approved.join(", "),
+                        report.approved.len(),
+                        report.threshold
+                    ),
+                );
+                if m.manifest_set != *pinned {
+                    r.warn(
+                        "manifest set",
+                        format!(
+                            "this manifest changes the Manifest set to {}; your pinned set approved it, so your pin moves to the new set",
+                            describe_set(&m.manifest_set)
+                        ),
+                    );
+                    after.manifest_set = Some(m.manifest_set.clone());
+                }
+            } else {
+                r.fail(
+                    "approvals",
+                    format!(
+                        "{} of {} approvals from your pinned Manifest set ({}){}",
+                        report.approved.len(),
+                        report.threshold,
+                        describe_set(pinned),
+                        if report.rejected.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; not counted: {}", report.rejected.join("; "))
+                        }
+                    ),
+                    format!("the set you trust did not approve this manifest: {TELL}"),
+                );
+            }
+        }
+    }
+}
+
+fn manifest_valid(r: &mut Review, m: &Manifest) {
+    match m.validate() {
+        Ok(()) => {}
+        Err(e) => r.fail(
+            "manifest",
+            format!("malformed: {e}"),
+            format!("the manifest cannot be trusted: {TELL}"),
+        ),
+    }
+}
+
+fn pin_required<'p>(r: &mut Review, pin: &'p Lookup, namespace: &str) -> Option<&'p NamespacePin> {
+    match pin {
+        Err(e) => {
+            r.fail(
+                "pin",
+                format!("your pin for {namespace} is refused: {e}"),
+                "restore your own pin file from your backup, or run `tessera genesis verify` again",
+            );
+            None
+        }
+        Ok(None) => {
+            r.fail(
+                "pin",
+                format!("no pin for namespace {namespace}: this laptop never verified its genesis"),
+                format!(
+                    "if {namespace} is yours, run `tessera genesis verify` for it; if you expected another namespace, this request is not for it: {TELL}"
+                ),
+            );
+            None
+        }
+        Ok(Some(p)) => {
+            r.pass("pin", p.summary());
+            Some(p)
+        }
+    }
+}
+
+fn quorum_key(r: &mut Review, pin: &NamespacePin, m: &Manifest) {
+    if pin.quorum_public_key == m.namespace.quorum_public_key {
+        r.pass(
+            "quorum key",
+            format!(
+                "{} as pinned",
+                m.namespace.quorum_public_key.signing.fingerprint()
+            ),
+        );
+    } else {
+        r.fail(
+            "quorum key",
+            format!(
+                "the manifest names quorum key {}, your pin {}",
+                m.namespace.quorum_public_key.signing.fingerprint(),
+                pin.quorum_public_key.signing.fingerprint()
+            ),
+            format!("this is not your namespace's key: {TELL}"),
+        );
+    }
+}
+
+fn nonce(r: &mut Review, highest: Option<Highest>, m: &Manifest, hash: &Hash32, after: &mut NamespacePin) {
+    let n = m.namespace.nonce;
+    match highest {
+        None => r.pass("nonce", format!("{n}: the first manifest of this namespace on this laptop")),
+        Some(h) if n > h.nonce => r.pass("nonce", format!("{n} rises above {}", h.nonce)),
+        Some(h) if n == h.nonce && *hash == h.manifest_hash => r.pass(
+            "nonce",
+            format!("{n}: the manifest you already approved or handed over to"),
+        ),
+        Some(h) if n == h.nonce => r.fail(
+            "nonce",
+            format!("{n} is taken: you already used it for a different manifest"),
+            format!("two manifests share a nonce: {TELL}"),
+        ),
+        Some(h) => r.fail(
+            "nonce",
+            format!(
+                "rollback: nonce {n} is below {}, the highest you approved or handed over to",
+                h.nonce
+            ),
+            format!("the host may be booting an old manifest: {TELL}"),
+        ),
+    }
+    if highest.is_none_or(|h| n > h.nonce) {
+        after.highest = Some(Highest {
+            nonce: n,
+            manifest_hash: *hash,
+        });
+    }
+}
+
+fn pcrs(r: &mut Review, policy: &PcrPolicy, m: &Manifest, ctx: &Context) {
+    let want = [&m.enclave.pcr0, &m.enclave.pcr1, &m.enclave.pcr2];
+    let source_ok = match (policy, ctx.reproduced) {
+        (PcrPolicy::WaivedDev, _) if ctx.production() => {
+            r.fail(
+                "pcrs",
+                "your pin waives PCR reproduction, which is for dev roots only; this document chains to the AWS root",
+                "set a policy: `tessera trust pcr-policy --eif` (or --builder-key ... --builders-threshold K), then give --eif",
+            );
+            return;
+        }
+        (PcrPolicy::WaivedDev, None) => {
+            r.warn("pcrs", "DEV: PCR0-2 not reproduced (waived by your pin; refused against the AWS root)");
+            return;
+        }
+        (_, None) => {
+            r.fail(
+                "pcrs",
+                format!("PCR0-2 are not reproduced; your pin requires: {}", policy.describe()),
+                "give --eif with the EIF you built from the release sources (or the builders' statement)",
+            );
+            return;
+        }
+        (PcrPolicy::Eif | PcrPolicy::WaivedDev, Some(rep)) => match &rep.source {
+            ReproducedFrom::Eif(_) => true,
+            ReproducedFrom::Builders { .. } if matches!(policy, PcrPolicy::WaivedDev) => true,
+            ReproducedFrom::Builders { .. } => {
+                r.fail(
+                    "pcrs",
+                    "your pin requires PCR0-2 from an EIF you built; a builders' statement was given",
+                    "give --eif with the EIF you built",
+                );
+                false
+            }
+        },
+        (PcrPolicy::Builders { threshold, fingerprints }, Some(rep)) => match &rep.source {
+            ReproducedFrom::Builders { fingerprints: signers, .. } => {
+                let pinned = signers
+                    .iter()
+                    .filter(|s| fingerprints.iter().any(|f| f.eq_ignore_ascii_case(s)))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                if pinned < usize::from(*threshold) {
+                    r.fail(
+                        "pcrs",
+                        format!("the statement is signed by {pinned} of the builders you pinned; your pin needs {threshold}"),
+                        "get the statement signed by your pinned builders, or give --eif",
+                    );
+                    false
+                } else {
+                    true
+                }
+            }
+            ReproducedFrom::Eif(_) => true,
+        },
+    };
+    if !source_ok {
+        return;
+    }
+    let Some(rep) = ctx.reproduced else { return };
+    match rep.pcrs.iter().zip(want).position(|(a, b)| a != b) {
+        None => r.pass(
+            "pcrs",
+            format!("PCR0-2 reproduced from {} equal the manifest's", rep.source.describe()),
+        ),
+        Some(i) => r.fail(
+            "pcrs",
+            format!(
+                "PCR{i} reproduced from {} differs from the manifest's",
+                rep.source.describe()
+            ),
+            format!("the manifest names an image you did not build: {TELL}"),
+        ),
+    }
+}
+
+fn attested(
+    r: &mut Review,
+    doc: &[u8],
+    m: &Manifest,
+    hash: &Hash32,
+    ctx: &Context,
+) -> Option<ByteArray<32>> {
+    if ctx.production() && !ctx.at_is_clock {
+        r.fail(
+            "attestation",
+            "a hand-over is checked at this laptop's clock, not a validation time given by hand",
+            "run without --at (set the laptop's clock if it is wrong)",
+        );
+        return None;
+    }
+    let policy = Policy::new()
+        .expect_pcr(0, m.enclave.pcr0.0.to_vec())
+        .expect_pcr(1, m.enclave.pcr1.0.to_vec())
+        .expect_pcr(2, m.enclave.pcr2.0.to_vec())
+        .expect_pcr(3, m.enclave.pcr3.0.to_vec())
+        .expect_user_data(hash.0.to_vec())
+        .max_age(ctx.max_age);
+    match attestation::verify(doc, ctx.anchor, ctx.at, &policy) {
+        Ok(v) => {
+            let Some(key) = v.public_key().and_then(|k| ByteArray::<32>::try_from(k).ok()) else {
+                r.fail(
+                    "attestation",
+                    "the document carries no 32-byte ephemeral key",
+                    "fetch a new request bundle (`tessera provision request`)",
+                );
+                return None;
+            };
+            r.pass(
+                "attestation",
+                format!(
+                    "valid at {}: chain to the {} root, module {}, {} s old (limit {} s); PCR0-3 equal the manifest; user_data binds it; ephemeral key {}",
+                    if ctx.at_is_clock { "this laptop's clock" } else { "the time you gave" },
+                    if ctx.production() { "AWS" } else { "DEV" },
+                    v.module_id(),
+                    (ctx.at - v.timestamp()).whole_seconds(),
+                    ctx.max_age.as_secs(),
+                    hex_groups(&key.0[..8])
+                ),
+            );
+            Some(key)
+        }
+        Err(e) => {
+            let next = attestation_next(&e);
+            r.fail("attestation", e.to_string(), next);
+            None
+        }
+    }
+}
+
+/// What a member does about a refused document.
+#[must_use]
+pub fn attestation_next(e: &AttestationError) -> String {
+    match e {
+        AttestationError::TooOld { .. }
+        | AttestationError::CertificateExpired { .. } => {
+            "fetch a new request bundle (`tessera provision request`) and bring it over again".to_owned()
+        }
+        AttestationError::FromTheFuture { .. } | AttestationError::CertificateNotYetValid { .. } => {
+            "check this laptop's clock, then open the request again".to_owned()
+        }
+        AttestationError::UntrustedRoot { .. } => {
+            "for a dev enclave, pass its root with --root; in production the document must chain to the AWS Nitro root".to_owned()
+        }
+        AttestationError::PcrMismatch { .. } | AttestationError::DebugMode => {
+            format!("the enclave does not run the manifest's image: {TELL}")
+        }
+        AttestationError::BindingMismatch { .. } => {
+            format!("the document belongs to another manifest or enclave: {TELL}")
+        }
+        AttestationError::Cbor { .. } | AttestationError::TrailingData { .. } => {
+            "the document is damaged or cut short: copy the request bundle again".to_owned()
+        }
+        _ => format!("the document is not a genuine attestation: {TELL}"),
+    }
+}
+
+fn moved(before: &NamespacePin, mut after: NamespacePin) -> Option<NamespacePin> {
+    if after == *before {
+        return None;
+    }
+    after.sequence = before.sequence.saturating_add(1);
+    Some(after)
+}
+
+fn describe_set(s: &MemberSet) -> String {
+    format!(
+        "{} of [{}]",
+        s.threshold,
+        s.members
+            .iter()
+            .map(|m| format!("{} {}", m.alias, m.public_key.fingerprint()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
