@@ -315,6 +315,7 @@ fn describe(dev: &mut dyn KeyDevice) -> DeviceView {
         label: info.label,
         serial: info.serial,
         software: info.kind == DeviceKind::Software,
+        member_keys: crate::member::review::MemberKeys::read(dev),
         ..DeviceView::default()
     };
     for role in Role::ALL {

@@ -1,0 +1,370 @@
+//! A hostile host and a hostile coordinator try to collect the Quorum Key from members, on the
+//! real binaries: a dev enclave and the relay as processes, `tessera` run as a member runs it.
+//! In every attack the member's share never leaves (no share bundle is written), the command
+//! exits 1 naming the check that refused, and the transcript records the refusal.
+
+mod ceremony_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use ceremony_support::{Services, files, ok_in, only_file, services, tessera_in};
+
+/// One namespace `real`: alice, bob and carol hold 2-of-3 shares, each pinned the quorum key at
+/// genesis; alice and bob approved manifest nonce 1 (pinning its Manifest set); carol recorded
+/// the set with `trust manifest-set`; the enclave booted it.
+struct World {
+    dir: tempfile::TempDir,
+    real: Services,
+    code1: String,
+}
+
+impl World {
+    fn p(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    fn t(&self) -> PathBuf {
+        self.dir.path().join("transcript.jsonl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok_in(&self.t(), args)
+    }
+
+    fn member(&self, m: &str) {
+        self.ok(&[
+            "member",
+            "init-software",
+            "--alias",
+            m,
+            "--keys",
+            &self.p(&format!("{m}.keys")),
+            "-o",
+            &self.p(&format!("{m}.member")),
+        ]);
+    }
+
+    /// Drafts a manifest of namespace `ns` from the real genesis output with the PCRs of
+    /// enclave `tag`, Manifest set `set` at `threshold`; returns (path, code).
+    fn draft(&self, name: &str, ns: &str, nonce: u64, tag: &str, set: &[&str], threshold: u8) -> (String, String) {
+        let out = self.p(&format!("{name}.tbundle"));
+        let members: Vec<String> = set.iter().map(|m| self.p(&format!("{m}.member"))).collect();
+        let pcrs = self.p(&format!("{tag}-pcrs.json"));
+        let genesis = self.p("genesis/genesis-output.tbundle");
+        let nonce = nonce.to_string();
+        let threshold = threshold.to_string();
+        let mut args = vec![
+            "manifest", "new", "--namespace", ns, "--nonce", &nonce, "--genesis", &genesis,
+            "--pcrs", &pcrs, "--manifest-threshold", &threshold, "--patch-threshold", "1",
+            "--app-sha256", "0000000000000000000000000000000000000000000000000000000000000001",
+        ];
+        for m in &members {
+            args.extend_from_slice(&["--manifest-member", m, "--patch-member", m]);
+        }
+        args.extend_from_slice(&["-o", &out]);
+        self.ok(&args);
+        let code = self.ok(&["manifest", "show", &out, "--confirm-code"]).trim().to_owned();
+        (out, code)
+    }
+
+    /// Approvals by `by` (each with their own pins, against enclave `tag`'s root), collected
+    /// into an envelope.
+    fn approve(&self, manifest: &str, code: &str, by: &[&str], tag: &str, envelope: &str) -> String {
+        self.approve_only(manifest, code, by, tag, envelope);
+        let env = self.p(&format!("{envelope}.tbundle"));
+        let mut args = vec!["manifest".to_owned(), "envelope".to_owned(), manifest.to_owned()];
+        for m in by {
+            args.extend(["--approval".to_owned(), self.p(&format!("{m}-{envelope}.approval"))]);
+        }
+        args.extend(["-o".to_owned(), env.clone()]);
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        env
+    }
+
+    fn approve_only(&self, manifest: &str, code: &str, by: &[&str], tag: &str, envelope: &str) {
+        for m in by {
+            let a = self.p(&format!("{m}-{envelope}.approval"));
+            self.ok(&[
+                "manifest", "approve", manifest, "--software", &self.p(&format!("{m}.keys")),
+                "--confirm", code, "--pins", &self.p(&format!("{m}.pins")),
+                "--root", &self.p(&format!("{tag}-root.pem")),
+                "--state-dir", &self.p(&format!("{m}.state")), "-o", &a,
+            ]);
+        }
+    }
+
+    fn boot(&self, svc: &Services, envelope: &str, tag: &str) {
+        self.ok(&["boot", "--relay", &svc.relay, envelope, "--root", &self.p(&format!("{tag}-root.pem"))]);
+    }
+
+    /// A fresh request bundle from `svc` in its own USB folder.
+    fn request(&self, svc: &Services, usb: &str) -> (String, String) {
+        let usb = self.p(usb);
+        std::fs::create_dir_all(&usb).unwrap();
+        self.ok(&["provision", "request", "--relay", &svc.relay, "-o", &usb]);
+        let req = only_file(Path::new(&usb), "request-").to_string_lossy().into_owned();
+        (req, usb)
+    }
+
+    /// `provision sign` by `m` with `extra` arguments (root, eif, ...).
+    fn sign(&self, m: &str, req: &str, usb: &str, code: &str, extra: &[&str]) -> Output {
+        let (share, keys, pins) = (
+            self.p(&format!("{m}.share.age")),
+            self.p(&format!("{m}.keys")),
+            self.p(&format!("{m}.pins")),
+        );
+        let mut args = vec![
+            "provision", "sign", req, "--share", &share, "--software", &keys, "--pins", &pins,
+            "--confirm", code, "-o", usb,
+        ];
+        args.extend_from_slice(extra);
+        tessera_in(&self.t(), &args)
+    }
+
+    /// The sign was refused by the check named `needle`; no share left; the transcript says so.
+    fn refused(&self, out: &Output, needle: &str, usb: &str) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{stdout}\n{err}");
+        assert!(err.contains(needle), "refusal does not name {needle:?}:\n{stdout}\n{err}");
+        assert!(err.contains("next:"), "refusal names no next step:\n{err}");
+        assert!(files(Path::new(usb), "share-").is_empty(), "a share bundle was written");
+        let transcript = std::fs::read_to_string(self.t()).unwrap();
+        let last = transcript.lines().last().unwrap_or_default();
+        assert!(last.contains("refused"), "transcript's last entry: {last}");
+    }
+
+    fn pin_file(&self, m: &str) -> PathBuf {
+        only_file(Path::new(&self.p(&format!("{m}.pins"))), "real.")
+    }
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let real = services(dir.path(), "real");
+    let mut w = World {
+        dir,
+        real,
+        code1: String::new(),
+    };
+    for m in ["alice", "bob", "carol"] {
+        w.member(m);
+    }
+    let gdir = w.p("genesis");
+    let mut args = vec!["genesis", "run", "--relay", &w.real.relay, "--namespace", "real", "--threshold", "2"];
+    let members: Vec<String> = ["alice", "bob", "carol"].iter().map(|m| w.p(&format!("{m}.member"))).collect();
+    for m in &members {
+        args.extend_from_slice(&["--member", m]);
+    }
+    args.extend_from_slice(&["-o", &gdir]);
+    w.ok(&args);
+    for m in ["alice", "bob", "carol"] {
+        let out = w.ok(&[
+            "genesis", "verify", &w.p("genesis/genesis-output.tbundle"), "--attestation",
+            &w.p("genesis/genesis-attestation.cbor"), "--pcrs", &w.p("real-pcrs.json"),
+            "--root", &w.p("real-root.pem"), "--software", &w.p(&format!("{m}.keys")),
+            "--share-out", &w.p(&format!("{m}.share.age")), "--pins", &w.p(&format!("{m}.pins")),
+        ]);
+        assert!(out.contains("pinned namespace real"), "{out}");
+    }
+    let (m1, code1) = w.draft("manifest1", "real", 1, "real", &["alice", "bob", "carol"], 2);
+    let env1 = w.approve(&m1, &code1, &["alice", "bob"], "real", "envelope1");
+    w.boot(&w.real, &env1, "real");
+    w.ok(&[
+        "trust", "manifest-set", &env1, "--software", &w.p("carol.keys"), "--pins", &w.p("carol.pins"),
+        "--confirm", &code1,
+    ]);
+    w.code1 = code1;
+    w
+}
+
+#[test]
+fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
+    let w = world();
+    // The attacker's own namespace, approved 1-of-1 by the attacker, listing the real share set
+    // and quorum key, booted on the attacker's enclave with its own root and PCRs.
+    w.member("mallory");
+    let evil = services(w.dir.path(), "evil");
+    let (m, code) = w.draft("evil", "evil", 1, "evil", &["mallory"], 1);
+    let env = w.approve(&m, &code, &["mallory"], "evil", "evil-envelope");
+    w.boot(&evil, &env, "evil");
+    let (req, usb) = w.request(&evil, "usb-evil");
+    // Even with the attacker's announced code and root, carol's pin decides.
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("evil-root.pem")]);
+    w.refused(&out, "no pin for namespace evil", &usb);
+
+    // The same trick inside the real namespace: the attacker's Manifest set, not the pinned one.
+    let swap = services(w.dir.path(), "swap");
+    let (m, code) = w.draft("swap", "real", 2, "swap", &["mallory"], 1);
+    let env = w.approve(&m, &code, &["mallory"], "swap", "swap-envelope");
+    w.boot(&swap, &env, "swap");
+    let (req, usb) = w.request(&swap, "usb-swap");
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("swap-root.pem")]);
+    w.refused(&out, "approvals: 0 of 2 approvals from your pinned Manifest set", &usb);
+}
+
+#[test]
+fn a_manifest_set_change_is_followed_only_with_the_pinned_sets_approval() {
+    let w = world();
+    w.member("dave");
+    // The pinned set (alice, bob) approves nonce 2, which adds dave: carol hands over and her
+    // pin moves to the new set.
+    let next = services(w.dir.path(), "next");
+    let (m, code) = w.draft("m2", "real", 2, "next", &["alice", "bob", "carol", "dave"], 2);
+    let env = w.approve(&m, &code, &["alice", "bob"], "next", "envelope2");
+    w.boot(&next, &env, "next");
+    let (req, usb) = w.request(&next, "usb-next");
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("next-root.pem")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("your pin moves to the new set"), "{text}");
+    let shown = w.ok(&["trust", "show", "--software", &w.p("carol.keys"), "--pins", &w.p("carol.pins")]);
+    assert!(shown.contains("Manifest set 2 of alice,bob,carol,dave, nonce 2"), "{shown}");
+
+    // Now dave alone (in the new set, 1 of the 2 needed) cannot move it again by himself.
+    let lone = services(w.dir.path(), "lone");
+    let (m, code) = w.draft("m3", "real", 3, "lone", &["dave"], 1);
+    let env = w.approve(&m, &code, &["dave"], "lone", "envelope3");
+    w.boot(&lone, &env, "lone");
+    let (req, usb) = w.request(&lone, "usb-lone");
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("lone-root.pem")]);
+    w.refused(&out, "1 of 2 approvals from your pinned Manifest set", &usb);
+}
+
+#[test]
+fn an_old_envelope_booted_after_a_restart_gets_no_share() {
+    let w = world();
+    // alice approves nonce 2: her pin remembers it.
+    let (m2, code2) = w.draft("m2", "real", 2, "real", &["alice", "bob", "carol"], 2);
+    w.approve_only(&m2, &code2, &["alice"], "real", "partial2");
+    // The host restarts the enclave and boots the old nonce-1 envelope again.
+    let restarted = services(w.dir.path(), "restart");
+    let old = w.p("envelope1.tbundle");
+    w.ok(&["boot", "--relay", &restarted.relay, &old, "--root", &w.p("restart-root.pem")]);
+    let (req, usb) = w.request(&restarted, "usb-restart");
+    let out = w.sign("alice", &req, &usb, &w.code1, &["--root", &w.p("restart-root.pem")]);
+    w.refused(&out, "rollback: nonce 1 is below 2", &usb);
+}
+
+#[test]
+fn pcrs_must_be_reproduced_as_the_pin_says() {
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-real");
+    // Production mode (the AWS root): a pin that waives reproduction is refused before the
+    // document is even considered.
+    let out = w.sign("carol", &req, &usb, &w.code1, &[]);
+    w.refused(&out, "waives PCR reproduction, which is for dev roots only", &usb);
+
+    // The member's policy: reproduce from an EIF.
+    w.ok(&["trust", "pcr-policy", "--namespace", "real", "--eif", "--software", &w.p("carol.keys"), "--pins", &w.p("carol.pins")]);
+    let root = w.p("real-root.pem");
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
+    w.refused(&out, "PCR0-2 are not reproduced", &usb);
+    // An EIF of another image.
+    let eif = ceremony_support::workspace().join("core/tests/vectors/eif/unsigned.eif");
+    let eif = eif.to_string_lossy().into_owned();
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root, "--eif", &eif]);
+    w.refused(&out, "PCR0 reproduced from EIF unsigned.eif differs from the manifest's", &usb);
+}
+
+#[test]
+fn an_edited_or_swapped_pin_is_refused() {
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-real");
+    let root = w.p("real-root.pem");
+    let carol = w.pin_file("carol");
+    let original = std::fs::read(&carol).unwrap();
+
+    // Edited by hand: one byte of the pinned content changed.
+    let mut edited = original.clone();
+    let i = edited.len() / 2;
+    edited[i] ^= 0x01;
+    std::fs::write(&carol, &edited).unwrap();
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
+    w.refused(&out, "pin: your pin for real is refused", &usb);
+
+    // Swapped for bob's (a valid pin, signed by bob's key).
+    std::fs::copy(w.pin_file("bob"), &carol).unwrap();
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
+    w.refused(&out, "another member's pin", &usb);
+
+    // Her own pin back: the hand-over goes through.
+    std::fs::write(&carol, &original).unwrap();
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(files(Path::new(&usb), "share-").len(), 1);
+}
+
+#[test]
+fn a_wrong_code_signs_nothing_and_the_prompt_never_shows_the_code() {
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-real");
+    let root = w.p("real-root.pem");
+    let out = w.sign("carol", &req, &usb, "0000 0000 0000 0000", &["--root", &root]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not match"), "{err}");
+    assert!(files(Path::new(&usb), "share-").is_empty());
+    let mut args = vec!["provision", "sign", &req, "--share"];
+    let share = w.p("carol.share.age");
+    let keys = w.p("carol.keys");
+    let pins = w.p("carol.pins");
+    args.extend_from_slice(&[&share, "--software", &keys, "--pins", &pins, "--root", &root, "-o", &usb]);
+    let out = tessera_in(&w.t(), &args);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!all.contains(&w.code1), "the code was printed:\n{all}");
+}
+
+/// The app decides again when the code is entered: a document fresh when the request opened but
+/// past the limit by the time of the hand-over is refused then.
+#[test]
+fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        panic!("tmux is required (scripts/ensure-deps.sh installs it)");
+    }
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-app");
+    let socket = format!("tessera-stale-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux").arg("-L").arg(&socket).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let app = format!(
+        "TESSERA_TRANSCRIPT={} {} open {req} --software {} --pins {} --root {} --dir {usb} --share {} --max-age-secs 6",
+        w.t().display(),
+        env!("CARGO_BIN_EXE_tessera"),
+        w.p("carol.keys"),
+        w.p("carol.pins"),
+        w.p("real-root.pem"),
+        w.p("carol.share.age"),
+    );
+    tmux(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
+    let wait_for = |text: &str| {
+        let start = Instant::now();
+        loop {
+            let s = tmux(&["capture-pane", "-p", "-t", "t"]);
+            if s.contains(text) {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "no {text:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let opened = Instant::now();
+    wait_for("✓ attestation");
+    tmux(&["send-keys", "-t", "t", "a"]);
+    wait_for("coordinator announced");
+    tmux(&["send-keys", "-t", "t", &w.code1]);
+    // The document was at most a second old when opened; wait past its 6 s limit.
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(opened.elapsed()));
+    tmux(&["send-keys", "-t", "t", "Enter"]);
+    let screen = wait_for("Refused");
+    assert!(screen.contains("s old"), "{screen}");
+    tmux(&["kill-server"]);
+    assert!(files(Path::new(&usb), "share-").is_empty(), "a share bundle was written");
+    let transcript = std::fs::read_to_string(w.t()).unwrap();
+    assert!(transcript.contains("provision.sign") && transcript.contains("refused"), "{transcript}");
+}
