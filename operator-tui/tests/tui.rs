@@ -155,7 +155,7 @@ fn snapshots_of_error_states() {
             bytes: f.manifest.encode(),
         },
     );
-    assert!(m.manifest.as_ref().unwrap().blocked.is_some());
+    assert!(m.manifest.as_ref().unwrap().blocked().is_some());
     snap("manifest_nonce_not_rising", &m);
 
     // Manifest diff against an earlier approval (nonce 5, other PCR0).
@@ -241,9 +241,9 @@ fn no_key_sequence_reaches_a_signature_without_confirmation() {
             if effects.iter().any(|e| matches!(e, Effect::Sign(_))) {
                 signs += 1;
                 match before {
-                    Some(Popup::Confirm { typed, code: c, .. }) => {
+                    Some(Popup::Confirm { typed, job, .. }) => {
                         assert_eq!(key, Key::Enter);
-                        assert_eq!(c, code);
+                        assert_eq!(app::confirm_code(&job.object_hash()), code);
                         assert_eq!(typed.replace(' ', ""), code.replace(' ', ""));
                     }
                     other => panic!("signed from {other:?} on {key:?}"),
@@ -475,7 +475,7 @@ fn the_keys_screen_provisions_only_after_the_plan_is_confirmed() {
     let plan = provisioning_plan();
     app::update(&mut s, Msg::Key(Key::Char('n')));
     app::update(&mut s, Msg::ProvisionPlan(Ok((5_437_251, plan.clone()))));
-    let Some(Popup::Confirm { code, job, .. }) = s.popup.clone() else {
+    let Some(Popup::Confirm { job, .. }) = s.popup.clone() else {
         panic!("no confirmation: {:?}", s.popup);
     };
     assert_eq!(
@@ -486,8 +486,8 @@ fn the_keys_screen_provisions_only_after_the_plan_is_confirmed() {
         }
     );
     assert_eq!(
-        code,
-        app::confirm_code(&tessera_core::bytes::Hash32::sha256(plan.as_bytes()))
+        job.object_hash(),
+        tessera_core::bytes::Hash32::sha256(plan.as_bytes())
     );
     snap("keys_provision_plan", &s);
     assert!(app::update(&mut s, Msg::Key(Key::Enter)).is_empty());
@@ -500,7 +500,7 @@ fn the_keys_screen_provisions_only_after_the_plan_is_confirmed() {
 
     app::update(&mut s, Msg::Key(Key::Char('n')));
     app::update(&mut s, Msg::ProvisionPlan(Ok((5_437_251, plan.clone()))));
-    for c in code.chars() {
+    for c in app::confirm_code(&job.object_hash()).chars() {
         app::update(&mut s, Msg::Key(Key::Char(c)));
     }
     assert_eq!(

@@ -46,13 +46,19 @@ fn statement_pcrs_fill_the_reproduced_column_at_threshold() {
         ..TuiArgs::default()
     };
     let cfg = config(&args, None).unwrap();
-    let (pcrs, by) = cfg.reproduced.expect("reproduced PCRs");
-    assert_eq!(pcrs[0].0, [0xa1; 48]);
-    assert_eq!(pcrs[2].0, [0xc3; 48]);
+    let r = cfg.reproduced.expect("reproduced PCRs");
+    assert_eq!(r.pcrs[0].0, [0xa1; 48]);
+    assert_eq!(r.pcrs[2].0, [0xc3; 48]);
+    let operator_tui::member::review::ReproducedFrom::Builders { names, fingerprints } = r.source
+    else {
+        panic!("not from builders: {:?}", r.source);
+    };
+    let by = names.join(", ");
     assert!(
         by.contains("Builder One") && by.contains("Builder Two"),
         "{by}"
     );
+    assert_eq!(fingerprints.len(), 2);
 
     // One signature does not meet a threshold of two: the app refuses to start with it.
     args.statement_sig = vec![sig1];

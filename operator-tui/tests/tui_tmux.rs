@@ -237,6 +237,8 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
         pin_file,
         "--share-out",
         &p("usb/alice.share.age"),
+        "--pins",
+        &p("alice.pins"),
     ]);
     for m in ["bob", "carol"] {
         run(&[
@@ -253,6 +255,8 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
             &p(&format!("{m}.keys")),
             "--share-out",
             &p(&format!("{m}.share.age")),
+            "--pins",
+            &p(&format!("{m}.pins")),
         ]);
     }
 
@@ -301,6 +305,10 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
             &code,
             "--state-dir",
             &p(&format!("{m}.state")),
+            "--pins",
+            &p(&format!("{m}.pins")),
+            "--root",
+            &root,
             "-o",
             &a,
         ]);
@@ -308,6 +316,20 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     }
     envelope.extend(["-o".to_owned(), p("envelope.tbundle")]);
     run(&envelope.iter().map(String::as_str).collect::<Vec<_>>());
+    // alice did not approve: she records the Manifest set she trusts, signing her pin on the card.
+    run(&[
+        "trust",
+        "manifest-set",
+        &p("envelope.tbundle"),
+        "--serial",
+        &serial,
+        "--pin-file",
+        pin_file,
+        "--pins",
+        &p("alice.pins"),
+        "--confirm",
+        &code,
+    ]);
     run(&[
         "boot",
         "--relay",
@@ -333,6 +355,8 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
             &root,
             "--software",
             &p(&format!("{m}.keys")),
+            "--pins",
+            &p(&format!("{m}.pins")),
             "--confirm",
             &code,
             "-o",
@@ -355,11 +379,12 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
         socket: format!("tessera-test-{}", std::process::id()),
     };
     let app = format!(
-        "{} open {} --serial {serial} --root {root} --dir {usb} --share {} --state-dir {}",
+        "{} open {} --serial {serial} --root {root} --dir {usb} --share {} --state-dir {} --pins {}",
         env!("CARGO_BIN_EXE_tessera"),
         req.display(),
         p("usb/alice.share.age"),
-        p("alice.state")
+        p("alice.state"),
+        p("alice.pins")
     );
     tmux.cmd(&[
         "new-session",
@@ -372,12 +397,12 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
         "24",
         &format!("TESSERA_TRANSCRIPT={} {app}", p("transcript.jsonl")),
     ]);
-    tmux.wait_for("✓ 2 attestation");
+    tmux.wait_for("✓ attestation");
     tmux.keys(&["a"]);
-    tmux.wait_for("Type the confirmation code");
-    // Enter alone does nothing; the code does.
+    tmux.wait_for("coordinator announced");
+    // Enter alone signs nothing and says so; the code does.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Type the confirmation code");
+    tmux.wait_for("code does not match");
     tmux.keys(&[&code, "Enter"]);
     tmux.wait_for("Your YubiKey PIN, to");
     tmux.keys(&[PIN]);
@@ -390,6 +415,11 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     tmux.keys(&[PIN]);
     let typed = tmux.wait_for("••••••");
     assert!(!typed.contains(PIN), "the PIN is on the screen:\n{typed}");
+    tmux.keys(&["Enter"]);
+    // The pin moves to this manifest's nonce, signed by the Manifest key.
+    tmux.wait_for("namespace pin");
+    tmux.keys(&[PIN]);
+    tmux.wait_for("••••••");
     tmux.keys(&["Enter"]);
     let done = tmux.wait_for("share bundle written");
     assert!(!done.contains(PIN));

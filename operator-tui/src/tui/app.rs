@@ -289,7 +289,7 @@ impl SignJob {
                 manifest.hash()
             ),
             SignJob::HandOver { request, .. } => format!(
-                "[1/2] decrypt your share with your Share key and re-encrypt it to the attested\nenclave; [2/2] sign the share-post receipt\nnamespace {}  nonce {}\nmanifest {}",
+                "[1/2] decrypt your share and re-encrypt it to the attested enclave\n[2/2] sign the share-post receipt with your Share key\nnamespace {}  nonce {}\nmanifest {}",
                 request.envelope.manifest.namespace.name,
                 request.envelope.manifest.namespace.nonce,
                 request.envelope.manifest.hash(),

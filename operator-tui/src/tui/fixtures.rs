@@ -169,11 +169,28 @@ pub fn request_bundle(f: &Fixture) -> Vec<u8> {
     .encode()
 }
 
-/// A state with the clock at `now`, the device present, and the request bundle opened.
+/// alice's pin for `payments`: the fixture's quorum key and Manifest set, no manifest yet.
+pub fn pins(f: &Fixture) -> Msg {
+    let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    let owner = alice.public_key(Role::Manifest).unwrap();
+    let mut pin = crate::member::pin::NamespacePin::new(
+        "payments",
+        owner,
+        f.manifest.namespace.quorum_public_key,
+        crate::member::pin::PcrPolicy::WaivedDev,
+    );
+    pin.manifest_set = Some(f.manifest.manifest_set.clone());
+    let store = crate::member::pin::PinStore::new("/media/usb/pins");
+    Msg::Pins(vec![(store.path("payments", &owner), Ok(pin))])
+}
+
+/// A state with the clock at `now`, the device and alice's pin present, and the request
+/// bundle opened.
 pub fn opened(f: &Fixture, share: bool, now: OffsetDateTime) -> State {
     let mut s = State::new(config(f, share));
     app::update(&mut s, Msg::Tick(now));
     app::update(&mut s, Msg::Device(device()));
+    app::update(&mut s, pins(f));
     app::update(
         &mut s,
         Msg::Scanned {
