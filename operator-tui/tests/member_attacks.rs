@@ -48,7 +48,15 @@ impl World {
 
     /// Drafts a manifest of namespace `ns` from the real genesis output with the PCRs of
     /// enclave `tag`, Manifest set `set` at `threshold`; returns (path, code).
-    fn draft(&self, name: &str, ns: &str, nonce: u64, tag: &str, set: &[&str], threshold: u8) -> (String, String) {
+    fn draft(
+        &self,
+        name: &str,
+        ns: &str,
+        nonce: u64,
+        tag: &str,
+        set: &[&str],
+        threshold: u8,
+    ) -> (String, String) {
         let out = self.p(&format!("{name}.tbundle"));
         let members: Vec<String> = set.iter().map(|m| self.p(&format!("{m}.member"))).collect();
         let pcrs = self.p(&format!("{tag}-pcrs.json"));
@@ -56,27 +64,57 @@ impl World {
         let nonce = nonce.to_string();
         let threshold = threshold.to_string();
         let mut args = vec![
-            "manifest", "new", "--namespace", ns, "--nonce", &nonce, "--genesis", &genesis,
-            "--pcrs", &pcrs, "--manifest-threshold", &threshold, "--patch-threshold", "1",
-            "--app-sha256", "0000000000000000000000000000000000000000000000000000000000000001",
+            "manifest",
+            "new",
+            "--namespace",
+            ns,
+            "--nonce",
+            &nonce,
+            "--genesis",
+            &genesis,
+            "--pcrs",
+            &pcrs,
+            "--manifest-threshold",
+            &threshold,
+            "--patch-threshold",
+            "1",
+            "--app-sha256",
+            "0000000000000000000000000000000000000000000000000000000000000001",
         ];
         for m in &members {
             args.extend_from_slice(&["--manifest-member", m, "--patch-member", m]);
         }
         args.extend_from_slice(&["-o", &out]);
         self.ok(&args);
-        let code = self.ok(&["manifest", "show", &out, "--confirm-code"]).trim().to_owned();
+        let code = self
+            .ok(&["manifest", "show", &out, "--confirm-code"])
+            .trim()
+            .to_owned();
         (out, code)
     }
 
     /// Approvals by `by` (each with their own pins, against enclave `tag`'s root), collected
     /// into an envelope.
-    fn approve(&self, manifest: &str, code: &str, by: &[&str], tag: &str, envelope: &str) -> String {
+    fn approve(
+        &self,
+        manifest: &str,
+        code: &str,
+        by: &[&str],
+        tag: &str,
+        envelope: &str,
+    ) -> String {
         self.approve_only(manifest, code, by, tag, envelope);
         let env = self.p(&format!("{envelope}.tbundle"));
-        let mut args = vec!["manifest".to_owned(), "envelope".to_owned(), manifest.to_owned()];
+        let mut args = vec![
+            "manifest".to_owned(),
+            "envelope".to_owned(),
+            manifest.to_owned(),
+        ];
         for m in by {
-            args.extend(["--approval".to_owned(), self.p(&format!("{m}-{envelope}.approval"))]);
+            args.extend([
+                "--approval".to_owned(),
+                self.p(&format!("{m}-{envelope}.approval")),
+            ]);
         }
         args.extend(["-o".to_owned(), env.clone()]);
         self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -87,16 +125,34 @@ impl World {
         for m in by {
             let a = self.p(&format!("{m}-{envelope}.approval"));
             self.ok(&[
-                "manifest", "approve", manifest, "--software", &self.p(&format!("{m}.keys")),
-                "--confirm", code, "--pins", &self.p(&format!("{m}.pins")),
-                "--root", &self.p(&format!("{tag}-root.pem")),
-                "--state-dir", &self.p(&format!("{m}.state")), "-o", &a,
+                "manifest",
+                "approve",
+                manifest,
+                "--software",
+                &self.p(&format!("{m}.keys")),
+                "--confirm",
+                code,
+                "--pins",
+                &self.p(&format!("{m}.pins")),
+                "--root",
+                &self.p(&format!("{tag}-root.pem")),
+                "--state-dir",
+                &self.p(&format!("{m}.state")),
+                "-o",
+                &a,
             ]);
         }
     }
 
     fn boot(&self, svc: &Services, envelope: &str, tag: &str) {
-        self.ok(&["boot", "--relay", &svc.relay, envelope, "--root", &self.p(&format!("{tag}-root.pem"))]);
+        self.ok(&[
+            "boot",
+            "--relay",
+            &svc.relay,
+            envelope,
+            "--root",
+            &self.p(&format!("{tag}-root.pem")),
+        ]);
     }
 
     /// A fresh request bundle from `svc` in its own USB folder.
@@ -104,7 +160,9 @@ impl World {
         let usb = self.p(usb);
         std::fs::create_dir_all(&usb).unwrap();
         self.ok(&["provision", "request", "--relay", &svc.relay, "-o", &usb]);
-        let req = only_file(Path::new(&usb), "request-").to_string_lossy().into_owned();
+        let req = only_file(Path::new(&usb), "request-")
+            .to_string_lossy()
+            .into_owned();
         (req, usb)
     }
 
@@ -116,8 +174,19 @@ impl World {
             self.p(&format!("{m}.pins")),
         );
         let mut args = vec![
-            "provision", "sign", req, "--share", &share, "--software", &keys, "--pins", &pins,
-            "--confirm", code, "-o", usb,
+            "provision",
+            "sign",
+            req,
+            "--share",
+            &share,
+            "--software",
+            &keys,
+            "--pins",
+            &pins,
+            "--confirm",
+            code,
+            "-o",
+            usb,
         ];
         args.extend_from_slice(extra);
         tessera_in(&self.t(), &args)
@@ -127,10 +196,20 @@ impl World {
     fn refused(&self, out: &Output, needle: &str, usb: &str) {
         let err = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{stdout}\n{err}");
-        assert!(err.contains(needle), "refusal does not name {needle:?}:\n{stdout}\n{err}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "expected a refusal:\n{stdout}\n{err}"
+        );
+        assert!(
+            err.contains(needle),
+            "refusal does not name {needle:?}:\n{stdout}\n{err}"
+        );
         assert!(err.contains("next:"), "refusal names no next step:\n{err}");
-        assert!(files(Path::new(usb), "share-").is_empty(), "a share bundle was written");
+        assert!(
+            files(Path::new(usb), "share-").is_empty(),
+            "a share bundle was written"
+        );
         let transcript = std::fs::read_to_string(self.t()).unwrap();
         let last = transcript.lines().last().unwrap_or_default();
         assert!(last.contains("refused"), "transcript's last entry: {last}");
@@ -153,8 +232,20 @@ fn world() -> World {
         w.member(m);
     }
     let gdir = w.p("genesis");
-    let mut args = vec!["genesis", "run", "--relay", &w.real.relay, "--namespace", "real", "--threshold", "2"];
-    let members: Vec<String> = ["alice", "bob", "carol"].iter().map(|m| w.p(&format!("{m}.member"))).collect();
+    let mut args = vec![
+        "genesis",
+        "run",
+        "--relay",
+        &w.real.relay,
+        "--namespace",
+        "real",
+        "--threshold",
+        "2",
+    ];
+    let members: Vec<String> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|m| w.p(&format!("{m}.member")))
+        .collect();
     for m in &members {
         args.extend_from_slice(&["--member", m]);
     }
@@ -162,19 +253,44 @@ fn world() -> World {
     w.ok(&args);
     for m in ["alice", "bob", "carol"] {
         let out = w.ok(&[
-            "genesis", "verify", &w.p("genesis/genesis-output.tbundle"), "--attestation",
-            &w.p("genesis/genesis-attestation.cbor"), "--pcrs", &w.p("real-pcrs.json"),
-            "--root", &w.p("real-root.pem"), "--software", &w.p(&format!("{m}.keys")),
-            "--share-out", &w.p(&format!("{m}.share.age")), "--pins", &w.p(&format!("{m}.pins")),
+            "genesis",
+            "verify",
+            &w.p("genesis/genesis-output.tbundle"),
+            "--attestation",
+            &w.p("genesis/genesis-attestation.cbor"),
+            "--pcrs",
+            &w.p("real-pcrs.json"),
+            "--root",
+            &w.p("real-root.pem"),
+            "--software",
+            &w.p(&format!("{m}.keys")),
+            "--share-out",
+            &w.p(&format!("{m}.share.age")),
+            "--pins",
+            &w.p(&format!("{m}.pins")),
         ]);
         assert!(out.contains("pinned namespace real"), "{out}");
     }
-    let (m1, code1) = w.draft("manifest1", "real", 1, "real", &["alice", "bob", "carol"], 2);
+    let (m1, code1) = w.draft(
+        "manifest1",
+        "real",
+        1,
+        "real",
+        &["alice", "bob", "carol"],
+        2,
+    );
     let env1 = w.approve(&m1, &code1, &["alice", "bob"], "real", "envelope1");
     w.boot(&w.real, &env1, "real");
     w.ok(&[
-        "trust", "manifest-set", &env1, "--software", &w.p("carol.keys"), "--pins", &w.p("carol.pins"),
-        "--confirm", &code1,
+        "trust",
+        "manifest-set",
+        &env1,
+        "--software",
+        &w.p("carol.keys"),
+        "--pins",
+        &w.p("carol.pins"),
+        "--confirm",
+        &code1,
     ]);
     w.code1 = code1;
     w
@@ -192,7 +308,13 @@ fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
     w.boot(&evil, &env, "evil");
     let (req, usb) = w.request(&evil, "usb-evil");
     // Even with the attacker's announced code and root, carol's pin decides.
-    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("evil-root.pem")]);
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &code,
+        &["--root", &w.p("evil-root.pem")],
+    );
     w.refused(&out, "no pin for namespace evil", &usb);
 
     // The same trick inside the real namespace: the attacker's Manifest set, not the pinned one.
@@ -201,8 +323,18 @@ fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
     let env = w.approve(&m, &code, &["mallory"], "swap", "swap-envelope");
     w.boot(&swap, &env, "swap");
     let (req, usb) = w.request(&swap, "usb-swap");
-    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("swap-root.pem")]);
-    w.refused(&out, "approvals: 0 of 2 approvals from your pinned Manifest set", &usb);
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &code,
+        &["--root", &w.p("swap-root.pem")],
+    );
+    w.refused(
+        &out,
+        "approvals: 0 of 2 approvals from your pinned Manifest set",
+        &usb,
+    );
 }
 
 #[test]
@@ -212,16 +344,43 @@ fn a_manifest_set_change_is_followed_only_with_the_pinned_sets_approval() {
     // The pinned set (alice, bob) approves nonce 2, which adds dave: carol hands over and her
     // pin moves to the new set.
     let next = services(w.dir.path(), "next");
-    let (m, code) = w.draft("m2", "real", 2, "next", &["alice", "bob", "carol", "dave"], 2);
+    let (m, code) = w.draft(
+        "m2",
+        "real",
+        2,
+        "next",
+        &["alice", "bob", "carol", "dave"],
+        2,
+    );
     let env = w.approve(&m, &code, &["alice", "bob"], "next", "envelope2");
     w.boot(&next, &env, "next");
     let (req, usb) = w.request(&next, "usb-next");
-    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("next-root.pem")]);
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &code,
+        &["--root", &w.p("next-root.pem")],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("your pin moves to the new set"), "{text}");
-    let shown = w.ok(&["trust", "show", "--software", &w.p("carol.keys"), "--pins", &w.p("carol.pins")]);
-    assert!(shown.contains("Manifest set 2 of alice,bob,carol,dave, nonce 2"), "{shown}");
+    let shown = w.ok(&[
+        "trust",
+        "show",
+        "--software",
+        &w.p("carol.keys"),
+        "--pins",
+        &w.p("carol.pins"),
+    ]);
+    assert!(
+        shown.contains("Manifest set 2 of alice,bob,carol,dave, nonce 2"),
+        "{shown}"
+    );
 
     // Now dave alone (in the new set, 1 of the 2 needed) cannot move it again by himself.
     let lone = services(w.dir.path(), "lone");
@@ -229,7 +388,13 @@ fn a_manifest_set_change_is_followed_only_with_the_pinned_sets_approval() {
     let env = w.approve(&m, &code, &["dave"], "lone", "envelope3");
     w.boot(&lone, &env, "lone");
     let (req, usb) = w.request(&lone, "usb-lone");
-    let out = w.sign("carol", &req, &usb, &code, &["--root", &w.p("lone-root.pem")]);
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &code,
+        &["--root", &w.p("lone-root.pem")],
+    );
     w.refused(&out, "1 of 2 approvals from your pinned Manifest set", &usb);
 }
 
@@ -242,9 +407,22 @@ fn an_old_envelope_booted_after_a_restart_gets_no_share() {
     // The host restarts the enclave and boots the old nonce-1 envelope again.
     let restarted = services(w.dir.path(), "restart");
     let old = w.p("envelope1.tbundle");
-    w.ok(&["boot", "--relay", &restarted.relay, &old, "--root", &w.p("restart-root.pem")]);
+    w.ok(&[
+        "boot",
+        "--relay",
+        &restarted.relay,
+        &old,
+        "--root",
+        &w.p("restart-root.pem"),
+    ]);
     let (req, usb) = w.request(&restarted, "usb-restart");
-    let out = w.sign("alice", &req, &usb, &w.code1, &["--root", &w.p("restart-root.pem")]);
+    let out = w.sign(
+        "alice",
+        &req,
+        &usb,
+        &w.code1,
+        &["--root", &w.p("restart-root.pem")],
+    );
     w.refused(&out, "rollback: nonce 1 is below 2", &usb);
 }
 
@@ -255,18 +433,42 @@ fn pcrs_must_be_reproduced_as_the_pin_says() {
     // Production mode (the AWS root): a pin that waives reproduction is refused before the
     // document is even considered.
     let out = w.sign("carol", &req, &usb, &w.code1, &[]);
-    w.refused(&out, "waives PCR reproduction, which is for dev roots only", &usb);
+    w.refused(
+        &out,
+        "waives PCR reproduction, which is for dev roots only",
+        &usb,
+    );
 
     // The member's policy: reproduce from an EIF.
-    w.ok(&["trust", "pcr-policy", "--namespace", "real", "--eif", "--software", &w.p("carol.keys"), "--pins", &w.p("carol.pins")]);
+    w.ok(&[
+        "trust",
+        "pcr-policy",
+        "--namespace",
+        "real",
+        "--eif",
+        "--software",
+        &w.p("carol.keys"),
+        "--pins",
+        &w.p("carol.pins"),
+    ]);
     let root = w.p("real-root.pem");
     let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
     w.refused(&out, "PCR0-2 are not reproduced", &usb);
     // An EIF of another image.
     let eif = ceremony_support::workspace().join("core/tests/vectors/eif/unsigned.eif");
     let eif = eif.to_string_lossy().into_owned();
-    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root, "--eif", &eif]);
-    w.refused(&out, "PCR0 reproduced from EIF unsigned.eif differs from the manifest's", &usb);
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &w.code1,
+        &["--root", &root, "--eif", &eif],
+    );
+    w.refused(
+        &out,
+        "PCR0 reproduced from EIF unsigned.eif differs from the manifest's",
+        &usb,
+    );
 }
 
 #[test]
@@ -293,7 +495,11 @@ fn an_edited_or_swapped_pin_is_refused() {
     // Her own pin back: the hand-over goes through.
     std::fs::write(&carol, &original).unwrap();
     let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(files(Path::new(&usb), "share-").len(), 1);
 }
 
@@ -302,7 +508,13 @@ fn a_wrong_code_signs_nothing_and_the_prompt_never_shows_the_code() {
     let w = world();
     let (req, usb) = w.request(&w.real, "usb-real");
     let root = w.p("real-root.pem");
-    let out = w.sign("carol", &req, &usb, "0000 0000 0000 0000", &["--root", &root]);
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        "0000 0000 0000 0000",
+        &["--root", &root],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("does not match"), "{err}");
@@ -311,9 +523,23 @@ fn a_wrong_code_signs_nothing_and_the_prompt_never_shows_the_code() {
     let share = w.p("carol.share.age");
     let keys = w.p("carol.keys");
     let pins = w.p("carol.pins");
-    args.extend_from_slice(&[&share, "--software", &keys, "--pins", &pins, "--root", &root, "-o", &usb]);
+    args.extend_from_slice(&[
+        &share,
+        "--software",
+        &keys,
+        "--pins",
+        &pins,
+        "--root",
+        &root,
+        "-o",
+        &usb,
+    ]);
     let out = tessera_in(&w.t(), &args);
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(!all.contains(&w.code1), "the code was printed:\n{all}");
 }
@@ -322,14 +548,23 @@ fn a_wrong_code_signs_nothing_and_the_prompt_never_shows_the_code() {
 /// past the limit by the time of the hand-over is refused then.
 #[test]
 fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
-    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
         panic!("tmux is required (scripts/ensure-deps.sh installs it)");
     }
     let w = world();
     let (req, usb) = w.request(&w.real, "usb-app");
     let socket = format!("tessera-stale-{}", std::process::id());
     let tmux = |args: &[&str]| {
-        let out = std::process::Command::new("tmux").arg("-L").arg(&socket).args(args).output().unwrap();
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let app = format!(
@@ -349,7 +584,10 @@ fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
             if s.contains(text) {
                 return s;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "no {text:?}:\n{s}");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {text:?}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     };
@@ -364,7 +602,13 @@ fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
     let screen = wait_for("Refused");
     assert!(screen.contains("s old"), "{screen}");
     tmux(&["kill-server"]);
-    assert!(files(Path::new(&usb), "share-").is_empty(), "a share bundle was written");
+    assert!(
+        files(Path::new(&usb), "share-").is_empty(),
+        "a share bundle was written"
+    );
     let transcript = std::fs::read_to_string(w.t()).unwrap();
-    assert!(transcript.contains("provision.sign") && transcript.contains("refused"), "{transcript}");
+    assert!(
+        transcript.contains("provision.sign") && transcript.contains("refused"),
+        "{transcript}"
+    );
 }

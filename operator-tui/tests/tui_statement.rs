@@ -49,7 +49,10 @@ fn statement_pcrs_fill_the_reproduced_column_at_threshold() {
     let r = cfg.reproduced.expect("reproduced PCRs");
     assert_eq!(r.pcrs[0].0, [0xa1; 48]);
     assert_eq!(r.pcrs[2].0, [0xc3; 48]);
-    let operator_tui::member::review::ReproducedFrom::Builders { names, fingerprints } = r.source
+    let operator_tui::member::review::ReproducedFrom::Builders {
+        names,
+        fingerprints,
+    } = r.source
     else {
         panic!("not from builders: {:?}", r.source);
     };

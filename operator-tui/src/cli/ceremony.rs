@@ -466,6 +466,8 @@ pub(crate) fn expect_ok(r: Response) -> Result<Response, Failure> {
 // ---------------------------------------------------------------------------------------------
 // manifest
 
+// Parsed once per run: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum ManifestCommand {
     /// Draft a manifest (coordinator).
@@ -637,7 +639,12 @@ pub(crate) fn load_manifest(path: &Path) -> Result<Manifest, Failure> {
 pub use crate::member::fields::manifest_fields;
 
 fn print_manifest(m: &Manifest, previous: Option<&Manifest>) {
-    println!("manifest {} nonce {}, hash {}", m.namespace.name, m.namespace.nonce, m.hash());
+    println!(
+        "manifest {} nonce {}, hash {}",
+        m.namespace.name,
+        m.namespace.nonce,
+        m.hash()
+    );
     for f in crate::member::fields::diff(m, previous) {
         let value = match (&f.old, f.mark) {
             (Some(o), crate::member::fields::Mark::Changed) => format!("{o} -> {}", f.value),
@@ -704,7 +711,7 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
                 anchor: &anchor,
                 at: OffsetDateTime::now_utc(),
                 at_is_clock: true,
-                max_age: Duration::from_secs(3600),
+                max_age: Duration::from_hours(1),
                 reproduced: reproduced.as_ref(),
                 keys: &keys,
             };
@@ -975,7 +982,9 @@ fn provision_sign(a: &SignArgs) -> CmdResult {
     let review = crate::member::review::hand_over(&pin, &req, &ctx);
     print_review(&review);
     if let Some(why) = review.refusal() {
-        return Err(Failure::refused(format!("{why}\nyour share was not handed over")));
+        return Err(Failure::refused(format!(
+            "{why}\nyour share was not handed over"
+        )));
     }
     println!(
         "decrypt and hand over: your share ({}, {}) to the enclave of manifest {} (namespace {}, nonce {}), ephemeral key {}",
@@ -996,7 +1005,11 @@ fn provision_sign(a: &SignArgs) -> CmdResult {
     )?;
     // Decided again at the moment the share leaves: the document must still be fresh then.
     let now = Context {
-        at: if at_is_clock { OffsetDateTime::now_utc() } else { at },
+        at: if at_is_clock {
+            OffsetDateTime::now_utc()
+        } else {
+            at
+        },
         ..ctx
     };
     let done = act::hand_over(&store, &req, &sealed, &now, dev.as_mut())
@@ -1009,7 +1022,11 @@ fn provision_sign(a: &SignArgs) -> CmdResult {
         "share re-encrypted to the enclave's ephemeral key; receipt signed with your Share key",
     );
     if let Some(p) = &done.pin {
-        checked(format!("pin moved to nonce {} ({})", m.namespace.nonce, p.display()));
+        checked(format!(
+            "pin moved to nonce {} ({})",
+            m.namespace.nonce,
+            p.display()
+        ));
     }
     let meta = Metadata {
         namespace: Some(m.namespace.name.clone()),

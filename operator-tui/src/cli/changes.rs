@@ -20,13 +20,13 @@ use super::ceremony::{
     confirm_code, descriptors, expect_ok, load_manifest, open, require_confirm, set_of,
     store_genesis,
 };
+use super::common::{CmdResult, Failure, Relay, checked, record};
+use super::objects::{load, save};
 use super::trust::{act_failure, print_review};
+use crate::devices::DeviceArgs;
 use crate::member::act;
 use crate::member::review::{Change, Context, MemberKeys};
 use tessera_core::bytes::hex_groups;
-use super::common::{CmdResult, Failure, Relay, checked, record};
-use super::objects::{load, save};
-use crate::devices::DeviceArgs;
 
 #[derive(clap::Subcommand)]
 pub enum PatchCommand {
@@ -150,7 +150,7 @@ fn sign_approval(a: &ApproveArgs, change: Change, summary: &str, meta: Metadata)
         anchor: &anchor,
         at: time::OffsetDateTime::now_utc(),
         at_is_clock: true,
-        max_age: std::time::Duration::from_secs(3600),
+        max_age: std::time::Duration::from_hours(1),
         reproduced: None,
         keys: &keys,
     };

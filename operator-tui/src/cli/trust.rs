@@ -17,7 +17,7 @@ use crate::member::review::{Review, Verdict};
 /// Where the member's namespace pins live.
 #[derive(clap::Args, Clone, Debug)]
 pub struct PinArgs {
-    /// Folder of your namespace pins (default $TESSERA_PINS, else ~/.local/share/tessera/pins).
+    /// Folder of your namespace pins (default `$TESSERA_PINS`, else `~/.local/share/tessera/pins`).
     /// A pin is signed by your Manifest key, so it may live on your USB stick beside your share.
     #[arg(long = "pins", value_name = "DIR")]
     pub pins: Option<PathBuf>,
@@ -71,7 +71,11 @@ impl ReproduceArgs {
 
 /// Prints a review: one line per check, refusals with their next step.
 pub fn print_review(r: &Review) {
-    println!("review: {} (namespace {})", r.action.describe(), r.namespace);
+    println!(
+        "review: {} (namespace {})",
+        r.action.describe(),
+        r.namespace
+    );
     for c in &r.checks {
         let mark = match c.verdict {
             Verdict::Pass => "  ✓",
@@ -132,7 +136,11 @@ pub enum TrustCommand {
         eif: bool,
         /// Pinned builder fingerprint (OpenPGP, hex); repeat. Statements must be signed by
         /// --builders-threshold of them.
-        #[arg(long = "builder-key", value_name = "FINGERPRINT", requires = "builders_threshold")]
+        #[arg(
+            long = "builder-key",
+            value_name = "FINGERPRINT",
+            requires = "builders_threshold"
+        )]
         builder_key: Vec<String>,
         #[arg(long)]
         builders_threshold: Option<u8>,
@@ -193,7 +201,11 @@ pub fn trust(cmd: TrustCommand) -> CmdResult {
             let mut dev = open(&device)?;
             let path = act::trust_manifest_set(&store, &m, dev.as_mut())
                 .map_err(|e| act_failure(e, "recording the Manifest set"))?;
-            println!("pin for {} now trusts this Manifest set: {}", m.namespace.name, path.display());
+            println!(
+                "pin for {} now trusts this Manifest set: {}",
+                m.namespace.name,
+                path.display()
+            );
             record(
                 Record::new("trust.manifest-set", "recorded")
                     .input_hash("manifest", &m.hash())
@@ -215,7 +227,10 @@ pub fn trust(cmd: TrustCommand) -> CmdResult {
                 (false, Some(t), false) if t >= 1 && usize::from(t) <= builder_key.len() => {
                     PcrPolicy::Builders {
                         threshold: t,
-                        fingerprints: builder_key.iter().map(|f| f.replace(' ', "").to_uppercase()).collect(),
+                        fingerprints: builder_key
+                            .iter()
+                            .map(|f| f.replace(' ', "").to_uppercase())
+                            .collect(),
                     }
                 }
                 (false, None, true) => PcrPolicy::WaivedDev,

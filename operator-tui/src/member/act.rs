@@ -27,9 +27,7 @@ impl ActError {
     #[must_use]
     pub fn message(&self) -> String {
         match self {
-            ActError::Refused(r) => r
-                .refusal()
-                .unwrap_or_else(|| "refused".to_owned()),
+            ActError::Refused(r) => r.refusal().unwrap_or_else(|| "refused".to_owned()),
             ActError::Failed(m) => m.clone(),
             ActError::Device(d) => format!("{d}\nhint: {}", d.hint()),
         }
@@ -61,7 +59,6 @@ impl From<DeviceError> for ActError {
 }
 
 /// The pin the store holds for `namespace`, verified under the member's Manifest key.
-#[must_use]
 pub fn lookup(store: &PinStore, namespace: &str, keys: &MemberKeys) -> Lookup {
     match &keys.manifest {
         Some(mine) => store.load(namespace, mine),
@@ -83,7 +80,11 @@ fn same_device(ctx: &Context, device: &mut dyn KeyDevice) -> Result<(), ActError
     }
 }
 
-fn save_pin(store: &PinStore, review: &Review, device: &mut dyn KeyDevice) -> Result<Option<std::path::PathBuf>, ActError> {
+fn save_pin(
+    store: &PinStore,
+    review: &Review,
+    device: &mut dyn KeyDevice,
+) -> Result<Option<std::path::PathBuf>, ActError> {
     match &review.pin_after {
         Some(p) => Ok(Some(store.save(p, device)?)),
         None => Ok(None),

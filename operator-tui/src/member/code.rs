@@ -41,7 +41,10 @@ mod tests {
         let c = confirm_code(&Hash32::sha256(b"x"));
         assert_eq!(c.len(), 19, "{c}");
         assert_eq!(c.split(' ').count(), 4);
-        assert!(code_matches(&c.to_uppercase().replace(' ', "-"), &Hash32::sha256(b"x")));
+        assert!(code_matches(
+            &c.to_uppercase().replace(' ', "-"),
+            &Hash32::sha256(b"x")
+        ));
         assert!(!code_matches(&c, &Hash32::sha256(b"y")));
         assert!(!code_matches("", &Hash32::sha256(b"x")));
     }

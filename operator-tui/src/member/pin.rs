@@ -51,7 +51,9 @@ impl PcrPolicy {
                 "builders' statement signed by {threshold} of {} pinned builders",
                 fingerprints.len()
             ),
-            PcrPolicy::WaivedDev => "not reproduced (DEV only: refused against the AWS root)".to_owned(),
+            PcrPolicy::WaivedDev => {
+                "not reproduced (DEV only: refused against the AWS root)".to_owned()
+            }
         }
     }
 }
@@ -288,7 +290,11 @@ impl PinStore {
     }
 
     /// Signs `pin` with the device and replaces the stored copy atomically.
-    pub fn save(&self, pin: &NamespacePin, device: &mut dyn KeyDevice) -> Result<PathBuf, PinError> {
+    pub fn save(
+        &self,
+        pin: &NamespacePin,
+        device: &mut dyn KeyDevice,
+    ) -> Result<PathBuf, PinError> {
         let mine = device.public_key(Role::Manifest)?;
         if mine != pin.owner {
             return Err(PinError::NotYours {

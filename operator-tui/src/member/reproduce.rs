@@ -13,7 +13,8 @@ fn read(p: &Path) -> Result<Vec<u8>, String> {
 
 /// Measures an EIF.
 pub fn from_eif(path: &Path) -> Result<Reproduced, String> {
-    let m = tessera_core::eif::measure(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m =
+        tessera_core::eif::measure(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -60,7 +61,10 @@ pub fn from_statement(input: &StatementInput) -> Result<Option<Reproduced>, Stri
 }
 
 /// From an EIF, a statement, or both (which must then agree).
-pub fn reproduce(eif: Option<&Path>, statement: &StatementInput) -> Result<Option<Reproduced>, String> {
+pub fn reproduce(
+    eif: Option<&Path>,
+    statement: &StatementInput,
+) -> Result<Option<Reproduced>, String> {
     let from_eif = eif.map(from_eif).transpose()?;
     match (from_eif, from_statement(statement)?) {
         (Some(e), Some(s)) => {
@@ -81,6 +85,8 @@ pub fn reproduce(eif: Option<&Path>, statement: &StatementInput) -> Result<Optio
 fn describe(s: &ReproducedFrom) -> String {
     match s {
         ReproducedFrom::Eif(n) => format!("EIF {n}"),
-        ReproducedFrom::Builders { names, .. } => format!("builders' statement ({})", names.join(", ")),
+        ReproducedFrom::Builders { names, .. } => {
+            format!("builders' statement ({})", names.join(", "))
+        }
     }
 }

@@ -134,7 +134,13 @@ impl Review {
         self.push(label, Verdict::Fail, detail.into(), Some(next.into()));
     }
 
-    fn push(&mut self, label: &'static str, verdict: Verdict, detail: String, next: Option<String>) {
+    fn push(
+        &mut self,
+        label: &'static str,
+        verdict: Verdict,
+        detail: String,
+        next: Option<String>,
+    ) {
         self.checks.push(Check {
             label,
             verdict,
@@ -475,7 +481,10 @@ pub fn approve_change(
             } else {
                 r.fail(
                     role,
-                    format!("your {role} {} is not in the set that approves it", k.fingerprint()),
+                    format!(
+                        "your {role} {} is not in the set that approves it",
+                        k.fingerprint()
+                    ),
                     "your approval would not count; tell the coordinator",
                 );
             }
@@ -609,10 +618,19 @@ fn quorum_key(r: &mut Review, pin: &NamespacePin, m: &Manifest) {
     }
 }
 
-fn nonce(r: &mut Review, highest: Option<Highest>, m: &Manifest, hash: &Hash32, after: &mut NamespacePin) {
+fn nonce(
+    r: &mut Review,
+    highest: Option<Highest>,
+    m: &Manifest,
+    hash: &Hash32,
+    after: &mut NamespacePin,
+) {
     let n = m.namespace.nonce;
     match highest {
-        None => r.pass("nonce", format!("{n}: the first manifest of this namespace on this laptop")),
+        None => r.pass(
+            "nonce",
+            format!("{n}: the first manifest of this namespace on this laptop"),
+        ),
         Some(h) if n > h.nonce => r.pass("nonce", format!("{n} rises above {}", h.nonce)),
         Some(h) if n == h.nonce && *hash == h.manifest_hash => r.pass(
             "nonce",
@@ -652,7 +670,10 @@ fn pcrs(r: &mut Review, policy: &PcrPolicy, m: &Manifest, ctx: &Context) {
             return;
         }
         (PcrPolicy::WaivedDev, None) => {
-            r.warn("pcrs", "DEV: PCR0-2 not reproduced (waived by your pin; refused against the AWS root)");
+            r.warn(
+                "pcrs",
+                "DEV: PCR0-2 not reproduced (waived by your pin; refused against the AWS root)",
+            );
             return;
         }
         (_, None) => {
@@ -675,8 +696,17 @@ fn pcrs(r: &mut Review, policy: &PcrPolicy, m: &Manifest, ctx: &Context) {
                 false
             }
         },
-        (PcrPolicy::Builders { threshold, fingerprints }, Some(rep)) => match &rep.source {
-            ReproducedFrom::Builders { fingerprints: signers, .. } => {
+        (
+            PcrPolicy::Builders {
+                threshold,
+                fingerprints,
+            },
+            Some(rep),
+        ) => match &rep.source {
+            ReproducedFrom::Builders {
+                fingerprints: signers,
+                ..
+            } => {
                 let pinned = signers
                     .iter()
                     .filter(|s| fingerprints.iter().any(|f| f.eq_ignore_ascii_case(s)))
@@ -703,7 +733,10 @@ fn pcrs(r: &mut Review, policy: &PcrPolicy, m: &Manifest, ctx: &Context) {
     match rep.pcrs.iter().zip(want).position(|(a, b)| a != b) {
         None => r.pass(
             "pcrs",
-            format!("PCR0-2 reproduced from {} equal the manifest's", rep.source.describe()),
+            format!(
+                "PCR0-2 reproduced from {} equal the manifest's",
+                rep.source.describe()
+            ),
         ),
         Some(i) => r.fail(
             "pcrs",
@@ -740,7 +773,10 @@ fn attested(
         .max_age(ctx.max_age);
     match attestation::verify(doc, ctx.anchor, ctx.at, &policy) {
         Ok(v) => {
-            let Some(key) = v.public_key().and_then(|k| ByteArray::<32>::try_from(k).ok()) else {
+            let Some(key) = v
+                .public_key()
+                .and_then(|k| ByteArray::<32>::try_from(k).ok())
+            else {
                 r.fail(
                     "attestation",
                     "the document carries no 32-byte ephemeral key",

@@ -209,7 +209,10 @@ impl ProvisionWizard {
             return Err("no encrypted share file found\nnext: start with --share FILE, or put your *.share.age in the bundle folder".to_owned());
         }
         if self.result.as_ref().is_some_and(Result::is_ok) {
-            return Err("already handed over: your share bundle is written; carry it to the coordinator".to_owned());
+            return Err(
+                "already handed over: your share bundle is written; carry it to the coordinator"
+                    .to_owned(),
+            );
         }
         Ok(())
     }
@@ -484,19 +487,13 @@ impl State {
     }
 
     /// What the store holds for `namespace`, as the member layer reads it.
-    #[must_use]
     pub fn pin_lookup(&self, namespace: &str) -> crate::member::pin::Lookup {
         let keys = self.device.as_ref().map(|d| &d.member_keys);
         let (Some(store), Some(mine)) = (&self.config.pins, keys.and_then(|k| k.manifest)) else {
             return Ok(None);
         };
         let path = store.path(namespace, &mine);
-        match self
-            .pins
-            .iter()
-            .flatten()
-            .find(|(p, _)| *p == path)
-        {
+        match self.pins.iter().flatten().find(|(p, _)| *p == path) {
             Some((_, Ok(pin))) if pin.namespace == namespace => Ok(Some(pin.clone())),
             Some((_, Ok(pin))) => Err(PinError::WrongNamespace {
                 found: pin.namespace.clone(),
@@ -885,14 +882,25 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
                 // Decided again now: the clock may have moved since the review was drawn.
                 state.refresh_reviews();
                 let refused = match &job {
-                    SignJob::HandOver { .. } => state.provision.as_ref().and_then(|w| w.ready().err()),
-                    SignJob::ApproveManifest { .. } => state.manifest.as_ref().and_then(ManifestReview::blocked),
+                    SignJob::HandOver { .. } => {
+                        state.provision.as_ref().and_then(|w| w.ready().err())
+                    }
+                    SignJob::ApproveManifest { .. } => {
+                        state.manifest.as_ref().and_then(ManifestReview::blocked)
+                    }
                     _ => None,
                 };
                 if let Some(why) = refused {
-                    let rec = Record::new(job.action(), format!("refused: {}", why.lines().next().unwrap_or_default()))
-                        .input_hash("object", &job.object_hash());
-                    state.message("Refused", format!("{why}\nnothing was signed or handed over"), true);
+                    let rec = Record::new(
+                        job.action(),
+                        format!("refused: {}", why.lines().next().unwrap_or_default()),
+                    )
+                    .input_hash("object", &job.object_hash());
+                    state.message(
+                        "Refused",
+                        format!("{why}\nnothing was signed or handed over"),
+                        true,
+                    );
                     return vec![Effect::Record(rec)];
                 }
                 state.busy = Some("working with your key device".to_owned());
@@ -908,16 +916,28 @@ fn popup_key(state: &mut State, popup: Popup, key: Key) -> Vec<Effect> {
             }
             Key::Backspace => {
                 typed.pop();
-                state.popup = Some(Popup::Confirm { job, typed, mismatch });
+                state.popup = Some(Popup::Confirm {
+                    job,
+                    typed,
+                    mismatch,
+                });
                 Vec::new()
             }
             Key::Char(c) if typed.len() < 32 && (c.is_ascii_hexdigit() || c == ' ' || c == '-') => {
                 typed.push(c);
-                state.popup = Some(Popup::Confirm { job, typed, mismatch: false });
+                state.popup = Some(Popup::Confirm {
+                    job,
+                    typed,
+                    mismatch: false,
+                });
                 Vec::new()
             }
             _ => {
-                state.popup = Some(Popup::Confirm { job, typed, mismatch });
+                state.popup = Some(Popup::Confirm {
+                    job,
+                    typed,
+                    mismatch,
+                });
                 Vec::new()
             }
         },

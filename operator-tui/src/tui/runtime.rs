@@ -80,7 +80,7 @@ pub struct TuiArgs {
     /// Where your last approved manifests are kept (default ~/.local/share/tessera/approved).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Folder of your namespace pins (default $TESSERA_PINS, else ~/.local/share/tessera/pins).
+    /// Folder of your namespace pins (default `$TESSERA_PINS`, else `~/.local/share/tessera/pins`).
     #[arg(long = "pins", value_name = "DIR")]
     pub pins: Option<PathBuf>,
     /// Your alias, for the member descriptor the Keys screen exports (default: $USER).
@@ -351,7 +351,6 @@ fn worker(
     tx: Sender<Msg>,
     pins: Receiver<Option<Zeroizing<String>>>,
     out_dir: PathBuf,
-    approved_dir: Option<PathBuf>,
     alias: String,
     env: MemberEnv,
 ) {
@@ -421,7 +420,7 @@ fn worker(
                     let _ = tx.send(Msg::JobDone(Err(NO_DEVICE.to_owned())));
                     continue;
                 };
-                let result = run_job(d.as_mut(), job, &out_dir, approved_dir.as_deref(), &env, &tx);
+                let result = run_job(d.as_mut(), job, &out_dir, &env, &tx);
                 send_pins(&env, d.as_mut(), &tx);
                 let rec = Record::new(job.action(), decision(&result))
                     .input_hash("object", &job.object_hash())
@@ -558,6 +557,8 @@ fn summary(rec: &Record) -> String {
 /// What the worker needs to have the member layer decide again at the moment of an action.
 #[derive(Clone)]
 struct MemberEnv {
+    /// The last approved manifest per namespace, the baseline of the next diff.
+    approved_dir: Option<PathBuf>,
     store: Option<crate::member::pin::PinStore>,
     anchor: TrustAnchor,
     at: Option<OffsetDateTime>,
@@ -566,8 +567,9 @@ struct MemberEnv {
 }
 
 impl MemberEnv {
-    fn from_config(c: &super::app::Config) -> Self {
+    fn from_config(c: &super::app::Config, approved_dir: Option<PathBuf>) -> Self {
         Self {
+            approved_dir,
             store: c.pins.clone(),
             anchor: c.anchor.clone(),
             at: c.at,
@@ -589,7 +591,6 @@ fn run_job(
     dev: &mut dyn KeyDevice,
     job: &SignJob,
     out_dir: &Path,
-    approved_dir: Option<&Path>,
     env: &MemberEnv,
     written: &Sender<Msg>,
 ) -> Result<String, String> {
@@ -611,8 +612,8 @@ fn run_job(
     let fail = |e: crate::cli::common::Failure| e.message;
     match job {
         SignJob::ApproveManifest { manifest } => {
-            let (approval, _) =
-                crate::member::act::approve_manifest(&store, manifest, &ctx, dev).map_err(act_err)?;
+            let (approval, _) = crate::member::act::approve_manifest(&store, manifest, &ctx, dev)
+                .map_err(act_err)?;
             let meta = Metadata {
                 namespace: Some(manifest.namespace.name.clone()),
                 nonce: Some(manifest.namespace.nonce),
@@ -621,7 +622,7 @@ fn run_job(
             let path =
                 crate::cli::objects::save(out_dir, BundleKind::Approval, meta.clone(), &approval)
                     .map_err(fail)?;
-            if let Some(dir) = approved_dir {
+            if let Some(dir) = &env.approved_dir {
                 let _ = std::fs::create_dir_all(dir);
                 let p = dir.join(format!("{}.manifest", manifest.namespace.name));
                 let _ = std::fs::remove_file(&p);
@@ -778,9 +779,9 @@ fn event_loop(
             .clone()
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "member".to_owned());
-        let env = MemberEnv::from_config(&state.config);
+        let env = MemberEnv::from_config(&state.config, approved);
         std::thread::spawn(move || {
-            worker(selector, job_rx, tx, pin_rx, out_dir, approved, alias, env);
+            worker(selector, job_rx, tx, pin_rx, out_dir, alias, env);
         });
     }
     let mut pin = Zeroizing::new(String::new());

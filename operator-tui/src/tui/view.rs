@@ -1,11 +1,11 @@
 //! Rendering: a pure function of the state. Works at 80x24 and uses more room when there is.
 
 use ratatui::Frame;
-use tessera_core::bytes::hex_groups;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
+use tessera_core::bytes::hex_groups;
 
 use super::app::{Mode, PcrRow, Popup, Screen, SignJob, State};
 use super::keymap::Action;
@@ -426,7 +426,14 @@ fn review_lines(r: &crate::member::review::Review) -> Vec<Line<'static>> {
         out.push(Line::from(vec![
             Span::styled(mark, style),
             Span::styled(format!("{}: ", c.label), TITLE),
-            Span::styled(c.detail.clone(), if c.verdict == Verdict::Pass { Style::new() } else { style }),
+            Span::styled(
+                c.detail.clone(),
+                if c.verdict == Verdict::Pass {
+                    Style::new()
+                } else {
+                    style
+                },
+            ),
         ]));
         if c.verdict == Verdict::Fail
             && let Some(n) = &c.next

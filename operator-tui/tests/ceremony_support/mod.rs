@@ -20,7 +20,14 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-p", "tessera-enclave", "-p", "tessera-relay"])
+            .args([
+                "build",
+                "--locked",
+                "-p",
+                "tessera-enclave",
+                "-p",
+                "tessera-relay",
+            ])
             .current_dir(workspace())
             .status()
             .expect("cargo build");
