@@ -17,6 +17,7 @@ pub mod logging;
 pub mod manifest;
 pub mod objects;
 pub mod pcr;
+pub mod pin;
 pub mod protocol;
 pub mod provision;
 pub mod quorum;

@@ -527,3 +527,47 @@ fn the_keys_screen_provisions_only_after_the_plan_is_confirmed() {
     app::update(&mut h, Msg::Key(Key::Char('?')));
     snap("help_keys", &h);
 }
+
+/// The member layer decides again when the code is entered: a document that passed its age
+/// limit while the code was typed is refused then, and nothing is signed.
+#[test]
+fn the_hand_over_is_decided_again_when_the_code_is_entered() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    assert!(s.provision.as_ref().unwrap().ready().is_ok());
+    app::update(&mut s, Msg::Key(Key::Char('a')));
+    for k in code_keys(&app::confirm_code(&f.manifest.hash())) {
+        app::update(&mut s, Msg::Key(k));
+    }
+    app::update(&mut s, Msg::Tick(now() + time::Duration::hours(2)));
+    let effects = app::update(&mut s, Msg::Key(Key::Enter));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Sign(_))),
+        "{effects:?}"
+    );
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Record(_))),
+        "the refusal is not recorded: {effects:?}"
+    );
+    let Some(Popup::Message { body, error, .. }) = &s.popup else {
+        panic!("{:?}", s.popup)
+    };
+    assert!(*error && body.contains("attestation"), "{body}");
+}
+
+/// Without a pin for the namespace, or with a pin naming another Manifest set, the app offers no
+/// hand-over, and says what to do.
+#[test]
+fn the_app_hands_over_only_what_the_pin_explains() {
+    let f = fixture(PCRS[0]);
+    let mut s = opened(&f, true, now());
+    app::update(&mut s, Msg::Pins(Vec::new()));
+    let why = s.provision.as_ref().unwrap().ready().unwrap_err();
+    assert!(
+        why.contains("no pin for namespace payments") && why.contains("next:"),
+        "{why}"
+    );
+    app::update(&mut s, Msg::Key(Key::Char('a')));
+    assert!(matches!(s.popup, Some(Popup::Message { error: true, .. })));
+    snap("provision_no_pin", &s);
+}

@@ -149,8 +149,64 @@ fn block(title: &str) -> Block<'static> {
     Block::bordered().title(Span::styled(format!(" {title} "), TITLE))
 }
 
+/// The member's namespace pins, each as verified under the device's Manifest key.
+fn pin_lines(state: &State, full: bool) -> Vec<Line<'static>> {
+    let Some(pins) = &state.pins else {
+        return vec![Line::from(Span::styled(
+            "Pins: waiting for the key device",
+            DIM,
+        ))];
+    };
+    if pins.is_empty() {
+        return vec![Line::from(Span::styled(
+            "Pins: none yet (genesis verify or a first approval records one)",
+            WARN,
+        ))];
+    }
+    pins.iter()
+        .map(|(path, r)| match r {
+            Ok(p) if full => Line::from(vec![
+                Span::styled("Pin ", OK),
+                Span::raw(format!(
+                    "{} (#{}; PCRs: {})",
+                    p.summary(),
+                    p.sequence,
+                    p.pcr_policy.describe()
+                )),
+            ]),
+            Ok(p) => Line::from(vec![
+                Span::styled("Pin ", OK),
+                Span::raw(format!(
+                    "{}: {}, {}",
+                    p.namespace,
+                    p.manifest_set.as_ref().map_or_else(
+                        || "no Manifest set".to_owned(),
+                        |s| format!("set {} of {}", s.threshold, s.members.len())
+                    ),
+                    p.highest.map_or_else(
+                        || "no manifest".to_owned(),
+                        |h| format!("nonce {}", h.nonce)
+                    )
+                )),
+            ]),
+            Err(e) => Line::from(Span::styled(
+                format!(
+                    "Pin REFUSED {}: {e}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+                BAD,
+            )),
+        })
+        .collect()
+}
+
 fn home(state: &State, frame: &mut Frame, area: Rect) {
-    let [top, bottom] = Layout::vertical([Constraint::Length(7), Constraint::Min(3)]).areas(area);
+    let pins = pin_lines(state, false);
+    let extra = u16::try_from(pins.len().min(3)).unwrap_or(3);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(7 + extra), Constraint::Min(3)]).areas(area);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
     let mut lines = Vec::new();
@@ -183,6 +239,7 @@ fn home(state: &State, frame: &mut Frame, area: Rect) {
     if let Some(s) = &state.config.share_path {
         lines.push(Line::from(format!("Your share: {}", s.display())));
     }
+    lines.extend(pins.into_iter().take(3));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block("This laptop"))
@@ -263,6 +320,8 @@ fn device_lines(state: &State, full: bool) -> Vec<Line<'static>> {
 
 fn keys(state: &State, frame: &mut Frame, area: Rect) {
     let mut lines = device_lines(state, true);
+    lines.push(Line::from(""));
+    lines.extend(pin_lines(state, true));
     lines.push(Line::from(""));
     lines.push(Line::from(
         "e  write your member descriptor to the bundle folder (then v shows it as QR)",
