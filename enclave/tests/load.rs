@@ -147,6 +147,16 @@ fn complete_via(relay: &RelayProc, c: &mut Ceremony) {
     panic!("not provisioned: {}", relay_status(relay));
 }
 
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmLck`).
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// Nearest-rank percentile.
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p).div_ceil(100).saturating_sub(1)]
@@ -194,6 +204,7 @@ fn idle_connections_past_the_enclave_slots_do_not_lock_out_a_restarted_relay() {
     let mut c = Ceremony::new(3, 2);
     let relay = RelayProc::start(&c.enclave.addr);
     relay_status(&relay);
+    let rss_before = proc_kib(c.enclave.pid(), "VmRSS");
     // 70 idle connections: more than the enclave's 64 slots.
     let held: Vec<UnixStream> = (0..70)
         .map(|_| UnixStream::connect(&c.enclave.socket).unwrap())
@@ -217,6 +228,14 @@ fn idle_connections_past_the_enclave_slots_do_not_lock_out_a_restarted_relay() {
     }
     assert!(closed >= 6, "only {closed} of 70 idle connections closed");
     eprintln!("{closed} of 70 idle connections closed to make room");
+    // With `mlockall` every stack page of a connection thread is resident and pinned: 64
+    // connections must not cost more than small stacks (2 MiB default stacks would be 128 MiB).
+    let grown = proc_kib(c.enclave.pid(), "VmRSS").saturating_sub(rss_before);
+    eprintln!(
+        "enclave resident memory grew by {grown} KiB for 64 connections (VmLck {} KiB)",
+        proc_kib(c.enclave.pid(), "VmLck")
+    );
+    assert!(grown < 48 * 1024, "64 idle connections cost {grown} KiB");
 
     // Still holding the rest, the ceremony completes through the relay.
     complete_via(&relay, &mut c);

@@ -42,7 +42,7 @@ pub const MAX_BODY: usize = MAX_FRAME;
 /// [`serve`]).
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Most HTTP connections open at once from one client address.
-pub const MAX_CONNECTIONS_PER_CLIENT: usize = 128;
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 /// Request bundles (each one an attestation) per second from all clients together, and the
 /// burst allowed above that rate.
 pub const ATTESTATIONS_PER_SECOND: f64 = 20.0;
