@@ -463,3 +463,50 @@ fn sigterm_drains_the_relay_and_stops_the_enclave() {
         c.enclave.log_text()
     );
 }
+
+/// A second dev enclave given the same `--dev-root-out` replaces the first one's root (an old
+/// root pinned by mistake would not verify the new enclave); a non-file there is left alone.
+#[test]
+fn dev_root_out_replaces_the_earlier_root() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dev-root.pem");
+    let start = |n: usize| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-enclave"))
+            .arg("--listen")
+            .arg(format!(
+                "unix:{}",
+                dir.path().join(format!("e{n}.sock")).display()
+            ))
+            .arg("--dev")
+            .arg("--dev-root-out")
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ready = support::readiness(child.stdout.take().unwrap(), "tessera-enclave: listening");
+        (child, ready)
+    };
+    let (mut first, ready) = start(1);
+    ready.unwrap();
+    let first_root = std::fs::read(&root).unwrap();
+    let (mut second, ready) = start(2);
+    ready.expect("a second enclave starts over the first one's root file");
+    let second_root = std::fs::read(&root).unwrap();
+    assert!(second_root.starts_with(b"-----BEGIN CERTIFICATE-----"));
+    assert_ne!(first_root, second_root, "the root file was not replaced");
+    for child in [&mut first, &mut second] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Only a regular file is replaced.
+    std::fs::remove_file(&root).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    let (mut third, ready) = start(3);
+    assert!(ready.is_err(), "started over a directory at --dev-root-out");
+    let _ = third.kill();
+    let _ = third.wait();
+    assert!(root.is_dir());
+}
