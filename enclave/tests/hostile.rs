@@ -405,6 +405,9 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
     };
     let mut twice = members.clone();
     twice.push(members[0].clone());
+    // "m0" with a right-to-left override: it would display as another name.
+    let mut bidi = members.clone();
+    bidi[1].alias = "\u{202E}0m".to_owned();
     let cases = [
         (request("", 2, members.clone()), "namespace"),
         (request("a/b", 2, members.clone()), "namespace"),
@@ -412,6 +415,7 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
         (request("ok", 4, members.clone()), "threshold"),
         (request("ok", 1, Vec::new()), "members"),
         (request("ok", 2, twice), "duplicate"),
+        (request("ok", 2, bidi), "bidirectional"),
     ];
     for (req, needle) in cases {
         assert_refused(&c.enclave.call(&req), ErrorCode::Rejected, needle);
