@@ -510,3 +510,33 @@ fn dev_root_out_replaces_the_earlier_root() {
     let _ = third.wait();
     assert!(root.is_dir());
 }
+
+/// A request that never completes does not hold a stopping relay past its drain deadline.
+#[test]
+fn a_stopping_relay_exits_at_the_drain_deadline() {
+    let _serial = serial();
+    let mut c = Ceremony::new(3, 2);
+    let mut relay = RelayProc::start_with(
+        &c.enclave.addr,
+        &["--drain-timeout", "1", "--body-timeout", "600"],
+    );
+    let mut stuck = TcpStream::connect(&relay.addr).unwrap();
+    stuck.set_read_timeout(Some(STEP)).unwrap();
+    // Headers and one byte of a 100-byte body, then nothing.
+    stuck
+        .write_all(b"POST /v1/raw HTTP/1.1\r\nHost: relay\r\nContent-Length: 100\r\n\r\n\xa1")
+        .unwrap();
+    // Make sure the relay is handling it (the body is being read) before it is told to stop.
+    relay_status(&relay);
+    let t = Instant::now();
+    assert_eq!(relay.signal_and_wait(Signal::SIGTERM), Some(0));
+    eprintln!(
+        "relay exited {:?} after SIGTERM with a request stuck",
+        t.elapsed()
+    );
+    let mut rest = Vec::new();
+    let _ = stuck.read_to_end(&mut rest);
+
+    let relay = RelayProc::start(&c.enclave.addr);
+    complete_via(&relay, &mut c);
+}

@@ -644,9 +644,15 @@ pub struct RelayProc {
 
 impl RelayProc {
     pub fn start(enclave: &Address) -> Self {
+        Self::start_with(enclave, &[])
+    }
+
+    /// [`RelayProc::start`] with more command-line arguments.
+    pub fn start_with(enclave: &Address, args: &[&str]) -> Self {
         let mut child = Command::new(relay_binary())
             .args(["--listen", "127.0.0.1:0", "--enclave"])
             .arg(enclave.to_string())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
