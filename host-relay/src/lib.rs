@@ -209,8 +209,9 @@ pub async fn serve_until(
                 continue;
             }
         };
-        let Some(conn) = conns.admit(peer.ip()) else {
-            tracing::debug!(client = %peer.ip(), "refusing a connection: every candidate is busy");
+        let client = limits::client_of(peer.ip());
+        let Some(conn) = conns.admit(client) else {
+            tracing::debug!(%client, "refusing a connection: every candidate is busy");
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -18,7 +18,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The address of the client that sent a request (set by [`crate::serve`]; unspecified when the
+/// The client a peer address counts as: the address itself for IPv4, its /64 for IPv6 (one
+/// host usually holds a whole /64, so counting single IPv6 addresses would give it billions of
+/// connection caps and rations).
+pub(crate) fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// The client (see [`client_of`]) that sent a request (set by [`crate::serve`]; unspecified when the
 /// router is served some other way).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) IpAddr);
@@ -223,9 +240,13 @@ impl Ration {
     pub(crate) fn take(&self, ip: IpAddr) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut clients = lock(&self.clients);
-        if clients.len() >= RATION_CLIENTS {
+        if clients.len() >= RATION_CLIENTS && !clients.contains_key(&ip) {
             let (rate, burst) = (self.client_rate, self.client_burst);
             clients.retain(|_, b| b.refill(rate, burst, now) < burst);
+            // Still full of clients with recent requests: no room to track another one.
+            if clients.len() >= RATION_CLIENTS {
+                return Err(ApiError::rate_limited("from all clients together"));
+            }
         }
         let mine = clients
             .entry(ip)
@@ -272,6 +293,18 @@ mod tests {
         assert!(!lock(&c.table).conns.contains_key(&b1.id));
         let _busy_b2 = b2.begin();
         assert!(c.admit(ip(4)).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_of(a), client_of(b));
+        assert_ne!(client_of(a), client_of(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(client_of(mapped), ip(1));
+        assert_eq!(client_of(ip(1)), ip(1));
     }
 
     #[test]
