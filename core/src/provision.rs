@@ -68,7 +68,7 @@ pub fn hand_over(
     let share = open_share(
         device,
         sealed_share,
-        "decrypt your share to hand it to the attested enclave",
+        "[1/2] decrypt your share to hand it to the attested enclave",
     )?;
     share
         .check_commitment(&member.commitment)
@@ -88,7 +88,7 @@ pub fn hand_over(
         device,
         crate::sign::Purpose::SharePost,
         &post.hash(),
-        "share-post receipt",
+        "share-post receipt [2/2]",
     )?;
     Ok((
         ShareSubmission {

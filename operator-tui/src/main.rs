@@ -103,6 +103,40 @@ fn main() -> ExitCode {
         eprintln!("tessera: warning: {w}");
     }
     let cli = Cli::parse();
+    quiet_on_closed_pipe();
+    // A closed stdout (`tessera … | head`) unwinds the command, running every zeroizing drop,
+    // and ends it quietly with the shell's SIGPIPE status instead of a panic message.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli))) {
+        Ok(code) => code,
+        Err(payload) if is_broken_pipe(payload.as_ref()) => ExitCode::from(141),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default()
+}
+
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let text = panic_text(payload);
+    text.contains("failed printing to std") && text.contains("Broken pipe")
+}
+
+/// Keeps the default panic report for every panic except a write to a closed pipe.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            default(info);
+        }
+    }));
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Attest(cmd)) => cli::attest::run(cmd),
         Some(Command::Pcrs(args)) => cli::pcrs::run(&args),

@@ -37,7 +37,7 @@ fn statement_pcrs_fill_the_reproduced_column_at_threshold() {
 
     let mut args = TuiArgs {
         at: "now".into(),
-        dir: dir.path().into(),
+        dir: Some(dir.path().into()),
         statement: Some(statement.clone()),
         statement_sig: vec![sig1.clone(), sig2],
         keyring: Some(keyring.clone()),

@@ -47,12 +47,37 @@ pub fn save<T: Serialize>(
     let bundle = Bundle::new(kind, meta, tessera_core::cbor::encode(value))
         .map_err(|e| Failure::usage(e.to_string()))?;
     if out.is_dir() {
-        airgap_bundle::usb::write_bundle(out, &bundle)
-            .map_err(|e| Failure::usage(format!("{}: {e}", out.display())))
-    } else {
-        write_new(out, &bundle.encode())?;
-        Ok(out.to_path_buf())
+        return airgap_bundle::usb::write_bundle(out, &bundle)
+            .map_err(|e| Failure::usage(format!("{}: {e}", out.display())));
     }
+    check_new_file(out)?;
+    write_new(out, &bundle.encode())?;
+    Ok(out.to_path_buf())
+}
+
+/// A new file must go into an existing folder and look like a file name, so a mistyped or
+/// unmounted folder (`/media/usb-typo`) is refused instead of becoming a file of that name.
+pub fn check_new_file(out: &Path) -> Result<(), Failure> {
+    if out.exists() {
+        return Ok(()); // write_new refuses to replace it, naming the file
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Failure::usage(format!(
+            "{} does not exist: is the USB stick mounted? Nothing was written",
+            parent.display()
+        )));
+    }
+    if out.extension().is_none() {
+        return Err(Failure::usage(format!(
+            "{} does not exist: is the USB stick mounted? Give an existing folder (the bundle is written inside it, named for its content) or a file name with an extension; nothing was written",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A bundle starts with a 4-element array and the magic text; anything else is a bare object.

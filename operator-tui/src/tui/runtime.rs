@@ -53,8 +53,9 @@ pub struct TuiArgs {
     #[arg(long, default_value = "now")]
     pub at: String,
     /// Folder with bundles (a USB stick's mount point); also where new bundles are written.
-    #[arg(long, default_value = ".")]
-    pub dir: PathBuf,
+    /// Default: the folder of the file opened, else the working directory. It must exist.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
     /// Your encrypted share (the age file stored at genesis).
     #[arg(long)]
     pub share: Option<PathBuf>,
@@ -99,6 +100,20 @@ fn state_dir(args: &TuiArgs) -> Option<PathBuf> {
 
 /// Builds the session's fixed configuration from the arguments.
 pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, String> {
+    let bundle_dir = match (&args.dir, first_file) {
+        (Some(d), _) => d.clone(),
+        (None, Some(f)) => f
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        (None, None) => PathBuf::from("."),
+    };
+    if !bundle_dir.is_dir() {
+        return Err(format!(
+            "{} does not exist or is not a folder: is the USB stick mounted? Nothing was opened",
+            bundle_dir.display()
+        ));
+    }
     let anchor = match &args.root {
         None => attestation::aws_nitro_root_g1().clone(),
         Some(p) => {
@@ -148,8 +163,8 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
     Ok(Config {
         mode,
         anchor,
-        bundle_dir: args.dir.clone(),
-        share_path: args.share.clone().or_else(|| find_share(&args.dir)),
+        share_path: args.share.clone().or_else(|| find_share(&bundle_dir)),
+        bundle_dir,
         reproduced,
         previous,
         pins: args
@@ -651,8 +666,9 @@ fn run_job(
                     .map_err(fail)?;
             let _ = written.send(Msg::Written(path.clone()));
             Ok(format!(
-                "share x = {} handed over; share bundle written to {}",
+                "share x = {} handed over; share bundle written to {}\nnext: carry the USB stick to the online machine and run `tessera provision post --relay URL {}`, or press v to show it as QR",
                 done.x,
+                path.display(),
                 path.display()
             ))
         }

@@ -6,6 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
 use tessera_core::bytes::hex_groups;
+use time::OffsetDateTime;
 
 use super::app::{Mode, PcrRow, Popup, Screen, SignJob, State};
 use super::keymap::Action;
@@ -45,39 +46,49 @@ pub fn render(state: &State, frame: &mut Frame) {
 fn header(state: &State, frame: &mut Frame, area: Rect) {
     let [line1, line2] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let narrow = area.width < 100;
     let mode = match &state.config.mode {
         Mode::Production => Span::styled(" PRODUCTION: pinned AWS root ", OK),
         Mode::Dev { root_fingerprint } => Span::styled(
-            format!(" DEV: root {root_fingerprint}, NOT AWS "),
+            if narrow {
+                // Two groups are enough to tell roots apart at a glance; Home shows the rest.
+                let short: String = root_fingerprint.chars().take(9).collect();
+                format!(" DEV {short}, NOT AWS ")
+            } else {
+                format!(" DEV: root {root_fingerprint}, NOT AWS ")
+            },
             Style::new()
                 .fg(Color::White)
                 .bg(Color::Red)
                 .add_modifier(Modifier::BOLD),
         ),
     };
-    let clock = state.now.map_or_else(
-        || "clock: …".to_owned(),
-        |t| {
-            format!(
-                " {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        },
-    );
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled("tessera ", TITLE),
-            mode,
-            Span::raw(clock),
-        ])),
-        line1,
-    );
-    let narrow = area.width < 100;
+    let keys = state
+        .device
+        .as_ref()
+        .filter(|d| d.software)
+        .map(|_| Span::styled(" SOFTWARE KEYS ", BAD.add_modifier(Modifier::REVERSED)));
+    let stamp = |t: OffsetDateTime| {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    // A validation time given by hand is not the clock: say so where the clock would be.
+    let clock = match (state.config.at, state.now) {
+        (Some(at), _) => Span::styled(format!(" AT {} (--at)", stamp(at)), WARN),
+        (None, Some(t)) => Span::raw(format!(" {}", stamp(t))),
+        (None, None) => Span::raw(" clock: …"),
+    };
+    let mut spans = vec![Span::styled("tessera ", TITLE), mode];
+    spans.extend(keys);
+    spans.push(clock);
+    frame.render_widget(Paragraph::new(Line::from(spans)), line1);
     let titles: Vec<String> = Screen::ALL
         .iter()
         .enumerate()
