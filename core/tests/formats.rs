@@ -27,7 +27,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "envelope",
-        "5c0b8feec00341e5710ae251d2c6ebfb8910ca335894e18fb37e43b7604880db",
+        "6ac8ec9a872a5fdf09a7a6d8b2f8a571f58f175bb20ff1c16d76f387529e61c8",
     ),
     (
         "descriptor",
@@ -47,7 +47,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "share_submission",
-        "85bb20254bd7931036cec8593a3bcc99f42b078fdc820de5ee2174d60a846433",
+        "3e59f48a4264a2964fc2b76997509bd349347668b77b5dffbccdbab77ae98e25",
     ),
 ];
 

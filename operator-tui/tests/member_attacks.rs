@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ceremony_support::{Services, files, ok_in, only_file, services, tessera_in};
+use ceremony_support::{Services, Tmux, files, ok_in, only_file, services, tessera_in};
 
 /// One namespace `real`: alice, bob and carol hold 2-of-3 shares, each pinned the quorum key at
 /// genesis; alice and bob approved manifest nonce 1 (pinning its Manifest set); carol recorded
@@ -548,24 +548,10 @@ fn a_wrong_code_signs_nothing_and_the_prompt_never_shows_the_code() {
 /// past the limit by the time of the hand-over is refused then.
 #[test]
 fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
-    if std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        panic!("tmux is required (scripts/ensure-deps.sh installs it)");
-    }
     let w = world();
     let (req, usb) = w.request(&w.real, "usb-app");
-    let socket = format!("tessera-stale-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        let out = std::process::Command::new("tmux")
-            .arg("-L")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    let tmux = Tmux {
+        socket: format!("tessera-stale-{}", std::process::id()),
     };
     let app = format!(
         "TESSERA_TRANSCRIPT={} {} open {req} --software {} --pins {} --root {} --dir {usb} --share {} --max-age-secs 6",
@@ -576,32 +562,18 @@ fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
         w.p("real-root.pem"),
         w.p("carol.share.age"),
     );
-    tmux(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
-    let wait_for = |text: &str| {
-        let start = Instant::now();
-        loop {
-            let s = tmux(&["capture-pane", "-p", "-t", "t"]);
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no {text:?}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
     let opened = Instant::now();
-    wait_for("✓ attestation");
-    tmux(&["send-keys", "-t", "t", "a"]);
-    wait_for("coordinator announced");
-    tmux(&["send-keys", "-t", "t", &w.code1]);
+    tmux.wait_for("✓ attestation");
+    tmux.keys(&["a"]);
+    tmux.wait_for("coordinator announced");
+    tmux.keys(&[&w.code1]);
     // The document was at most a second old when opened; wait past its 6 s limit.
     std::thread::sleep(Duration::from_secs(8).saturating_sub(opened.elapsed()));
-    tmux(&["send-keys", "-t", "t", "Enter"]);
-    let screen = wait_for("Refused");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("Refused");
     assert!(screen.contains("s old"), "{screen}");
-    tmux(&["kill-server"]);
+    drop(tmux);
     assert!(
         files(Path::new(&usb), "share-").is_empty(),
         "a share bundle was written"

@@ -38,10 +38,13 @@ fn statement_pcrs_fill_the_reproduced_column_at_threshold() {
     let mut args = TuiArgs {
         at: "now".into(),
         dir: Some(dir.path().into()),
-        statement: Some(statement.clone()),
-        statement_sig: vec![sig1.clone(), sig2],
-        keyring: Some(keyring.clone()),
-        statement_threshold: 2,
+        reproduce: operator_tui::cli::trust::ReproduceArgs {
+            statement: Some(statement.clone()),
+            statement_sig: vec![sig1.clone(), sig2],
+            keyring: Some(keyring.clone()),
+            statement_threshold: 2,
+            eif: None,
+        },
         max_age_secs: 3600,
         ..TuiArgs::default()
     };
@@ -64,7 +67,7 @@ fn statement_pcrs_fill_the_reproduced_column_at_threshold() {
     assert_eq!(fingerprints.len(), 2);
 
     // One signature does not meet a threshold of two: the app refuses to start with it.
-    args.statement_sig = vec![sig1];
+    args.reproduce.statement_sig = vec![sig1];
     let err = config(&args, None).expect_err("below threshold");
     assert!(err.contains("statement"), "{err}");
 }

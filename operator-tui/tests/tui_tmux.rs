@@ -5,68 +5,15 @@
 //! Runs under `scripts/with-virtual-yubikey.sh` (part of `make test`); elsewhere it is skipped
 //! with a loud message like every card test.
 
+mod ceremony_support;
 mod yubikey_support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+
+use ceremony_support::{Tmux, binary, only_file, start};
 
 use yubikey_support::{NEW_PIN, NEW_PUK, PIN, PUK, ok, tessera, virtual_card};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The enclave and relay binaries, built once.
-fn binary(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--locked",
-                "-p",
-                "tessera-enclave",
-                "-p",
-                "tessera-relay",
-            ])
-            .current_dir(workspace())
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building the enclave and relay failed");
-    });
-    workspace().join("target/debug").join(name)
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `cmd` and returns it with the first stdout line containing `ready`.
-fn start(cmd: &mut Command, ready: &str) -> (Proc, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .find_map(|l| l.ok().filter(|l| l.contains(ready)))
-        .unwrap_or_else(|| panic!("{cmd:?} exited before printing {ready:?}"));
-    // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), line)
-}
 
 fn run(args: &[&str]) -> String {
     let out = tessera(args);
@@ -77,65 +24,6 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    fn screen(&self) -> String {
-        self.cmd(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    /// Waits (bounded) until the screen shows `text`.
-    fn wait_for(&self, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_mins(1),
-                "timed out waiting for {text:?}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-server"]);
-    }
-}
-
-fn only_file(dir: &Path, prefix: &str) -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect();
-    assert_eq!(found.len(), 1, "{prefix}* in {}: {found:?}", dir.display());
-    found.remove(0)
 }
 
 #[test]

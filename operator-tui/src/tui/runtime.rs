@@ -59,22 +59,8 @@ pub struct TuiArgs {
     /// Your encrypted share (the age file stored at genesis).
     #[arg(long)]
     pub share: Option<PathBuf>,
-    /// Reproduce PCR0-2 from this EIF.
-    #[arg(long)]
-    pub eif: Option<PathBuf>,
-    /// Take reproduced PCR0-2 from a builders' statement (JSON), accepted at a threshold of
-    /// pinned builder keys.
-    #[arg(long, requires_all = ["statement_sig", "keyring"])]
-    pub statement: Option<PathBuf>,
-    /// Detached armored signatures over the statement.
-    #[arg(long)]
-    pub statement_sig: Vec<PathBuf>,
-    /// Directory of pinned builder keys (armored OpenPGP certificates).
-    #[arg(long)]
-    pub keyring: Option<PathBuf>,
-    /// Distinct pinned builders that must have signed the statement.
-    #[arg(long, default_value_t = 2)]
-    pub statement_threshold: usize,
+    #[command(flatten)]
+    pub reproduce: crate::cli::trust::ReproduceArgs,
     /// Keymap TOML file (default ~/.config/tessera/keys.toml when present).
     #[arg(long)]
     pub keys: Option<PathBuf>,
@@ -140,15 +126,7 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
                 .map_err(|e| format!("--at {t:?}: {e}"))?,
         ),
     };
-    let reproduced = crate::member::reproduce::reproduce(
-        args.eif.as_deref(),
-        &crate::member::reproduce::StatementInput {
-            statement: args.statement.clone(),
-            signatures: args.statement_sig.clone(),
-            keyring: args.keyring.clone(),
-            threshold: args.statement_threshold,
-        },
-    )?;
+    let reproduced = args.reproduce.reproduce().map_err(|f| f.message)?;
     let keymap = match args.keys.clone().or_else(|| {
         let p = PathBuf::from(std::env::var_os("HOME")?).join(".config/tessera/keys.toml");
         p.exists().then_some(p)
