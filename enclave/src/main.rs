@@ -37,6 +37,9 @@ struct Args {
     /// With --dev: write the dev PCRs as JSON here (the shape of `tessera pcrs --json`).
     #[arg(long, requires = "dev")]
     dev_pcrs_out: Option<PathBuf>,
+    /// Seconds a connection may stay open with no frame started before the enclave closes it.
+    #[arg(long, default_value_t = tessera_core::protocol::IDLE_TIMEOUT.as_secs(), value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
     /// The pivot application binary; its SHA-256 must equal the manifest's. Without it the
     /// built-in signing app serves the provisioned key.
     #[arg(long)]
@@ -123,7 +126,12 @@ fn run(args: &Args) -> Result<(), String> {
     // Readiness line: tests and scripts wait for it.
     println!("tessera-enclave: listening on {}", args.listen);
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    server::serve(&listener, enclave).map_err(|e| e.to_string())
+    server::serve(
+        &listener,
+        enclave,
+        std::time::Duration::from_secs(args.idle_timeout),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Writes `path` whole, replacing an earlier file (the root of an earlier dev run is stale the

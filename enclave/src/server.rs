@@ -6,7 +6,8 @@
 //! - A frame must arrive whole within [`FRAME_TIMEOUT`] of its first byte: one deadline per
 //!   frame, not per read, so a sender dripping a byte at a time cannot keep it open longer. The
 //!   answer is written under the same kind of deadline.
-//! - A connection on which no frame starts for [`IDLE_TIMEOUT`] is closed.
+//! - A connection on which no frame starts for the idle timeout (`--idle-timeout`, by default
+//!   [`tessera_core::protocol::IDLE_TIMEOUT`]) is closed.
 //! - At most [`MAX_CONNECTIONS`] connections are open. When all are taken, a new connection
 //!   closes the one that has been waiting longest for a frame (idle, or still receiving one);
 //!   connections whose request is being handled or answered are never closed for another. So
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use tessera_core::bytes::Hash32;
 use tessera_core::cbor;
 use tessera_core::protocol::{
-    ErrorCode, FrameError, IDLE_TIMEOUT, MAX_FRAME, Request, Response, read_frame, write_frame,
+    ErrorCode, FrameError, MAX_FRAME, Request, Response, read_frame, write_frame,
 };
 use tessera_core::transport::{Listener, Stream};
 
@@ -143,7 +144,7 @@ enum Job {
     Stop(SyncSender<()>),
 }
 
-pub fn serve(listener: &Listener, enclave: Enclave) -> std::io::Result<()> {
+pub fn serve(listener: &Listener, enclave: Enclave, idle: Duration) -> std::io::Result<()> {
     let (jobs, rx) = mpsc::channel::<Job>();
     let slots = Arc::new(Slots::default());
     // First: it blocks the stop signals, which every thread started afterwards inherits.
@@ -180,7 +181,7 @@ pub fn serve(listener: &Listener, enclave: Enclave) -> std::io::Result<()> {
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 tracing::debug!(connection = id, "connection opened");
-                connection(stream, &slots_for_thread, &jobs, id);
+                connection(stream, &slots_for_thread, &jobs, id, idle);
                 slots_for_thread.remove(id);
                 tracing::debug!(connection = id, "connection closed");
             });
@@ -272,12 +273,12 @@ fn handle(enclave: &mut Enclave, id: u64, body: &[u8]) -> Vec<u8> {
     answer
 }
 
-fn connection(mut stream: Stream, slots: &Slots, jobs: &Sender<Job>, id: u64) {
+fn connection(mut stream: Stream, slots: &Slots, jobs: &Sender<Job>, id: u64, idle: Duration) {
     loop {
         if !slots.set(id, Activity::Idle) {
             return;
         }
-        let body = match next_frame(&mut stream, slots, id) {
+        let body = match next_frame(&mut stream, slots, id, idle) {
             Ok(b) => b,
             Err(FrameError::Closed) => return,
             Err(e @ FrameError::TooLarge { .. }) => {
@@ -314,10 +315,15 @@ fn connection(mut stream: Stream, slots: &Slots, jobs: &Sender<Job>, id: u64) {
     }
 }
 
-/// Waits up to [`IDLE_TIMEOUT`] for the first byte of a frame, then gives the whole frame
+/// Waits up to `idle` for the first byte of a frame, then gives the whole frame
 /// [`FRAME_TIMEOUT`].
-fn next_frame(stream: &mut Stream, slots: &Slots, id: u64) -> Result<Vec<u8>, FrameError> {
-    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
+fn next_frame(
+    stream: &mut Stream,
+    slots: &Slots,
+    id: u64,
+    idle: Duration,
+) -> Result<Vec<u8>, FrameError> {
+    stream.set_read_timeout(Some(idle))?;
     let mut first = [0u8; 1];
     match stream.read(&mut first) {
         Ok(0) => return Err(FrameError::Closed),

@@ -548,3 +548,49 @@ fn a_stopping_relay_exits_at_the_drain_deadline() {
     let relay = RelayProc::start(&c.enclave.addr);
     complete_via(&relay, &mut c);
 }
+
+/// Idle connections are closed at the idle timeout (2 s here, 60 s by default); a connection
+/// that keeps sending frames is not; and the relay, whose own connection was closed as idle,
+/// reconnects and is served without an error.
+#[test]
+fn idle_connections_are_closed_and_the_relay_reconnects() {
+    let _serial = serial();
+    let mut c = Ceremony::with_enclave_args(
+        3,
+        2,
+        None,
+        tessera_core::bytes::Hash32::default(),
+        &["--idle-timeout", "2"],
+    );
+    let relay = RelayProc::start(&c.enclave.addr);
+    relay_status(&relay);
+
+    let mut idle = UnixStream::connect(&c.enclave.socket).unwrap();
+    idle.set_read_timeout(Some(STEP)).unwrap();
+    let mut busy = UnixStream::connect(&c.enclave.socket).unwrap();
+    busy.set_read_timeout(Some(STEP)).unwrap();
+    let started = Instant::now();
+    // `busy` sends a status request every half second for 4 s: twice the idle timeout.
+    let status = frame(&cbor::encode(&Request::Status));
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(500));
+        let answer = support::raw_exchange(&mut busy, &status);
+        assert!(
+            matches!(answer, tessera_core::protocol::Response::Status(_)),
+            "{answer:?}"
+        );
+    }
+    // `idle` never sent anything: closed, and not before its 2 s.
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).expect("closed, not timed out");
+    assert!(rest.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "closed after {waited:?}"
+    );
+
+    // The relay's connection has been idle past the timeout too: the next request reconnects.
+    relay_status(&relay);
+    complete_via(&relay, &mut c);
+}

@@ -53,6 +53,11 @@ impl EnclaveProc {
     /// Starts an enclave listening on `dir/enclave.sock`; `tag` keeps the dev root and PCR files
     /// of successive processes apart. Returns once the readiness line is printed.
     pub fn start(dir: &Path, tag: &str, pivot: Option<&Path>) -> Self {
+        Self::start_with(dir, tag, pivot, &[])
+    }
+
+    /// [`EnclaveProc::start`] with more command-line arguments.
+    pub fn start_with(dir: &Path, tag: &str, pivot: Option<&Path>, args: &[&str]) -> Self {
         let socket = dir.join("enclave.sock");
         let root_path = dir.join(format!("{tag}-root.pem"));
         let pcrs_path = dir.join(format!("{tag}-pcrs.json"));
@@ -68,6 +73,7 @@ impl EnclaveProc {
         if let Some(p) = pivot {
             cmd.arg("--pivot-bin").arg(p);
         }
+        cmd.args(args);
         // The enclave logs a line per request; a file never fills up and blocks it as a pipe can.
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = cmd
@@ -388,8 +394,19 @@ impl Ceremony {
     }
 
     pub fn with_pivot(n: usize, t: u8, pivot: Option<&Path>, app_sha256: Hash32) -> Self {
+        Self::with_enclave_args(n, t, pivot, app_sha256, &[])
+    }
+
+    /// [`Ceremony::with_pivot`] with more command-line arguments for the enclave.
+    pub fn with_enclave_args(
+        n: usize,
+        t: u8,
+        pivot: Option<&Path>,
+        app_sha256: Hash32,
+        args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let enclave = EnclaveProc::start(dir.path(), "e0", pivot);
+        let enclave = EnclaveProc::start_with(dir.path(), "e0", pivot, args);
         let mut members = devices(n, 0);
         let (genesis, attestation) = genesis(&enclave, &mut members, t);
         let sealed = members
