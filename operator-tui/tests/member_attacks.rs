@@ -584,3 +584,76 @@ fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
         "{transcript}"
     );
 }
+
+/// The app on an 80x24 terminal, with software keys: a mistyped folder is refused before it
+/// starts; without `--dir` the share bundle goes next to the request; a wrong code says so; a
+/// second hand-over is refused as done; Done names the next step; the QR fits 80x24.
+#[test]
+fn the_app_at_80x24_writes_next_to_the_request_and_shows_the_qr() {
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-app");
+    let keys = w.p("carol.keys");
+    let pins = w.p("carol.pins");
+    let root = w.p("real-root.pem");
+    let share = w.p("carol.share.age");
+    let typo = w.p("usb-typo");
+    let out = tessera_in(
+        &w.t(),
+        &[
+            "open",
+            &req,
+            "--software",
+            &keys,
+            "--pins",
+            &pins,
+            "--root",
+            &root,
+            "--dir",
+            &typo,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is the USB stick mounted?"), "{err}");
+    assert!(!Path::new(&typo).exists(), "the missing folder was created");
+
+    let tmux = Tmux {
+        socket: format!("tessera-app-{}", std::process::id()),
+    };
+    let app = format!(
+        "TESSERA_TRANSCRIPT={} {} open {req} --software {keys} --pins {pins} --root {root} --share {share}",
+        w.t().display(),
+        env!("CARGO_BIN_EXE_tessera"),
+    );
+    tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
+    let first = tmux.wait_for("✓ attestation");
+    assert!(first.contains("SOFTWARE KEYS"), "{first}");
+    assert!(
+        !first.contains(&w.code1),
+        "the code is on the screen:\n{first}"
+    );
+    tmux.keys(&["a"]);
+    let prompt = tmux.wait_for("coordinator announced");
+    assert!(
+        !prompt.contains(&w.code1),
+        "the prompt shows the code:\n{prompt}"
+    );
+    tmux.keys(&["0000 0000 0000 0000", "Enter"]);
+    tmux.wait_for("code does not match");
+    tmux.keys(&[&w.code1, "Enter"]);
+    let done = tmux.wait_for("next: carry the USB stick");
+    let written = only_file(Path::new(&usb), "share-");
+    assert!(
+        done.contains("share bundle written"),
+        "{done}\n(written: {})",
+        written.display()
+    );
+    tmux.keys(&["Enter", "a"]);
+    tmux.wait_for("already handed over");
+    tmux.keys(&["Enter", "v"]);
+    let qr = tmux.wait_for("Esc close");
+    assert!(!qr.contains("too small"), "{qr}");
+    assert!(qr.contains("+/- speed"), "{qr}");
+    tmux.keys(&["Escape", "q"]);
+    drop(tmux);
+}

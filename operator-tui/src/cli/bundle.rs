@@ -285,6 +285,33 @@ fn encoder_for(bytes: &[u8], fragment: Option<usize>) -> Result<PartEncoder, Fai
     .map_err(|e| Failure::io(e.to_string()))
 }
 
+/// An encoder whose frames fit `cols` × `rows` terminal cells: the requested (or default)
+/// density when it fits, else the densest that does (returned as the reduced fragment size).
+/// An explicit `fragment` that does not fit is an error naming the one that would.
+pub fn encoder_fitting(
+    bytes: &[u8],
+    fragment: Option<usize>,
+    cols: usize,
+    rows: usize,
+) -> Result<(PartEncoder, Option<usize>), String> {
+    let size = fragment.unwrap_or(parts::DEFAULT_FRAGMENT_BYTES);
+    let encoder = encoder_for(bytes, fragment).map_err(|f| f.message)?;
+    if frames_fit(&encoder, bytes, size, cols, rows) {
+        return Ok((encoder, None));
+    }
+    let Some(f) = qr::max_fragment_for_terminal(cols, rows) else {
+        return Err(format!(
+            "the terminal ({cols}×{rows} free) is too small for a QR code; enlarge it or use the USB file"
+        ));
+    };
+    if fragment.is_some() {
+        return Err(format!(
+            "frames of {size} bytes do not fit this terminal ({cols}×{rows} free); use --fragment {f} or enlarge it"
+        ));
+    }
+    Ok((encoder_for(bytes, Some(f)).map_err(|e| e.message)?, Some(f)))
+}
+
 fn show_qr(a: &QrArgs) -> Result<(), Failure> {
     let bundle = read_bundle(&a.bundle)?;
     let bytes = bundle.encode();
@@ -352,24 +379,11 @@ fn animate(a: &QrArgs, bundle: &Bundle, bytes: &[u8]) -> Result<(), Failure> {
         crossterm::terminal::size().map_or((80, 24), |(c, r)| (usize::from(c), usize::from(r)));
     // Two rows below the code for the status line.
     let avail_rows = rows.saturating_sub(2);
-    let fragment = a.fragment.unwrap_or(parts::DEFAULT_FRAGMENT_BYTES);
-    let mut encoder = encoder_for(bytes, a.fragment)?;
-    let mut note = String::new();
-    if !frames_fit(&encoder, bytes, fragment, cols, avail_rows) {
-        let Some(f) = qr::max_fragment_for_terminal(cols, avail_rows) else {
-            return Err(Failure::io(format!(
-                "the terminal ({cols}×{rows}) is too small for a QR code; enlarge it"
-            )));
-        };
-        if a.fragment.is_some() {
-            return Err(Failure::io(format!(
-                "frames of {fragment} bytes do not fit this terminal ({cols}×{rows}); \
-                 use --fragment {f} or enlarge it"
-            )));
-        }
-        encoder = encoder_for(bytes, Some(f))?;
-        note = format!(" · density reduced to {f} B to fit");
-    }
+    let (mut encoder, reduced) =
+        encoder_fitting(bytes, a.fragment, cols, avail_rows).map_err(Failure::io)?;
+    let note = reduced
+        .map(|f| format!(" · density reduced to {f} B to fit"))
+        .unwrap_or_default();
 
     let _guard = TerminalGuard {
         raw: interactive && crossterm::terminal::enable_raw_mode().is_ok(),

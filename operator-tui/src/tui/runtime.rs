@@ -885,8 +885,15 @@ fn event_loop(
 fn qr_view(path: &Path) -> Result<app::QrView, String> {
     let bytes = airgap_bundle::usb::read_limited(path, airgap_bundle::MAX_BUNDLE_BYTES)
         .map_err(|e| e.to_string())?;
-    let mut enc =
-        airgap_bundle::parts::PartEncoder::with_defaults(&bytes).map_err(|e| e.to_string())?;
+    // The overlay's border takes two columns and two rows; the density adapts to what is left.
+    let (cols, rows) =
+        crossterm::terminal::size().map_or((80, 24), |(c, r)| (usize::from(c), usize::from(r)));
+    let (mut enc, reduced) = crate::cli::bundle::encoder_fitting(
+        &bytes,
+        None,
+        cols.saturating_sub(2),
+        rows.saturating_sub(2),
+    )?;
     let minimal = enc.fragment_count();
     let count = if enc.is_single_part() {
         1
@@ -899,7 +906,10 @@ fn qr_view(path: &Path) -> Result<app::QrView, String> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(app::QrView {
-        title: name,
+        title: match reduced {
+            Some(f) => format!("{name} ({f} B/frame to fit)"),
+            None => name,
+        },
         parts,
         minimal,
         index: 0,

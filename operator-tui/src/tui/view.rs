@@ -36,7 +36,7 @@ pub fn render(state: &State, frame: &mut Frame) {
     }
     footer(state, frame, foot);
     if let Some(q) = &state.qr {
-        qr(q, frame, body);
+        qr(q, frame, frame.area());
     }
     if let Some(p) = &state.popup {
         popup(state, p, frame);
@@ -703,14 +703,25 @@ fn transcript(state: &State, frame: &mut Frame, area: Rect) {
 /// The current frame, dark modules on a light background whatever the terminal's theme.
 fn qr(q: &super::app::QrView, frame: &mut Frame, area: Rect) {
     frame.render_widget(Clear, area);
-    let title = format!(
-        " {}  frame {} of {} (any {} suffice)  {} fps  +/- speed  Esc close ",
-        q.title,
-        q.index + 1,
-        q.parts.len(),
-        q.minimal,
-        q.fps
-    );
+    let title = if area.width < 100 {
+        // Key hints first, so nothing a member needs is cut off at 80 columns.
+        format!(
+            " {}/{} (any {}) {}fps  +/- speed  Esc close ",
+            q.index + 1,
+            q.parts.len(),
+            q.minimal,
+            q.fps
+        )
+    } else {
+        format!(
+            " {}  frame {} of {} (any {} suffice)  {} fps  +/- speed  Esc close ",
+            q.title,
+            q.index + 1,
+            q.parts.len(),
+            q.minimal,
+            q.fps
+        )
+    };
     let block = Block::bordered().title(Span::styled(title, TITLE));
     let inner = block.inner(area);
     frame.render_widget(block, area);
