@@ -657,3 +657,29 @@ fn the_app_at_80x24_writes_next_to_the_request_and_shows_the_qr() {
     tmux.keys(&["Escape", "q"]);
     drop(tmux);
 }
+
+/// A member whose post's answer was lost posts the same share bundle again: the enclave already
+/// holds it, so the retry says so and succeeds; nothing changes.
+#[test]
+fn posting_the_same_share_twice_is_already_accepted() {
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-retry");
+    let root = w.p("real-root.pem");
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", &root]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = only_file(Path::new(&usb), "share-");
+    let bundle = bundle.to_str().unwrap();
+    let first = w.ok(&["provision", "post", "--relay", &w.real.relay, bundle]);
+    assert!(
+        first.contains("enclave accepted the share of carol (1 of 2)"),
+        "{first}"
+    );
+    let again = w.ok(&["provision", "post", "--relay", &w.real.relay, bundle]);
+    assert!(again.contains("already accepted"), "{again}");
+    let status = w.ok(&["status", "--relay", &w.real.relay, "--json"]);
+    assert!(status.contains("\"shares_from\":[\"carol\"]"), "{status}");
+}

@@ -571,3 +571,50 @@ fn the_app_hands_over_only_what_the_pin_explains() {
     assert!(matches!(s.popup, Some(Popup::Message { error: true, .. })));
     snap("provision_no_pin", &s);
 }
+
+/// At 80x24 the manifest's fields do not fit: approving is refused until every changed row has
+/// been on screen, and scrolling shows them.
+#[test]
+fn approval_waits_until_every_changed_row_was_on_screen() {
+    let f = fixture(PCRS[0]);
+    let mut devs = members();
+    let mut cfg = config(&f, true);
+    // The last approval had other PCR0 and an older nonce: PCR0 and the nonce change.
+    let mut earlier = manifest(&mut devs, 5, [0x99; 48]);
+    earlier.patch_set.threshold = 3;
+    cfg.previous = vec![earlier];
+    let mut s = State::new(cfg);
+    app::update(&mut s, Msg::Tick(now()));
+    app::update(&mut s, Msg::Device(operator_tui::tui::fixtures::device()));
+    app::update(&mut s, operator_tui::tui::fixtures::pins(&f));
+    app::update(&mut s, Msg::Resize(80, 24));
+    app::update(
+        &mut s,
+        Msg::Loaded {
+            path: "m.cbor".into(),
+            bytes: f.manifest.encode(),
+        },
+    );
+    let r = s.manifest.as_ref().unwrap();
+    assert!(r.fields.len() > app::manifest_rows(24), "everything fits");
+    assert_eq!(r.unseen_changes(), 1, "{:?}", r.fields);
+    let why = r.blocked().unwrap();
+    assert!(why.contains("not yet on screen"), "{why}");
+    app::update(&mut s, Msg::Key(Key::Char('a')));
+    assert!(matches!(s.popup, Some(Popup::Message { error: true, .. })));
+    snap("manifest_scroll_top", &s);
+    app::update(&mut s, Msg::Key(Key::Enter));
+    for _ in 0..40 {
+        app::update(&mut s, Msg::Key(Key::Char('j')));
+    }
+    let r = s.manifest.as_ref().unwrap();
+    assert_eq!(r.unseen_changes(), 0);
+    assert!(r.blocked().is_none(), "{:?}", r.blocked());
+    snap("manifest_scroll_bottom", &s);
+    app::update(&mut s, Msg::Key(Key::Char('a')));
+    assert!(
+        matches!(s.popup, Some(Popup::Confirm { .. })),
+        "{:?}",
+        s.popup
+    );
+}

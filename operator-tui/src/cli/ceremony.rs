@@ -1081,16 +1081,26 @@ pub fn provision(cmd: ProvisionCommand) -> CmdResult {
                 Relay::new(&relay).post("/v1/share-bundle", "application/octet-stream", &bytes)?;
             let v: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|e| Failure::usage(e.to_string()))?;
+            let provisioned = if v["provisioned"].as_bool() == Some(true) {
+                "; the enclave is provisioned"
+            } else {
+                ""
+            };
+            let member = v["member"].as_str().unwrap_or("?");
+            // A retry after a lost answer: the enclave already holds this identical submission.
+            if v["already_accepted"].as_bool() == Some(true) {
+                checked(format!(
+                    "already accepted: the enclave already holds the share of {member} ({} of {}){provisioned}",
+                    v["received"], v["threshold"]
+                ));
+                record(
+                    Record::new("provision.post", "already-accepted").input("share_bundle", &bytes),
+                );
+                return Ok(());
+            }
             checked(format!(
-                "enclave accepted the share of {} ({} of {}){}",
-                v["member"].as_str().unwrap_or("?"),
-                v["received"],
-                v["threshold"],
-                if v["provisioned"].as_bool() == Some(true) {
-                    "; the enclave is provisioned"
-                } else {
-                    ""
-                }
+                "enclave accepted the share of {member} ({} of {}){provisioned}",
+                v["received"], v["threshold"]
             ));
             record(Record::new("provision.post", "accepted").input("share_bundle", &bytes));
             Ok(())

@@ -168,6 +168,11 @@ pub struct ManifestReview {
     /// The member layer's decision on approving it; `None` until the key device is known.
     pub review: Option<Review>,
     pub approvals: Option<String>,
+    /// The first field row on screen.
+    pub scroll: usize,
+    /// Which field rows have been on screen; a changed or added row must have been seen
+    /// before approving.
+    pub seen: Vec<bool>,
 }
 
 impl ManifestReview {
@@ -176,9 +181,43 @@ impl ManifestReview {
     pub fn blocked(&self) -> Option<String> {
         match &self.review {
             None => Some("waiting for the key device and the clock".to_owned()),
-            Some(r) => r.refusal(),
+            Some(r) => r.refusal().or_else(|| {
+                let unseen = self.unseen_changes();
+                (unseen > 0).then(|| {
+                    format!(
+                        "{unseen} changed field(s) (~ or +) not yet on screen\nnext: scroll through the fields with j/k or the arrow keys"
+                    )
+                })
+            }),
         }
     }
+
+    /// Changed or added rows that have not been on screen yet.
+    #[must_use]
+    pub fn unseen_changes(&self) -> usize {
+        self.fields
+            .iter()
+            .zip(&self.seen)
+            .filter(|((mark, _, _), seen)| *mark != ' ' && !**seen)
+            .count()
+    }
+
+    /// Marks the rows a window of `rows` field rows shows from `scroll` as seen.
+    pub fn show(&mut self, rows: usize) {
+        let max = self.fields.len().saturating_sub(rows.max(1));
+        self.scroll = self.scroll.min(max);
+        let end = (self.scroll + rows).min(self.fields.len());
+        for s in &mut self.seen[self.scroll..end] {
+            *s = true;
+        }
+    }
+}
+
+/// Field rows the Manifest screen shows at a terminal height: the header (2), the footer (1),
+/// the review box (4) and the table's borders (2) take the rest.
+#[must_use]
+pub fn manifest_rows(height: u16) -> usize {
+    usize::from(height.saturating_sub(9)).max(1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +430,8 @@ pub enum Msg {
     ProvisionPlan(Result<(u32, String), String>),
     /// The member's namespace pins, each verified under the device's Manifest key.
     Pins(Vec<(PathBuf, Result<NamespacePin, PinError>)>),
+    /// The terminal's size changed (columns, rows).
+    Resize(u16, u16),
 }
 
 // Effects are handed to the runtime one by one and consumed.
@@ -447,6 +488,8 @@ pub struct State {
     /// The member descriptor written from the Keys screen.
     pub descriptor: Option<PathBuf>,
     pub qr: Option<QrView>,
+    /// The terminal's size (columns, rows), for what fits on screen.
+    pub size: (u16, u16),
     /// The member's pins as last read; `None` until the key device is known.
     pub pins: Option<Vec<(PathBuf, Result<NamespacePin, PinError>)>>,
     pub popup: Option<Popup>,
@@ -474,6 +517,7 @@ impl State {
             transcript: Vec::new(),
             descriptor: None,
             qr: None,
+            size: (80, 24),
             pins: None,
             popup: None,
             busy: None,
@@ -573,6 +617,13 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Pins(pins) => {
             state.pins = Some(pins);
             state.refresh_reviews();
+            Vec::new()
+        }
+        Msg::Resize(w, h) => {
+            state.size = (w, h);
+            if let Some(m) = &mut state.manifest {
+                m.show(manifest_rows(h));
+            }
             Vec::new()
         }
         Msg::Scanned { bundles, network } => {
@@ -720,6 +771,8 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::Up if state.screen == Screen::Manifest => scroll_manifest(state, -1),
+        Action::Down if state.screen == Screen::Manifest => scroll_manifest(state, 1),
         Action::Up => {
             state.selected = state.selected.saturating_sub(1);
             Vec::new()
@@ -1056,10 +1109,21 @@ fn open_manifest_bytes(state: &mut State, bytes: &[u8]) -> Result<(), String> {
             Err(_) => return Err(e1.to_string()),
         },
     };
-    state.manifest = Some(review(&state.config.previous, manifest, approvals));
+    let mut r = review(&state.config.previous, manifest, approvals);
+    r.show(manifest_rows(state.size.1));
+    state.manifest = Some(r);
     state.screen = Screen::Manifest;
     state.refresh_reviews();
     Ok(())
+}
+
+fn scroll_manifest(state: &mut State, by: isize) -> Vec<Effect> {
+    let rows = manifest_rows(state.size.1);
+    if let Some(m) = &mut state.manifest {
+        m.scroll = m.scroll.saturating_add_signed(by);
+        m.show(rows);
+    }
+    Vec::new()
 }
 
 /// Lays out a manifest field by field against the last manifest this member approved. The
@@ -1073,7 +1137,7 @@ pub fn review(
     let prev = previous
         .iter()
         .find(|p| p.namespace.name == manifest.namespace.name);
-    let fields = crate::member::fields::diff(&manifest, prev)
+    let fields: Vec<(char, String, String)> = crate::member::fields::diff(&manifest, prev)
         .into_iter()
         .map(|f| {
             let value = match (f.mark, f.old) {
@@ -1084,6 +1148,7 @@ pub fn review(
             (f.mark.symbol(), f.name, value)
         })
         .collect();
+    let seen = vec![false; fields.len()];
     ManifestReview {
         hash: manifest.hash(),
         previous_nonce: prev.map(|p| p.namespace.nonce),
@@ -1091,6 +1156,8 @@ pub fn review(
         fields,
         review: None,
         approvals,
+        scroll: 0,
+        seen,
     }
 }
 
@@ -1119,11 +1186,13 @@ fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
         Some(&manifest),
         Some(&manifest.hash()),
     );
-    state.manifest = Some(review(
+    let mut r = review(
         &state.config.previous,
         manifest.clone(),
         approvals.clone().ok(),
-    ));
+    );
+    r.show(manifest_rows(state.size.1));
+    state.manifest = Some(r);
     state.attestation = Some(attestation.clone());
     state.provision = Some(ProvisionWizard {
         request_path: path,

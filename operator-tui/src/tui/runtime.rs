@@ -784,6 +784,9 @@ fn event_loop(
         pending.push(Effect::Load(f));
     }
     update_now(&mut state);
+    if let Ok((w, h)) = crossterm::terminal::size() {
+        pending.extend(app::update(&mut state, Msg::Resize(w, h)));
+    }
     let mut last_tick = Instant::now();
     let mut last_frame = Instant::now();
     loop {
@@ -863,8 +866,13 @@ fn event_loop(
         }))? {
             continue;
         }
-        let Event::Key(k) = event::read()? else {
-            continue;
+        let k = match event::read()? {
+            Event::Key(k) => k,
+            Event::Resize(w, h) => {
+                pending.extend(app::update(&mut state, Msg::Resize(w, h)));
+                continue;
+            }
+            _ => continue,
         };
         if k.kind != KeyEventKind::Press {
             continue;

@@ -553,25 +553,39 @@ fn manifest(state: &State, frame: &mut Frame, area: Rect) {
             .wrap(Wrap { trim: true }),
         head,
     );
-    let value_width = usize::from(body.width.saturating_sub(40));
-    let rows: Vec<Row> = r
-        .fields
+    let value_width = usize::from(body.width.saturating_sub(40)).max(8);
+    let rows_on_screen = usize::from(body.height.saturating_sub(2)).max(1);
+    let end = (r.scroll + rows_on_screen).min(r.fields.len());
+    let rows: Vec<Row> = r.fields[r.scroll.min(end)..end]
         .iter()
         .map(|(mark, k, v)| {
             let style = if *mark == ' ' { Style::new() } else { WARN };
-            let v = if v.len() > value_width.max(8) {
-                format!("{}…", &v[..value_width.max(8)])
-            } else {
-                v.clone()
-            };
             Row::new(vec![
                 Cell::from(mark.to_string()),
                 Cell::from(k.clone()),
-                Cell::from(v),
+                Cell::from(ellipsize(v, value_width)),
             ])
             .style(style)
         })
         .collect();
+    let more = match (r.scroll > 0, end < r.fields.len()) {
+        (true, true) => "  ↑↓ more",
+        (false, true) => "  ↓ more (j/k)",
+        (true, false) => "  ↑ more",
+        (false, false) => "",
+    };
+    let unseen = r.unseen_changes();
+    let title = format!(
+        "Fields {}-{} of {}{more}{}",
+        r.scroll + 1,
+        end,
+        r.fields.len(),
+        if unseen > 0 {
+            format!("  {unseen} changes not yet seen")
+        } else {
+            String::new()
+        }
+    );
     frame.render_widget(
         Table::new(
             rows,
@@ -581,9 +595,19 @@ fn manifest(state: &State, frame: &mut Frame, area: Rect) {
                 Constraint::Min(8),
             ],
         )
-        .block(block("Fields")),
+        .block(block(&title)),
         body,
     );
+}
+
+/// `text` cut to `width` characters with an ellipsis, never inside a multi-byte character.
+fn ellipsize(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 fn step(ok: Result<&str, &str>, text: &str) -> Line<'static> {
