@@ -449,19 +449,21 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
     for c in &a.chain {
         lines.push(Line::from(format!("{}  {}", c.subject, c.validity)));
     }
+    // Only a document whose signature and chain verified has bindings worth a word.
+    let verified = !a.module_id.is_empty();
     let bind = |name: &str, (want, have): &(Option<String>, Option<String>)| {
-        let ok = match (want, have) {
-            (Some(w), Some(h)) if w.len() == h.len() => w == h,
-            (Some(_), None) => false,
+        let (word, style) = match (verified, want, have) {
+            (false, _, _) => ("— (document not verified)", DIM),
+            (true, None, _) => ("— (nothing to bind here)", DIM),
+            (true, Some(w), Some(h)) if w.len() == h.len() && w == h => ("bound", OK),
+            (true, Some(w), Some(h)) if w.len() == h.len() => ("NOT BOUND", BAD),
             // A description of what is expected rather than a value: present is enough.
-            (Some(_), Some(_)) | (None, _) => true,
+            (true, Some(_), Some(_)) => ("present", OK),
+            (true, Some(_), None) => ("MISSING", BAD),
         };
         Line::from(vec![
             Span::raw(format!("{name}: {} ", short(have.as_ref(), 24))),
-            Span::styled(
-                if ok { "bound" } else { "NOT BOUND" },
-                if ok { OK } else { BAD },
-            ),
+            Span::styled(word, style),
         ])
     };
     lines.push(bind("user_data", &a.user_data));
