@@ -144,6 +144,26 @@ impl World {
         }
     }
 
+    /// A fresh enclave `tag` booted with a manifest of namespace `ns` whose Manifest set is `set`
+    /// at `threshold`, approved by `by`; returns the enclave, a request bundle from it (in
+    /// `usb-<tag>`) and the manifest's code.
+    fn booted(
+        &self,
+        tag: &str,
+        ns: &str,
+        nonce: u64,
+        set: &[&str],
+        threshold: u8,
+        by: &[&str],
+    ) -> (Services, String, String, String) {
+        let svc = services(self.dir.path(), tag);
+        let (m, code) = self.draft(tag, ns, nonce, tag, set, threshold);
+        let env = self.approve(&m, &code, by, tag, &format!("{tag}-envelope"));
+        self.boot(&svc, &env, tag);
+        let (req, usb) = self.request(&svc, &format!("usb-{tag}"));
+        (svc, req, usb, code)
+    }
+
     fn boot(&self, svc: &Services, envelope: &str, tag: &str) {
         self.ok(&[
             "boot",
@@ -302,11 +322,7 @@ fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
     // The attacker's own namespace, approved 1-of-1 by the attacker, listing the real share set
     // and quorum key, booted on the attacker's enclave with its own root and PCRs.
     w.member("mallory");
-    let evil = services(w.dir.path(), "evil");
-    let (m, code) = w.draft("evil", "evil", 1, "evil", &["mallory"], 1);
-    let env = w.approve(&m, &code, &["mallory"], "evil", "evil-envelope");
-    w.boot(&evil, &env, "evil");
-    let (req, usb) = w.request(&evil, "usb-evil");
+    let (_evil, req, usb, code) = w.booted("evil", "evil", 1, &["mallory"], 1, &["mallory"]);
     // Even with the attacker's announced code and root, carol's pin decides.
     let out = w.sign(
         "carol",
@@ -318,11 +334,7 @@ fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
     w.refused(&out, "no pin for namespace evil", &usb);
 
     // The same trick inside the real namespace: the attacker's Manifest set, not the pinned one.
-    let swap = services(w.dir.path(), "swap");
-    let (m, code) = w.draft("swap", "real", 2, "swap", &["mallory"], 1);
-    let env = w.approve(&m, &code, &["mallory"], "swap", "swap-envelope");
-    w.boot(&swap, &env, "swap");
-    let (req, usb) = w.request(&swap, "usb-swap");
+    let (_swap, req, usb, code) = w.booted("swap", "real", 2, &["mallory"], 1, &["mallory"]);
     let out = w.sign(
         "carol",
         &req,
@@ -343,18 +355,14 @@ fn a_manifest_set_change_is_followed_only_with_the_pinned_sets_approval() {
     w.member("dave");
     // The pinned set (alice, bob) approves nonce 2, which adds dave: carol hands over and her
     // pin moves to the new set.
-    let next = services(w.dir.path(), "next");
-    let (m, code) = w.draft(
-        "m2",
+    let (_next, req, usb, code) = w.booted(
+        "next",
         "real",
         2,
-        "next",
         &["alice", "bob", "carol", "dave"],
         2,
+        &["alice", "bob"],
     );
-    let env = w.approve(&m, &code, &["alice", "bob"], "next", "envelope2");
-    w.boot(&next, &env, "next");
-    let (req, usb) = w.request(&next, "usb-next");
     let out = w.sign(
         "carol",
         &req,
@@ -383,11 +391,7 @@ fn a_manifest_set_change_is_followed_only_with_the_pinned_sets_approval() {
     );
 
     // Now dave alone (in the new set, 1 of the 2 needed) cannot move it again by himself.
-    let lone = services(w.dir.path(), "lone");
-    let (m, code) = w.draft("m3", "real", 3, "lone", &["dave"], 1);
-    let env = w.approve(&m, &code, &["dave"], "lone", "envelope3");
-    w.boot(&lone, &env, "lone");
-    let (req, usb) = w.request(&lone, "usb-lone");
+    let (_lone, req, usb, code) = w.booted("lone", "real", 3, &["dave"], 1, &["dave"]);
     let out = w.sign(
         "carol",
         &req,
