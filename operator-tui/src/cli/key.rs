@@ -631,10 +631,8 @@ pub fn descriptor(
 }
 
 fn export(a: &ExportArgs) -> Result<Output, Failure> {
-    if a.alias.trim().is_empty() || a.alias.len() > 64 || a.alias.chars().any(char::is_control) {
-        return Err(Failure::Usage(
-            "--alias must be 1 to 64 printable characters".to_owned(),
-        ));
+    if let Err(why) = tessera_core::manifest::check_alias(&a.alias) {
+        return Err(Failure::Usage(format!("--alias {why}")));
     }
     if a.openpgp {
         return export_openpgp(a);
