@@ -390,20 +390,21 @@ fn a_fresh_yubikey_is_provisioned_and_its_puk_changed_in_the_app() {
     tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
     tmux.wait_for("Home");
     tmux.keys(&["2", "n"]);
-    let plan = tmux.wait_for("Type the confirmation code");
+    // No coordinator announces a provisioning plan: the app shows its code to be typed back.
+    let plan = tmux.wait_for(" to proceed:");
     assert!(plan.contains("Provision YubiKey"), "{plan}");
     let code = plan
         .lines()
         .find_map(|l| {
-            let at = l.find("confirmation code ")?;
-            let rest = &l[at + "confirmation code ".len()..];
+            let at = l.find("Type ")?;
+            let rest = &l[at + "Type ".len()..];
             Some(rest.split(" to proceed").next()?.trim().to_owned())
         })
         .expect("the code is on the screen");
 
-    // A wrong code changes nothing; the right one goes on to the secrets.
+    // A wrong code changes nothing and says so; the right one goes on to the secrets.
     tmux.keys(&["0000 0000", "Enter"]);
-    tmux.wait_for("Type the confirmation code");
+    tmux.wait_for("code does not match");
     tmux.keys(&[&code, "Enter"]);
     // New PUK twice, but different: refused before the card is touched.
     tmux.wait_for("Your YubiKey new PUK");
@@ -421,7 +422,7 @@ fn a_fresh_yubikey_is_provisioned_and_its_puk_changed_in_the_app() {
 
     // Again, all the way: new PUK twice, new PIN twice, the factory PIN.
     tmux.keys(&["n"]);
-    tmux.wait_for("Type the confirmation code");
+    tmux.wait_for(" to proceed:");
     tmux.keys(&[&code, "Enter"]);
     for (prompt, secret) in [
         ("Your YubiKey new PUK", PUK),
