@@ -49,20 +49,22 @@ fn every_flipped_bit_is_refused() {
 
 #[test]
 fn a_pin_signed_with_another_purpose_is_refused() {
-    // An approval of the same bytes for another purpose (a manifest approval) does not make a pin.
     use tessera_core::bytes::Hash32;
     use tessera_core::sign::Purpose;
+
+    #[derive(serde::Serialize)]
+    struct Signed {
+        pin: serde_bytes::ByteBuf,
+        approval: tessera_core::sign::Approval,
+    }
+
+    // An approval of the same bytes for another purpose (a manifest approval) does not make a pin.
     let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
     let key = alice.public_key(Role::Manifest).unwrap();
     let body = tessera_core::cbor::encode(&pin_of(&mut alice));
     let approval =
         tessera_core::device::approve(&mut alice, Purpose::Manifest, &Hash32::sha256(&body), "x")
             .unwrap();
-    #[derive(serde::Serialize)]
-    struct Signed {
-        pin: serde_bytes::ByteBuf,
-        approval: tessera_core::sign::Approval,
-    }
     let forged = tessera_core::cbor::encode(&Signed {
         pin: serde_bytes::ByteBuf::from(body),
         approval,
