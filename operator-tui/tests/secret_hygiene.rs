@@ -15,6 +15,8 @@
 //! standard and URL-safe base64 at every byte alignment (padded or not), and as a Rust `{:?}`
 //! byte list.
 
+mod ceremony_support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,37 +31,12 @@ const MEMBERS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 /// Every PIN and PUK the card and app tests type (`tests/yubikey_support/mod.rs`, `tests/tui.rs`).
 const PINS: [&str; 5] = ["246810", "135791", "97531864", "86420975", "947261"];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// `target/<profile>`: this test binary lives in its `deps/`.
+/// `target/<profile>`, where `tessera` and (built on demand) the enclave and relay are.
 fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary inside target/<profile>/deps")
+    ceremony_support::binary("tessera-enclave")
+        .parent()
+        .expect("binaries inside target/<profile>")
         .to_path_buf()
-}
-
-/// The enclave and relay are other packages' binaries, so Cargo does not build them for us.
-fn build_enclave_and_relay() {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "tessera-enclave",
-            "-p",
-            "tessera-relay",
-        ])
-        .current_dir(workspace())
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the enclave and relay failed");
 }
 
 /// The software key file layout (`tessera_core::device`), read independently of the device code.
@@ -297,7 +274,6 @@ fn ceremony_secrets(out: &Path) -> Vec<Secret> {
 
 #[test]
 fn the_demo_never_prints_or_writes_a_secret() {
-    build_enclave_and_relay();
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = tmp.path().join("out");
     let home = tmp.path().join("home");
@@ -307,8 +283,8 @@ fn the_demo_never_prints_or_writes_a_secret() {
     }
 
     let run = Command::new("bash")
-        .arg(workspace().join("scripts/demo.sh"))
-        .current_dir(workspace())
+        .arg(ceremony_support::workspace().join("scripts/demo.sh"))
+        .current_dir(ceremony_support::workspace())
         .env("BIN", profile_dir())
         .env("OUT", &out)
         .env("HOME", &home)
@@ -379,7 +355,7 @@ fn the_demo_never_prints_or_writes_a_secret() {
 
     let mut snapshots = Vec::new();
     files_under(
-        &workspace().join("operator-tui/tests/snapshots"),
+        &ceremony_support::workspace().join("operator-tui/tests/snapshots"),
         &mut snapshots,
     );
     assert!(!snapshots.is_empty(), "no app snapshots to scan");

@@ -815,15 +815,6 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
 // ---------------------------------------------------------------------------------------------
 // boot, status, app
 
-fn manifest_policy(m: &Manifest) -> Policy {
-    Policy::new()
-        .expect_pcr(0, m.enclave.pcr0.0.to_vec())
-        .expect_pcr(1, m.enclave.pcr1.0.to_vec())
-        .expect_pcr(2, m.enclave.pcr2.0.to_vec())
-        .expect_pcr(3, m.enclave.pcr3.0.to_vec())
-        .expect_user_data(m.hash().0.to_vec())
-}
-
 pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
     let env = load(envelope, BundleKind::Manifest, ManifestEnvelope::decode)?;
     let report = env.verify().map_err(|e| Failure::refused(e.to_string()))?;
@@ -841,7 +832,8 @@ pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
     verify_doc(
         &attestation,
         verify,
-        manifest_policy(&env.manifest).expect_public_key(ephemeral_key.0.to_vec()),
+        crate::member::review::manifest_policy(&env.manifest, &env.manifest.hash())
+            .expect_public_key(ephemeral_key.0.to_vec()),
     )?;
     checked(format!(
         "enclave booted manifest {} with ephemeral key {}",

@@ -136,10 +136,7 @@ fn load_approvals(paths: &[PathBuf]) -> Result<Vec<Approval>, Failure> {
 /// manifest, when one is given), requires the confirmation code, signs and writes the approval.
 fn sign_approval(a: &ApproveArgs, change: Change, summary: &str, meta: Metadata) -> CmdResult {
     println!("{summary}");
-    let (purpose, hash) = match change {
-        Change::Patch(p) => (Purpose::Patch, p.hash()),
-        Change::Reshard(r) => (Purpose::Reshard, r.hash()),
-    };
+    let (purpose, hash) = (change.purpose(), change.hash());
     println!("hash {hash}");
     let envelope = a.manifest.as_deref().map(load_envelope).transpose()?;
     let store = a.pins.store()?;
@@ -154,7 +151,7 @@ fn sign_approval(a: &ApproveArgs, change: Change, summary: &str, meta: Metadata)
         reproduced: None,
         keys: &keys,
     };
-    let pin = act::lookup(&store, &a_namespace(change), &keys);
+    let pin = act::lookup(&store, change.namespace(), &keys);
     let review = crate::member::review::approve_change(&pin, change, envelope.as_ref(), &ctx);
     print_review(&review);
     if let Some(why) = review.refusal() {
@@ -188,13 +185,6 @@ fn load_envelope(path: &Path) -> Result<tessera_core::manifest::ManifestEnvelope
             })
         })
     })
-}
-
-fn a_namespace(change: Change) -> String {
-    match change {
-        Change::Patch(p) => p.namespace.clone(),
-        Change::Reshard(r) => r.namespace.clone(),
-    }
 }
 
 /// Before posting a change: it is for this manifest, and its approvals meet `set`'s threshold.

@@ -158,11 +158,8 @@ pub fn approve_change(
     device: &mut dyn KeyDevice,
 ) -> Result<(Approval, Review), ActError> {
     same_device(ctx, device)?;
-    let (namespace, purpose, hash) = match change {
-        Change::Patch(p) => (&p.namespace, Purpose::Patch, p.hash()),
-        Change::Reshard(r) => (&r.namespace, Purpose::Reshard, r.hash()),
-    };
-    let pin = lookup(store, namespace, ctx.keys);
+    let (purpose, hash) = (change.purpose(), change.hash());
+    let pin = lookup(store, change.namespace(), ctx.keys);
     let review = review::approve_change(&pin, change, envelope, ctx);
     if !review.may_proceed() {
         return Err(ActError::Refused(Box::new(review)));

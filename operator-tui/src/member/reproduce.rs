@@ -71,22 +71,13 @@ pub fn reproduce(
             if e.pcrs != s.pcrs {
                 return Err(format!(
                     "PCRs reproduced from the {} differ from the {}",
-                    describe(&e.source),
-                    describe(&s.source)
+                    e.source.describe(),
+                    s.source.describe()
                 ));
             }
             // The EIF the member built is the stronger source; the statement agrees with it.
             Ok(Some(e))
         }
         (one, other) => Ok(one.or(other)),
-    }
-}
-
-fn describe(s: &ReproducedFrom) -> String {
-    match s {
-        ReproducedFrom::Eif(n) => format!("EIF {n}"),
-        ReproducedFrom::Builders { names, .. } => {
-            format!("builders' statement ({})", names.join(", "))
-        }
     }
 }

@@ -170,7 +170,9 @@ pub enum ReproducedFrom {
 }
 
 impl ReproducedFrom {
-    fn describe(&self) -> String {
+    /// Where the PCRs came from, for reviews, titles and errors.
+    #[must_use]
+    pub fn describe(&self) -> String {
         match self {
             ReproducedFrom::Eif(name) => format!("EIF {name}"),
             ReproducedFrom::Builders { names, .. } => {
@@ -190,10 +192,19 @@ pub struct MemberKeys {
 
 impl MemberKeys {
     pub fn read(device: &mut dyn KeyDevice) -> Self {
-        Self {
-            manifest: device.public_key(Role::Manifest).ok(),
-            share: device.public_key(Role::Share).ok(),
-            patch: device.public_key(Role::Patch).ok(),
+        let mut keys = Self::default();
+        for role in Role::ALL {
+            *keys.role_mut(role) = device.public_key(role).ok();
+        }
+        keys
+    }
+
+    /// The key of `role`.
+    pub fn role_mut(&mut self, role: Role) -> &mut Option<PublicKey> {
+        match role {
+            Role::Manifest => &mut self.manifest,
+            Role::Share => &mut self.share,
+            Role::Patch => &mut self.patch,
         }
     }
 }
@@ -406,6 +417,34 @@ pub enum Change<'a> {
     Reshard(&'a Reshard),
 }
 
+impl Change<'_> {
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        match self {
+            Change::Patch(p) => &p.namespace,
+            Change::Reshard(r) => &r.namespace,
+        }
+    }
+
+    /// What the approval signs for.
+    #[must_use]
+    pub fn purpose(&self) -> Purpose {
+        match self {
+            Change::Patch(_) => Purpose::Patch,
+            Change::Reshard(_) => Purpose::Reshard,
+        }
+    }
+
+    /// The hash the approval signs and whose confirmation code is typed.
+    #[must_use]
+    pub fn hash(&self) -> Hash32 {
+        match self {
+            Change::Patch(p) => p.hash(),
+            Change::Reshard(r) => r.hash(),
+        }
+    }
+}
+
 /// May this member approve a patch (Patch key) or a reshard (Manifest key)? Only for a manifest
 /// their pin explains: the latest one they approved or handed over to, or one whose envelope
 /// (given with `--manifest`) carries their pinned set's approvals at a nonce not below the pin's.
@@ -416,25 +455,22 @@ pub fn approve_change(
     envelope: Option<&ManifestEnvelope>,
     ctx: &Context,
 ) -> Review {
-    let (action, namespace, hash, manifest_hash, role, key) = match change {
+    let (action, manifest_hash, role, key) = match change {
         Change::Patch(p) => (
             Action::ApprovePatch,
-            &p.namespace,
-            p.hash(),
             p.manifest_hash,
             "patch key",
             ctx.keys.patch,
         ),
         Change::Reshard(x) => (
             Action::ApproveReshard,
-            &x.namespace,
-            x.hash(),
             x.manifest_hash,
             "manifest key",
             ctx.keys.manifest,
         ),
     };
-    let mut r = Review::new(action, namespace, hash);
+    let namespace = change.namespace();
+    let mut r = Review::new(action, namespace, change.hash());
     let envelope = envelope.filter(|e| e.manifest.hash() == manifest_hash);
     if let Some(pin) = pin_required(&mut r, pin, namespace) {
         match (pin.highest, envelope) {
@@ -764,13 +800,7 @@ fn attested(
         );
         return None;
     }
-    let policy = Policy::new()
-        .expect_pcr(0, m.enclave.pcr0.0.to_vec())
-        .expect_pcr(1, m.enclave.pcr1.0.to_vec())
-        .expect_pcr(2, m.enclave.pcr2.0.to_vec())
-        .expect_pcr(3, m.enclave.pcr3.0.to_vec())
-        .expect_user_data(hash.0.to_vec())
-        .max_age(ctx.max_age);
+    let policy = manifest_policy(m, hash).max_age(ctx.max_age);
     match attestation::verify(doc, ctx.anchor, ctx.at, &policy) {
         Ok(v) => {
             let Some(key) = v
@@ -804,6 +834,18 @@ fn attested(
             None
         }
     }
+}
+
+/// What an enclave running manifest `m` (whose hash is `hash`) must attest: PCR0-3 equal the
+/// manifest's and `user_data` binding its hash.
+#[must_use]
+pub fn manifest_policy(m: &Manifest, hash: &Hash32) -> Policy {
+    Policy::new()
+        .expect_pcr(0, m.enclave.pcr0.0.to_vec())
+        .expect_pcr(1, m.enclave.pcr1.0.to_vec())
+        .expect_pcr(2, m.enclave.pcr2.0.to_vec())
+        .expect_pcr(3, m.enclave.pcr3.0.to_vec())
+        .expect_user_data(hash.0.to_vec())
 }
 
 /// What a member does about a refused document.

@@ -308,16 +308,19 @@ fn describe(dev: &mut dyn KeyDevice) -> DeviceView {
         label: info.label,
         serial: info.serial,
         software: info.kind == DeviceKind::Software,
-        member_keys: crate::member::review::MemberKeys::read(dev),
         ..DeviceView::default()
     };
+    // One read per role serves both the Keys screen and the member layer's reviews.
     for role in Role::ALL {
         match dev.public_key(role) {
-            Ok(k) => view.keys.push((
-                role.to_string(),
-                k.fingerprint(),
-                tessera_core::age_share::PivP256Recipient::new(k).to_string(),
-            )),
+            Ok(k) => {
+                *view.member_keys.role_mut(role) = Some(k);
+                view.keys.push((
+                    role.to_string(),
+                    k.fingerprint(),
+                    tessera_core::age_share::PivP256Recipient::new(k).to_string(),
+                ));
+            }
             Err(e) => view
                 .keys
                 .push((role.to_string(), format!("({e})"), String::new())),
@@ -354,9 +357,16 @@ fn worker(
     let mut device = selector
         .as_ref()
         .map(|s| open_device(s, Box::new(pins.clone())));
+    // The keys the app shows and reviews with; an action is refused if the device's differ.
+    let mut reviewed = crate::member::review::MemberKeys::default();
+    let show = |d: &mut dyn KeyDevice, reviewed: &mut crate::member::review::MemberKeys| {
+        let view = describe(d);
+        reviewed.clone_from(&view.member_keys);
+        let _ = tx.send(Msg::Device(view));
+    };
     match &mut device {
         Some(Ok(d)) => {
-            let _ = tx.send(Msg::Device(describe(d.as_mut())));
+            show(d.as_mut(), &mut reviewed);
             send_pins(&env, d.as_mut(), &tx);
         }
         Some(Err(e)) => {
@@ -403,7 +413,7 @@ fn worker(
                         .as_ref()
                         .map(|s| open_device(s, Box::new(pins.clone())));
                     if let Some(Ok(d)) = &mut device {
-                        let _ = tx.send(Msg::Device(describe(d.as_mut())));
+                        show(d.as_mut(), &mut reviewed);
                     }
                 }
                 done
@@ -413,7 +423,7 @@ fn worker(
                     let _ = tx.send(Msg::JobDone(Err(NO_DEVICE.to_owned())));
                     continue;
                 };
-                let result = run_job(d.as_mut(), job, &out_dir, &env, &tx);
+                let result = run_job(d.as_mut(), job, &reviewed, &out_dir, &env, &tx);
                 send_pins(&env, d.as_mut(), &tx);
                 let rec = Record::new(job.action(), decision(&result))
                     .input_hash("object", &job.object_hash())
@@ -583,19 +593,20 @@ fn send_pins(env: &MemberEnv, dev: &mut dyn KeyDevice, tx: &Sender<Msg>) {
 fn run_job(
     dev: &mut dyn KeyDevice,
     job: &SignJob,
+    keys: &crate::member::review::MemberKeys,
     out_dir: &Path,
     env: &MemberEnv,
     written: &Sender<Msg>,
 ) -> Result<String, String> {
-    let keys = crate::member::review::MemberKeys::read(dev);
-    // The clock at this moment, not when the request was opened.
+    // The clock at this moment, not when the request was opened; the keys the app reviewed
+    // with, which the member layer checks against the device before acting.
     let ctx = crate::member::review::Context {
         anchor: &env.anchor,
         at: env.at.unwrap_or_else(OffsetDateTime::now_utc),
         at_is_clock: env.at.is_none(),
         max_age: env.max_age,
         reproduced: env.reproduced.as_ref(),
-        keys: &keys,
+        keys,
     };
     let store = env
         .store

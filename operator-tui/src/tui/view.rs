@@ -439,7 +439,7 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
     );
     let reproduced_title = state.config.reproduced.as_ref().map_or_else(
         || "PCRs (reproduced: none given)".to_owned(),
-        |r| format!("PCRs (reproduced: {})", reproduced_from(&r.source)),
+        |r| format!("PCRs (reproduced: {})", r.source.describe()),
     );
     frame.render_widget(
         pcr_table(&a.rows, wide).block(block(&reproduced_title)),
@@ -474,15 +474,6 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
             .wrap(Wrap { trim: true }),
         rest,
     );
-}
-
-fn reproduced_from(s: &crate::member::review::ReproducedFrom) -> String {
-    match s {
-        crate::member::review::ReproducedFrom::Eif(n) => format!("EIF {n}"),
-        crate::member::review::ReproducedFrom::Builders { names, .. } => {
-            format!("builders {}", names.join(", "))
-        }
-    }
 }
 
 /// The member layer's review, one line per check; refusals carry their next step.
