@@ -1,0 +1,1 @@
+//! Verifiable HTTPS fetches from inside the enclave.
