@@ -33,6 +33,9 @@ pub enum Purpose {
     /// A member's namespace pin, signed by their own Manifest key so it may rest on untrusted
     /// media.
     NamespacePin,
+    /// A fetch proof: what an HTTPS source returned to the enclave's fetcher, signed with the
+    /// quorum key.
+    Fetch,
 }
 
 impl Purpose {
@@ -46,6 +49,8 @@ impl Purpose {
             Purpose::Genesis => "genesis",
             Purpose::AppMessage => "app-message",
             Purpose::NamespacePin => "namespace-pin",
+            Purpose::KeyForward => "key-forward",
+            Purpose::Fetch => "fetch",
         }
     }
 
@@ -56,7 +61,7 @@ impl Purpose {
             Purpose::Manifest | Purpose::Reshard | Purpose::NamespacePin => Some(Role::Manifest),
             Purpose::Patch => Some(Role::Patch),
             Purpose::SharePost => Some(Role::Share),
-            Purpose::Genesis | Purpose::AppMessage => None,
+            Purpose::Genesis | Purpose::AppMessage | Purpose::Fetch => None,
         }
     }
 }
