@@ -9,7 +9,10 @@ pub mod bytes;
 pub mod cbor;
 pub mod dev_pki;
 pub mod device;
+pub mod egress;
 pub mod eif;
+pub mod fetch;
+pub mod forward;
 pub mod hardening;
 pub mod keys;
 #[cfg(feature = "logging")]
