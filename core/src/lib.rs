@@ -12,7 +12,6 @@ pub mod device;
 pub mod egress;
 pub mod eif;
 pub mod fetch;
-pub mod forward;
 pub mod hardening;
 pub mod keys;
 #[cfg(feature = "logging")]
