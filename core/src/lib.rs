@@ -11,6 +11,7 @@ pub mod dev_pki;
 pub mod device;
 pub mod egress;
 pub mod eif;
+pub mod forward;
 pub mod fetch;
 pub mod hardening;
 pub mod keys;

@@ -9,6 +9,7 @@ use serde_bytes::ByteBuf;
 
 use crate::bytes::{ByteArray, Hash32};
 use crate::cbor::{self, CborError};
+use crate::forward::{ForwardExport, ForwardRequest};
 use crate::keys::Signature;
 use crate::manifest::ManifestEnvelope;
 use crate::objects::{
@@ -47,6 +48,15 @@ pub enum Request {
     Patch(PatchEnvelope),
     Reshard(ReshardEnvelope),
     App(AppRequest),
+    /// Boot like [`Request::Boot`], then wait for the key from a provisioned node of the
+    /// namespace instead of shares (`docs/forwarding.md`).
+    Join(ManifestEnvelope),
+    /// A provisioned node: issue a single-use challenge for a joining node's document.
+    ForwardChallenge,
+    /// A provisioned node: check a joining node and export the key to it.
+    ForwardExport(ForwardRequest),
+    /// A joining node: accept a forwarded key.
+    ForwardImport(ForwardExport),
 }
 
 impl Request {
@@ -61,6 +71,10 @@ impl Request {
             Request::Patch(_) => "patch",
             Request::Reshard(_) => "reshard",
             Request::App(_) => "app",
+            Request::Join(_) => "join",
+            Request::ForwardChallenge => "forward-challenge",
+            Request::ForwardExport(_) => "forward-export",
+            Request::ForwardImport(_) => "forward-import",
         }
     }
 
@@ -84,6 +98,8 @@ pub enum Phase {
     WaitingForBoot,
     WaitingForShares,
     Provisioned,
+    /// Booted with `join`: waiting for a provisioned node of the namespace to forward the key.
+    WaitingForForward,
 }
 
 impl Phase {
@@ -93,6 +109,7 @@ impl Phase {
             Phase::WaitingForBoot => "waiting-for-boot",
             Phase::WaitingForShares => "waiting-for-shares",
             Phase::Provisioned => "provisioned",
+            Phase::WaitingForForward => "waiting-for-forward",
         }
     }
 }
@@ -180,6 +197,16 @@ pub enum Response {
     },
     AppSignature {
         signature: Signature,
+    },
+    ForwardChallenge {
+        challenge: ByteArray<32>,
+    },
+    ForwardExported {
+        export: ForwardExport,
+    },
+    /// The forwarded key was accepted: the node is provisioned.
+    Forwarded {
+        manifest_hash: Hash32,
     },
     Error {
         code: ErrorCode,

@@ -36,6 +36,9 @@ pub enum Purpose {
     /// A fetch proof: what an HTTPS source returned to the enclave's fetcher, signed with the
     /// quorum key.
     Fetch,
+    /// A Quorum Key forwarded by one enclave of a namespace to another, signed by the quorum
+    /// key itself (`docs/forwarding.md`).
+    KeyForward,
 }
 
 impl Purpose {
@@ -61,7 +64,7 @@ impl Purpose {
             Purpose::Manifest | Purpose::Reshard | Purpose::NamespacePin => Some(Role::Manifest),
             Purpose::Patch => Some(Role::Patch),
             Purpose::SharePost => Some(Role::Share),
-            Purpose::Genesis | Purpose::AppMessage | Purpose::Fetch => None,
+            Purpose::Genesis | Purpose::AppMessage | Purpose::Fetch | Purpose::KeyForward => None,
         }
     }
 }

@@ -324,6 +324,9 @@ fn unexpected(request: &str, response: &wire::Response) -> ApiError {
         wire::Response::PatchApplied { .. } => "patch-applied",
         wire::Response::Resharded { .. } => "resharded",
         wire::Response::AppSignature { .. } => "app-signature",
+        wire::Response::ForwardChallenge { .. } => "forward-challenge",
+        wire::Response::ForwardExported { .. } => "forward-exported",
+        wire::Response::Forwarded { .. } => "forwarded",
         wire::Response::Error { .. } => "error",
     };
     ApiError::bad_enclave_response(format!(
