@@ -11,8 +11,9 @@ pub mod dev_pki;
 pub mod device;
 pub mod egress;
 pub mod eif;
-pub mod forward;
+pub mod eif_build;
 pub mod fetch;
+pub mod forward;
 pub mod hardening;
 pub mod keys;
 #[cfg(feature = "logging")]
