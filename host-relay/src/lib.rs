@@ -29,6 +29,7 @@ use tessera_core::protocol::MAX_FRAME;
 use tessera_core::transport::Address;
 
 mod body;
+pub mod egress;
 mod enclave;
 mod error;
 mod limits;
