@@ -13,6 +13,7 @@ use clap::Parser;
 use tessera_core::bytes::{ByteArray, Hash32, Pcr};
 use tessera_core::transport::{Address, Listener};
 
+mod forward;
 mod nsm;
 mod pivot;
 mod server;
@@ -37,6 +38,15 @@ struct Args {
     /// With --dev: write the dev PCRs as JSON here (the shape of `tessera pcrs --json`).
     #[arg(long, requires = "dev")]
     dev_pcrs_out: Option<PathBuf>,
+    /// With --dev: sign attestations under the dev CA (root certificate and key) in this file,
+    /// creating it if absent. The dev nodes of one namespace share it, so each can verify the
+    /// others' documents for key forwarding as real nodes share the AWS root. DEV ONLY.
+    #[arg(long, requires = "dev", value_name = "PATH")]
+    dev_ca: Option<PathBuf>,
+    /// Key forwarding: the oldest joining node's document this node accepts (by its own clock),
+    /// which is also how long a forward challenge stays valid.
+    #[arg(long, default_value_t = tessera_core::forward::MAX_DOCUMENT_AGE.as_secs(), value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    forward_max_age: u64,
     /// Seconds a connection may stay open with no frame started before the enclave closes it.
     #[arg(long, default_value_t = tessera_core::protocol::IDLE_TIMEOUT.as_secs(), value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout: u64,
@@ -90,7 +100,8 @@ fn dev_image_pcrs(eif: Option<&PathBuf>) -> Result<[Pcr; 3], String> {
 
 fn run(args: &Args) -> Result<(), String> {
     let nsm: Box<dyn nsm::Nsm> = if args.dev {
-        let dev = nsm::DevNsm::generate(dev_image_pcrs(args.dev_eif.as_ref())?)?;
+        let ca = args.dev_ca.as_ref().map(|p| dev_ca(p)).transpose()?;
+        let dev = nsm::DevNsm::generate(dev_image_pcrs(args.dev_eif.as_ref())?, ca.as_ref())?;
         let root_sha = Hash32::sha256(dev.root_der());
         eprintln!("################################################################");
         eprintln!("# DEV ENCLAVE: attestations are signed by a local dev root,    #");
@@ -114,7 +125,8 @@ fn run(args: &Args) -> Result<(), String> {
         Box::new(nsm::HardwareNsm::open()?)
     };
     let pivot = args.pivot_bin.clone().map(pivot::PivotRunner::new);
-    let enclave = state::Enclave::new(nsm, pivot);
+    let enclave = state::Enclave::new(nsm, pivot)
+        .forward_max_age(std::time::Duration::from_secs(args.forward_max_age));
     let listener = Listener::bind(&args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!(
@@ -132,6 +144,43 @@ fn run(args: &Args) -> Result<(), String> {
         std::time::Duration::from_secs(args.idle_timeout),
     )
     .map_err(|e| e.to_string())
+}
+
+/// Loads the dev CA at `path`, or creates it there if no file exists yet. Two nodes starting at
+/// once both end up with the one that was written first.
+fn dev_ca(path: &PathBuf) -> Result<tessera_core::dev_pki::DevCa, String> {
+    use tessera_core::dev_pki::DevCa;
+    let load = || {
+        let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        DevCa::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if path.exists() {
+        return load();
+    }
+    let ca = DevCa::generate(time::OffsetDateTime::now_utc())?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    // Written beside it, then linked into place: a node starting at the same moment sees no file
+    // or the whole file, and the link fails if another node's file got there first.
+    let created = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(ca.to_pem().as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match created {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "DEV CA created");
+            Ok(ca)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load(),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// Writes `path` whole, replacing an earlier file (the root of an earlier dev run is stale the

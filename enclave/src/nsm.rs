@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_bytes::ByteBuf;
+use tessera_core::attestation::TrustAnchor;
 use tessera_core::bytes::{ByteArray, Pcr};
-use tessera_core::dev_pki::DevPki;
+use tessera_core::dev_pki::{DevCa, DevPki};
 use tessera_core::pcr;
 
 /// What the enclave needs from an NSM.
@@ -26,6 +27,10 @@ pub trait Nsm: Send {
     fn image_pcrs(&self) -> Result<[Pcr; 3], String>;
 
     fn is_dev(&self) -> bool;
+
+    /// The root this node trusts for other enclaves' documents (key forwarding): the AWS Nitro
+    /// root for the hardware NSM, the dev root for a dev NSM.
+    fn trust_anchor(&self) -> Result<TrustAnchor, String>;
 }
 
 /// The hardware NSM in a real Nitro enclave.
@@ -92,6 +97,10 @@ impl Nsm for HardwareNsm {
     fn is_dev(&self) -> bool {
         false
     }
+
+    fn trust_anchor(&self) -> Result<TrustAnchor, String> {
+        Ok(tessera_core::attestation::aws_nitro_root_g1().clone())
+    }
 }
 
 /// A local stand-in for the NSM: documents signed by a [`DevPki`] chain generated at start,
@@ -108,10 +117,16 @@ pub const DEV_ROLE_ARN: &str = "arn:aws:iam::000000000000:role/tessera-dev";
 pub const DEV_INSTANCE_ID: &str = "i-0000000000000dev0";
 
 impl DevNsm {
-    /// Generates the chain. PCR0/1/2 are `image_pcrs` (from an EIF, or the dev binary's own
-    /// measurement); PCR3 and PCR4 measure the dev role ARN and instance id.
-    pub fn generate(image_pcrs: [Pcr; 3]) -> Result<Self, String> {
-        let pki = DevPki::generate(time::OffsetDateTime::now_utc())?;
+    /// Generates the chain, under `ca` if given (dev nodes of one namespace share a root so
+    /// they can verify each other), else under a fresh root. PCR0/1/2 are `image_pcrs` (from an
+    /// EIF, or the dev binary's own measurement); PCR3 and PCR4 measure the dev role ARN and
+    /// instance id.
+    pub fn generate(image_pcrs: [Pcr; 3], ca: Option<&DevCa>) -> Result<Self, String> {
+        let now = time::OffsetDateTime::now_utc();
+        let pki = match ca {
+            Some(ca) => DevPki::generate_under(ca, now)?,
+            None => DevPki::generate(now)?,
+        };
         let pcr3 = pcr::pcr3_from_role_arn(DEV_ROLE_ARN).map_err(|e| e.to_string())?;
         let pcr4 = pcr::pcr4_from_instance_id(DEV_INSTANCE_ID).map_err(|e| e.to_string())?;
         let mut pcrs = vec![
@@ -173,5 +188,9 @@ impl Nsm for DevNsm {
 
     fn is_dev(&self) -> bool {
         true
+    }
+
+    fn trust_anchor(&self) -> Result<TrustAnchor, String> {
+        TrustAnchor::from_der(&self.root_der).map_err(|e| e.to_string())
     }
 }

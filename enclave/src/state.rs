@@ -11,6 +11,7 @@ use serde_bytes::ByteBuf;
 use tessera_core::age_share::{self, PivP256Recipient};
 use tessera_core::bytes::{ByteArray, Hash32};
 use tessera_core::cbor;
+use tessera_core::forward::{ForwardExport, ForwardRequest};
 use tessera_core::keys::{PublicKey, Signature};
 use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet};
 use tessera_core::objects::{
@@ -23,6 +24,7 @@ use tessera_core::shamir::{self, Share};
 use tessera_core::sign::{Purpose, check_threshold, signed_message};
 use zeroize::Zeroizing;
 
+use crate::forward::{self, Challenges, Joining};
 use crate::nsm::Nsm;
 use crate::pivot::PivotRunner;
 
@@ -58,6 +60,7 @@ struct Provisioned {
 enum State {
     WaitingForBoot,
     WaitingForShares(Box<Boot>),
+    WaitingForForward(Box<Joining>),
     Provisioned(Box<Provisioned>),
 }
 
@@ -67,6 +70,8 @@ pub struct Enclave {
     pivot: Option<PivotRunner>,
     /// Highest manifest nonce this enclave accepted, per namespace.
     highest_nonce: BTreeMap<String, u64>,
+    /// Key forwarding challenges this node issued while provisioned.
+    challenges: Challenges,
 }
 
 impl Enclave {
@@ -76,7 +81,15 @@ impl Enclave {
             nsm,
             pivot,
             highest_nonce: BTreeMap::new(),
+            challenges: Challenges::new(tessera_core::forward::MAX_DOCUMENT_AGE),
         }
+    }
+
+    /// The oldest joining node's document this node accepts when forwarding the key.
+    #[must_use]
+    pub fn forward_max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.challenges = Challenges::new(max_age);
+        self
     }
 
     #[must_use]
@@ -84,6 +97,7 @@ impl Enclave {
         match self.state {
             State::WaitingForBoot => Phase::WaitingForBoot,
             State::WaitingForShares(_) => Phase::WaitingForShares,
+            State::WaitingForForward(_) => Phase::WaitingForForward,
             State::Provisioned(_) => Phase::Provisioned,
         }
     }
@@ -103,6 +117,10 @@ impl Enclave {
             (Request::Patch(p), Phase::Provisioned) => self.patch(p),
             (Request::Reshard(r), Phase::Provisioned) => self.reshard(r),
             (Request::App(a), Phase::Provisioned) => self.app(a),
+            (Request::Join(env), Phase::WaitingForBoot) => self.join(env),
+            (Request::ForwardChallenge, Phase::Provisioned) => self.forward_challenge(),
+            (Request::ForwardExport(r), Phase::Provisioned) => self.forward_export(r),
+            (Request::ForwardImport(e), Phase::WaitingForForward) => self.forward_import(e),
             (r, p) => Err((
                 ErrorCode::WrongPhase,
                 format!("{} is not allowed while {}", r.name(), p.as_str()),
@@ -129,6 +147,10 @@ impl Enclave {
                 s.ephemeral_key = Some(b.ephemeral_key);
                 s.shares_from = aliases(&b.envelope.manifest, b.shares.keys());
                 (&b.envelope, b.manifest_hash)
+            }
+            State::WaitingForForward(j) => {
+                s.ephemeral_key = Some(j.ephemeral_key);
+                (&j.envelope, j.manifest_hash)
             }
             State::Provisioned(p) => {
                 s.patch_sequence = p.patch_sequence;
@@ -167,6 +189,11 @@ impl Enclave {
                 Some(b.manifest_hash.0.to_vec()),
                 Some(b.ephemeral_key.0.to_vec()),
                 Some(b.envelope.clone()),
+            ),
+            State::WaitingForForward(j) => (
+                Some(j.manifest_hash.0.to_vec()),
+                Some(j.ephemeral_key.0.to_vec()),
+                Some(j.envelope.clone()),
             ),
             State::Provisioned(p) => (
                 Some(p.manifest_hash.0.to_vec()),
@@ -213,6 +240,54 @@ impl Enclave {
     }
 
     fn boot(&mut self, env: &ManifestEnvelope) -> Outcome {
+        let manifest_hash = self.check_boot(env)?;
+        let ephemeral = age::x25519::Identity::generate();
+        let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
+        let attestation = self.attest(Some(&manifest_hash.0), None, Some(&ephemeral_key.0))?;
+        let m = &env.manifest;
+        self.highest_nonce
+            .insert(m.namespace.name.clone(), m.namespace.nonce);
+        self.state = State::WaitingForShares(Box::new(Boot {
+            envelope: env.clone(),
+            manifest_hash,
+            ephemeral,
+            ephemeral_key,
+            shares: BTreeMap::new(),
+            seen: BTreeSet::new(),
+        }));
+        Ok(Response::Booted {
+            manifest_hash,
+            ephemeral_key,
+            attestation: ByteBuf::from(attestation),
+        })
+    }
+
+    /// Boots like [`Self::boot`] (the same checks), then waits for a provisioned node of the
+    /// namespace to forward the key instead of collecting shares.
+    fn join(&mut self, env: &ManifestEnvelope) -> Outcome {
+        let manifest_hash = self.check_boot(env)?;
+        let ephemeral = age::x25519::Identity::generate();
+        let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
+        let attestation = self.attest(Some(&manifest_hash.0), None, Some(&ephemeral_key.0))?;
+        let m = &env.manifest;
+        self.highest_nonce
+            .insert(m.namespace.name.clone(), m.namespace.nonce);
+        self.state = State::WaitingForForward(Box::new(Joining {
+            envelope: env.clone(),
+            manifest_hash,
+            ephemeral,
+            ephemeral_key,
+        }));
+        Ok(Response::Booted {
+            manifest_hash,
+            ephemeral_key,
+            attestation: ByteBuf::from(attestation),
+        })
+    }
+
+    /// Every check of a boot: the manifest is valid, approved at threshold, newer than any this
+    /// process accepted, for this image and this pivot app. Returns its hash; changes nothing.
+    fn check_boot(&self, env: &ManifestEnvelope) -> Result<Hash32, (ErrorCode, String)> {
         let m = &env.manifest;
         m.validate()
             .map_err(|e| rejected(format!("invalid manifest: {e}")))?;
@@ -251,25 +326,64 @@ impl Enclave {
                 .check(&m.pivot)
                 .map_err(|e| rejected(format!("pivot: {e}")))?;
         }
-        let manifest_hash = m.hash();
-        let ephemeral = age::x25519::Identity::generate();
-        let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
-        let attestation = self.attest(Some(&manifest_hash.0), None, Some(&ephemeral_key.0))?;
-        self.highest_nonce
-            .insert(m.namespace.name.clone(), m.namespace.nonce);
-        self.state = State::WaitingForShares(Box::new(Boot {
-            envelope: env.clone(),
+        Ok(m.hash())
+    }
+
+    fn forward_challenge(&mut self) -> Outcome {
+        let challenge = self.challenges.issue(std::time::Instant::now());
+        Ok(Response::ForwardChallenge { challenge })
+    }
+
+    /// Exports the key to a joining node that [`tessera_core::forward::check_join`] accepts,
+    /// judged with this node's own clock and trust anchor. A refusal changes nothing.
+    fn forward_export(&mut self, request: &ForwardRequest) -> Outcome {
+        let State::Provisioned(p) = &self.state else {
+            unreachable!("allow-list admits forward-export only when provisioned")
+        };
+        let anchor = self
+            .nsm
+            .trust_anchor()
+            .map_err(|e| (ErrorCode::Internal, e))?;
+        let export = forward::export(&p.envelope, &p.seed, request, &anchor, &mut self.challenges)
+            .map_err(|e| rejected(format!("key forward refused: {e}")))?;
+        Ok(Response::ForwardExported { export })
+    }
+
+    /// Accepts a forwarded key: everything that can fail (the export's checks, the pivot) runs
+    /// before the state changes, so a refusal leaves the node waiting for a good export.
+    fn forward_import(&mut self, export: &ForwardExport) -> Outcome {
+        let State::WaitingForForward(joining) = &self.state else {
+            unreachable!("allow-list admits forward-import only while waiting for a forward")
+        };
+        let seed = joining
+            .accept(export)
+            .map_err(|e| rejected(format!("forwarded key refused: {e}")))?;
+        if let Some(pivot) = &mut self.pivot {
+            pivot
+                .start(&joining.envelope.manifest.pivot, &seed)
+                .map_err(|e| (ErrorCode::Internal, format!("pivot: {e}; still waiting")))?;
+        }
+        let State::WaitingForForward(joining) =
+            std::mem::replace(&mut self.state, State::WaitingForBoot)
+        else {
+            unreachable!("matched above")
+        };
+        // Dropping the rest of `joining` zeroizes the ephemeral key.
+        let Joining {
+            envelope,
             manifest_hash,
-            ephemeral,
-            ephemeral_key,
-            shares: BTreeMap::new(),
+            ..
+        } = *joining;
+        self.state = State::Provisioned(Box::new(Provisioned {
+            envelope,
+            manifest_hash,
+            seed,
+            patch_sequence: 0,
+            settings: BTreeMap::new(),
+            shares_from: Vec::new(),
             seen: BTreeSet::new(),
         }));
-        Ok(Response::Booted {
-            manifest_hash,
-            ephemeral_key,
-            attestation: ByteBuf::from(attestation),
-        })
+        Ok(Response::Forwarded { manifest_hash })
     }
 
     fn post_share(&mut self, sub: &ShareSubmission) -> Outcome {
