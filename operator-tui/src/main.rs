@@ -30,6 +30,9 @@ enum Command {
     Attest(cli::attest::Command),
     /// Compute PCRs from an EIF, an IAM role ARN or an instance id.
     Pcrs(cli::pcrs::Args),
+    /// Build a deterministic enclave image (EIF).
+    #[command(subcommand)]
+    Image(cli::image::Command),
     /// Pack, inspect and move bundles across the air gap (files and QR).
     #[command(subcommand)]
     Bundle(cli::bundle::Command),
@@ -140,6 +143,7 @@ fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Attest(cmd)) => cli::attest::run(cmd),
         Some(Command::Pcrs(args)) => cli::pcrs::run(&args),
+        Some(Command::Image(cmd)) => cli::image::run(cmd),
         Some(Command::Bundle(cmd)) => cli::bundle::run(cmd),
         Some(Command::Key(cmd)) => cli::key::run(cmd),
         Some(Command::Member(c)) => finish("member", ceremony::member(c)),
