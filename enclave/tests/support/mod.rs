@@ -58,11 +58,28 @@ impl EnclaveProc {
 
     /// [`EnclaveProc::start`] with more command-line arguments.
     pub fn start_with(dir: &Path, tag: &str, pivot: Option<&Path>, args: &[&str]) -> Self {
+        Self::start_exe(
+            Path::new(env!("CARGO_BIN_EXE_tessera-enclave")),
+            dir,
+            tag,
+            pivot,
+            args,
+        )
+    }
+
+    /// [`EnclaveProc::start_with`] running the binary `exe` (a copy measured differently).
+    pub fn start_exe(
+        exe: &Path,
+        dir: &Path,
+        tag: &str,
+        pivot: Option<&Path>,
+        args: &[&str],
+    ) -> Self {
         let socket = dir.join("enclave.sock");
         let root_path = dir.join(format!("{tag}-root.pem"));
         let pcrs_path = dir.join(format!("{tag}-pcrs.json"));
         let log = dir.join(format!("{tag}-enclave.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera-enclave"));
+        let mut cmd = Command::new(exe);
         cmd.arg("--listen")
             .arg(format!("unix:{}", socket.display()))
             .arg("--dev")
