@@ -32,6 +32,7 @@ mod body;
 pub mod egress;
 mod enclave;
 mod error;
+mod forward;
 mod limits;
 mod routes;
 
@@ -143,6 +144,11 @@ pub fn app(config: Config) -> Router {
         .route("/v1/reshard", post(routes::reshard))
         .route("/v1/app", post(routes::app))
         .route("/v1/raw", post(routes::raw))
+        .route("/v1/join", post(forward::join))
+        .route("/v1/forward/challenge", post(forward::challenge))
+        .route("/v1/forward/request", get(forward::request))
+        .route("/v1/forward/export", post(forward::export))
+        .route("/v1/forward/import", post(forward::import))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))

@@ -289,7 +289,7 @@ async fn forward(
 }
 
 /// Forwards `request` and passes the enclave's CBOR through if it is the expected variant.
-async fn typed(
+pub(crate) async fn typed(
     s: &AppState,
     request: wire::Request,
     name: &'static str,
@@ -302,18 +302,18 @@ async fn typed(
     Ok(cbor_body(bytes))
 }
 
-fn cbor_body(bytes: Vec<u8>) -> Response {
+pub(crate) fn cbor_body(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, CBOR)], bytes).into_response()
 }
 
-fn decode<T: Serialize + DeserializeOwned>(
+pub(crate) fn decode<T: Serialize + DeserializeOwned>(
     bytes: &[u8],
     what: &'static str,
 ) -> Result<T, ApiError> {
     cbor::decode_bounded(bytes, MAX_FRAME, what).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn unexpected(request: &str, response: &wire::Response) -> ApiError {
+pub(crate) fn unexpected(request: &str, response: &wire::Response) -> ApiError {
     let variant = match response {
         wire::Response::Status(_) => "status",
         wire::Response::Genesis { .. } => "genesis",
@@ -342,7 +342,7 @@ fn not_waiting(phase: Phase) -> ApiError {
 }
 
 /// `nonce=HEX` is the only query parameter.
-fn parse_nonce(query: Option<&str>) -> Result<Option<ByteBuf>, ApiError> {
+pub(crate) fn parse_nonce(query: Option<&str>) -> Result<Option<ByteBuf>, ApiError> {
     let mut nonce = None;
     for pair in query
         .unwrap_or_default()

@@ -1,0 +1,123 @@
+//! Key forwarding endpoints (`docs/forwarding.md`). The relay only carries the bytes between
+//! two enclaves: the exporting node decides whether the joining node may have the key, the
+//! joining node decides whether the key it receives is the namespace's.
+//!
+//! - `POST /v1/join` (envelope): boot a new node that waits for a forwarded key.
+//! - `POST /v1/forward/challenge` (exporting node): a single-use challenge.
+//! - `GET /v1/forward/request?nonce=HEX` (joining node): its attestation bound to the challenge,
+//!   with the envelope it booted, as a `ForwardRequest`.
+//! - `POST /v1/forward/export` (exporting node, `ForwardRequest`): the sealed key.
+//! - `POST /v1/forward/import` (joining node, `ForwardExport`): provision with it.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use tessera_core::cbor;
+use tessera_core::forward::{FORWARD_VERSION, ForwardExport, ForwardRequest};
+use tessera_core::manifest::ManifestEnvelope;
+use tessera_core::protocol::{self as wire, ClientError, Phase};
+
+use crate::AppState;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::limits::ClientIp;
+use crate::routes::{cbor_body, parse_nonce, typed, unexpected};
+
+type Shared = State<Arc<AppState>>;
+
+pub(crate) async fn join(State(s): Shared, Body(b): Body) -> Result<Response, ApiError> {
+    let envelope =
+        ManifestEnvelope::decode(&b).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    typed(&s, wire::Request::Join(envelope), "join", |r| {
+        matches!(r, wire::Response::Booted { .. })
+    })
+    .await
+}
+
+pub(crate) async fn challenge(State(s): Shared) -> Result<Response, ApiError> {
+    typed(
+        &s,
+        wire::Request::ForwardChallenge,
+        "forward-challenge",
+        |r| matches!(r, wire::Response::ForwardChallenge { .. }),
+    )
+    .await
+}
+
+/// The joining node's forward request for the exporter's challenge `nonce`. Each costs an
+/// attestation, so it is rationed like request bundles.
+pub(crate) async fn request(
+    State(s): Shared,
+    ClientIp(ip): ClientIp,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let nonce = parse_nonce(query.as_deref())?.ok_or_else(|| {
+        ApiError::bad_request("nonce=HEX (the exporting node's challenge) is required")
+    })?;
+    s.attestations.take(ip)?;
+    // One job: nothing reaches the enclave between the phase check and the attestation.
+    let (status, attestation) = s
+        .enclave
+        .run(s.config.enclave_timeout, move |c| {
+            let status = c.call(&wire::Request::Status)?;
+            let waiting = matches!(&status,
+                wire::Response::Status(st) if st.phase == Phase::WaitingForForward);
+            if !waiting {
+                return Ok::<_, ClientError>((status, None));
+            }
+            let attestation = c.call(&wire::Request::Attestation { nonce: Some(nonce) })?;
+            Ok((status, Some(attestation)))
+        })
+        .await??;
+    let phase = match status {
+        wire::Response::Status(st) => st.phase,
+        wire::Response::Error { code, message } => {
+            return Err(ApiError::from_enclave(code, message));
+        }
+        other => return Err(unexpected("status", &other)),
+    };
+    let not_waiting = || {
+        ApiError::wrong_phase(format!(
+            "the enclave is {}; forward requests exist only while it is waiting-for-forward (boot it with /v1/join)",
+            phase.as_str()
+        ))
+    };
+    let (document, envelope) = match attestation {
+        None => return Err(not_waiting()),
+        Some(wire::Response::Attestation { document, envelope }) => (document, envelope),
+        Some(wire::Response::Error { code, message }) => {
+            return Err(ApiError::from_enclave(code, message));
+        }
+        Some(other) => return Err(unexpected("attestation", &other)),
+    };
+    let envelope = envelope.ok_or_else(not_waiting)?;
+    let request = ForwardRequest {
+        version: FORWARD_VERSION,
+        envelope,
+        document,
+    };
+    Ok(cbor_body(cbor::encode(&request)))
+}
+
+pub(crate) async fn export(State(s): Shared, Body(b): Body) -> Result<Response, ApiError> {
+    let request = ForwardRequest::decode(&b).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    typed(
+        &s,
+        wire::Request::ForwardExport(request),
+        "forward-export",
+        |r| matches!(r, wire::Response::ForwardExported { .. }),
+    )
+    .await
+}
+
+pub(crate) async fn import(State(s): Shared, Body(b): Body) -> Result<Response, ApiError> {
+    let export = ForwardExport::decode(&b).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    typed(
+        &s,
+        wire::Request::ForwardImport(export),
+        "forward-import",
+        |r| matches!(r, wire::Response::Forwarded { .. }),
+    )
+    .await
+}
