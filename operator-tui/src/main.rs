@@ -56,6 +56,10 @@ enum Command {
         #[command(flatten)]
         verify: cli::ceremony::VerifyArgs,
     },
+    /// More nodes for a namespace: a new node joins and receives the quorum key from a
+    /// provisioned one (key forwarding), without another share ceremony.
+    #[command(subcommand)]
+    Forward(cli::forward::Command),
     /// Provision: fetch a request, sign a share bundle offline, post it.
     #[command(subcommand)]
     Provision(cli::ceremony::ProvisionCommand),
@@ -155,6 +159,7 @@ fn dispatch(cli: Cli) -> ExitCode {
             verify,
         }) => finish("boot", ceremony::boot(&relay, &envelope, &verify)),
         Some(Command::Provision(c)) => finish("provision", ceremony::provision(c)),
+        Some(Command::Forward(c)) => finish("forward", cli::forward::run(c)),
         Some(Command::Patch(c)) => finish("patch", cli::changes::patch(c)),
         Some(Command::Reshard(c)) => finish("reshard", cli::changes::reshard(c)),
         Some(Command::Status { relay, json }) => finish("status", ceremony::status(&relay, json)),

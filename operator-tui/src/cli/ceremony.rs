@@ -244,7 +244,7 @@ pub struct VerifyArgs {
     pub max_age_secs: u64,
 }
 
-fn verify_doc(
+pub(crate) fn verify_doc(
     doc: &[u8],
     v: &VerifyArgs,
     policy: Policy,
