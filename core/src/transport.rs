@@ -1,6 +1,7 @@
 //! Transports between the relay (or a test) and the enclave: vsock inside a Nitro enclave, a
-//! unix socket locally. The server and client code is the same for both; only this module knows
-//! the difference.
+//! unix socket locally, and "hybrid vsock" for an emulated enclave (vhost-device-vsock's unix
+//! socket, on which a `CONNECT <port>` line opens a stream to the guest's vsock port). The
+//! server and client code is the same for all; only this module knows the difference.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -10,12 +11,26 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Where the enclave listens: `unix:PATH`, `vsock:PORT` (listen on any CID) or
-/// `vsock:CID:PORT`.
+/// `vsock:CID:PORT`; or, to connect to an emulated enclave, `hybrid-vsock:PATH:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
     Unix(PathBuf),
-    Vsock { cid: u32, port: u32 },
+    Vsock {
+        cid: u32,
+        port: u32,
+    },
+    /// The host side of an emulated enclave's vsock: a unix socket that forwards a connection
+    /// to the guest's `port` after a `CONNECT <port>` line is answered `OK <port>`.
+    HybridVsock {
+        path: PathBuf,
+        port: u32,
+    },
 }
+
+/// Longest answer line to `CONNECT` read before giving up on the peer.
+const HYBRID_REPLY_MAX: usize = 64;
+/// How long the `CONNECT` handshake may take.
+const HYBRID_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// `VMADDR_CID_ANY`: listen on every CID.
 const CID_ANY: u32 = u32::MAX;
@@ -28,6 +43,20 @@ impl FromStr for Address {
                 return Err("unix: needs a socket path".to_owned());
             }
             return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("hybrid-vsock:") {
+            let bad = || format!("hybrid-vsock:{rest}: expected hybrid-vsock:PATH:PORT");
+            let (path, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+            if path.is_empty() {
+                return Err(bad());
+            }
+            let port = port
+                .parse::<u32>()
+                .map_err(|_| format!("invalid vsock port {port:?}"))?;
+            return Ok(Address::HybridVsock {
+                path: PathBuf::from(path),
+                port,
+            });
         }
         if let Some(rest) = s.strip_prefix("vsock:") {
             let parse = |v: &str| {
@@ -46,7 +75,8 @@ impl FromStr for Address {
             };
         }
         Err(format!(
-            "unknown address {s:?}: expected unix:PATH, vsock:PORT or vsock:CID:PORT"
+            "unknown address {s:?}: expected unix:PATH, vsock:PORT, vsock:CID:PORT or \
+             hybrid-vsock:PATH:PORT"
         ))
     }
 }
@@ -57,6 +87,9 @@ impl fmt::Display for Address {
             Address::Unix(p) => write!(f, "unix:{}", p.display()),
             Address::Vsock { cid, port } if *cid == CID_ANY => write!(f, "vsock:{port}"),
             Address::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
+            Address::HybridVsock { path, port } => {
+                write!(f, "hybrid-vsock:{}:{port}", path.display())
+            }
         }
     }
 }
@@ -84,6 +117,11 @@ impl Listener {
             Address::Vsock { cid, port } => {
                 vsock::VsockListener::bind_with_cid_port(*cid, *port).map(Listener::Vsock)
             }
+            Address::HybridVsock { .. } => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "hybrid-vsock is the host's way into an emulated enclave, not a place to listen: \
+                 listen on vsock:PORT inside the enclave",
+            )),
         }
     }
 
@@ -93,6 +131,48 @@ impl Listener {
             Listener::Vsock(l) => l.accept().map(|(s, _)| Stream::Vsock(s)),
         }
     }
+}
+
+/// The `CONNECT <port>` handshake on a hybrid vsock socket. The answer is read a byte at a time
+/// so no byte of the guest's stream is consumed with it.
+fn hybrid_connect(mut s: UnixStream, port: u32) -> io::Result<UnixStream> {
+    s.set_read_timeout(Some(HYBRID_HANDSHAKE))?;
+    s.set_write_timeout(Some(HYBRID_HANDSHAKE))?;
+    s.write_all(format!("CONNECT {port}\n").as_bytes())?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if s.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!(
+                    "hybrid vsock: connection closed before OK (is anything listening on port {port} in the enclave?)"
+                ),
+            ));
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+        if line.len() > HYBRID_REPLY_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "hybrid vsock: over-long answer to CONNECT",
+            ));
+        }
+    }
+    if !line.starts_with(b"OK ") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "hybrid vsock: CONNECT {port} answered {:?}, expected OK",
+                String::from_utf8_lossy(&line)
+            ),
+        ));
+    }
+    s.set_read_timeout(None)?;
+    s.set_write_timeout(None)?;
+    Ok(s)
 }
 
 pub enum Stream {
@@ -106,6 +186,9 @@ impl Stream {
             Address::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
             Address::Vsock { cid, port } => {
                 vsock::VsockStream::connect_with_cid_port(*cid, *port).map(Stream::Vsock)
+            }
+            Address::HybridVsock { path, port } => {
+                hybrid_connect(UnixStream::connect(path)?, *port).map(Stream::Unix)
             }
         }
     }
