@@ -215,16 +215,14 @@ impl<'a> Channel<'a> {
                 format!("{dest} is not on the proxy's allow-list"),
             ));
         }
-        let slot = Slot::take(&self.counters.connections, self.config.max_connections)
-            .ok_or_else(|| {
+        let slot = Slot::take(&self.counters.connections, self.config.max_connections).ok_or_else(
+            || {
                 (
                     EgressErrorCode::Limit,
-                    format!(
-                        "{} connections already open",
-                        self.config.max_connections
-                    ),
+                    format!("{} connections already open", self.config.max_connections),
                 )
-            })?;
+            },
+        )?;
         let addrs: Vec<SocketAddr> = (dest.host(), dest.port())
             .to_socket_addrs()
             .map_err(|e| {
@@ -317,7 +315,12 @@ impl<'a> Channel<'a> {
                     data: serde_bytes::ByteBuf::from(buf),
                 })
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 self.drop_conn(id, "idle");
                 Err((
                     EgressErrorCode::Timeout,
@@ -352,7 +355,10 @@ impl<'a> Channel<'a> {
             }
             Err(e) => {
                 self.drop_conn(id, "write error");
-                Err((EgressErrorCode::Io, format!("write on connection {id}: {e}")))
+                Err((
+                    EgressErrorCode::Io,
+                    format!("write on connection {id}: {e}"),
+                ))
             }
         }
     }
