@@ -2,8 +2,9 @@
 # `make demo`: a whole ceremony on this machine. A DEV enclave (local NSM, local root) and the
 # relay on local sockets; five software members; genesis 3-of-5; a manifest approved by 3 of 5;
 # boot; three members provision through request and share bundles; the provisioned enclave's
-# app signs a message that is verified with the manifest's quorum key; then a live patch and a
-# reshard to a new share set.
+# app signs a message that is verified with the manifest's quorum key; then a live patch, a
+# reshard to a new share set, and a second enclave that joins the namespace by key forwarding
+# and signs with the same quorum key.
 #
 # Artifacts stay in demo-out/. KEEP=1 leaves the enclave and relay running.
 set -euo pipefail
@@ -51,7 +52,7 @@ APP
 chmod +x "$OUT/app/demo-app.sh"
 
 step "start a DEV enclave on unix:$OUT/enclave.sock"
-"$BIN/tessera-enclave" --listen "unix:$OUT/enclave.sock" --dev \
+"$BIN/tessera-enclave" --listen "unix:$OUT/enclave.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
   --dev-root-out "$OUT/dev-root.pem" --dev-pcrs-out "$OUT/dev-pcrs.json" \
   --pivot-bin "$OUT/app/demo-app.sh" >"$OUT/enclave.log" 2>&1 &
 pids+=($!)
@@ -156,6 +157,24 @@ done
 "${tessera[@]}" genesis verify "$OUT/reshard/genesis-output.tbundle" --attestation "$OUT/reshard/genesis-attestation.cbor" \
   --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" \
   --pins "$OUT/members/erin.pins" | tail -n 3
+
+step "a second DEV enclave (same image, same dev CA) and its relay join the namespace by key forwarding"
+"$BIN/tessera-enclave" --listen "unix:$OUT/enclave-2.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
+  --dev-root-out "$OUT/dev-root-2.pem" --dev-pcrs-out "$OUT/dev-pcrs-2.json" \
+  --pivot-bin "$OUT/app/demo-app.sh" >"$OUT/enclave-2.log" 2>&1 &
+pids+=($!)
+wait_for "$OUT/enclave-2.log" "listening on"
+"$BIN/tessera-relay" --listen 127.0.0.1:0 --enclave "unix:$OUT/enclave-2.sock" >"$OUT/relay-2.log" 2>&1 &
+pids+=($!)
+wait_for "$OUT/relay-2.log" "listening on http://"
+RELAY2=$(grep -o 'http://[0-9.:]*' "$OUT/relay-2.log" | head -n1)
+echo "second relay at $RELAY2"
+"${tessera[@]}" forward join --relay "$RELAY2" "$OUT/envelope.tbundle" --root "$OUT/dev-root.pem"
+"${tessera[@]}" forward run --from "$RELAY" --to "$RELAY2"
+"${tessera[@]}" status --relay "$RELAY2" | grep -E '^(phase|manifest_hash)'
+
+step "the second enclave signs with the same quorum key, without another share ceremony"
+"${tessera[@]}" app-sign --relay "$RELAY2" --manifest "$OUT/envelope.tbundle" --message "hello from the second node"
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "$RELAY" > "$OUT/relay.url"
