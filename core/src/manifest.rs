@@ -110,6 +110,12 @@ pub struct Pivot {
     pub app_sha256: Hash32,
     pub args: Vec<String>,
     pub restart: RestartPolicy,
+    /// The vsock port the app listens on inside the enclave for requests from outside, which
+    /// the relay bridges a host TCP port to once the enclave is provisioned
+    /// (`docs/forwarding.md`). Absent: the app takes no outside traffic. Omitted from the
+    /// encoding when absent, so manifests without it keep their bytes and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_port: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +260,14 @@ impl Manifest {
             if pcr.0 == [0; 48] {
                 return Err(invalid(field, "all zero (a debug-mode measurement)"));
             }
+        }
+        if let Some(port) = self.pivot.ingress_port
+            && (port == 0 || port == u32::MAX)
+        {
+            return Err(invalid(
+                "pivot.ingress_port",
+                format!("{port} is not a vsock port an app can listen on (1 to 4294967294)"),
+            ));
         }
         self.manifest_set.validate("manifest_set")?;
         validate_set(

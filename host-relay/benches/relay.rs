@@ -189,6 +189,7 @@ fn boot(address: &Address, pcrs_path: &Path) {
             app_sha256: Hash32::default(),
             args: Vec::new(),
             restart: RestartPolicy::Never,
+            ingress_port: None,
         },
         manifest_set: set(Role::Manifest, &mut members, 2),
         share_set: ShareSet {

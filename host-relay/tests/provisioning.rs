@@ -54,6 +54,7 @@ fn envelope(enclave: &Enclave, nonce: u64, approvers: usize) -> ManifestEnvelope
             app_sha256: Hash32::sha256(b"app"),
             args: Vec::new(),
             restart: RestartPolicy::Never,
+            ingress_port: None,
         },
         manifest_set: SoftwareKeyDevice::member_set(&devs, Role::Manifest, 3),
         share_set: ShareSet {

@@ -41,6 +41,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice]) -> Manifest {
             app_sha256: Hash32::sha256(b"app"),
             args: vec!["--serve".to_owned()],
             restart: RestartPolicy::Never,
+            ingress_port: None,
         },
         manifest_set: SoftwareKeyDevice::member_set(devs, Role::Manifest, 3),
         share_set: ShareSet {

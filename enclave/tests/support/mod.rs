@@ -338,6 +338,7 @@ pub fn manifest(
             app_sha256,
             args: Vec::new(),
             restart: RestartPolicy::Never,
+            ingress_port: None,
         },
         manifest_set: set(Role::Manifest, approvers, manifest_threshold),
         share_set: ShareSet {

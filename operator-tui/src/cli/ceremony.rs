@@ -582,6 +582,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
             app_sha256,
             args: a.args.clone(),
             restart: RestartPolicy::Never,
+            ingress_port: None,
         },
         manifest_set: set_of(
             "manifest_set",

@@ -55,6 +55,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> M
             app_sha256: Hash32::sha256(b"app"),
             args: vec![],
             restart: RestartPolicy::Never,
+            ingress_port: None,
         },
         manifest_set: SoftwareKeyDevice::member_set(devs, Role::Manifest, 3),
         share_set: ShareSet {
