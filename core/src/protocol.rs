@@ -127,6 +127,10 @@ pub struct Status {
     /// Aliases of the members whose shares were accepted for this boot.
     pub shares_from: Vec<String>,
     pub patch_sequence: u64,
+    /// Once provisioned: the vsock port the manifest's app listens on for outside traffic, if
+    /// it declares one (what the relay's app bridge connects to).
+    #[serde(default)]
+    pub app_ingress: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -140,6 +140,7 @@ impl Enclave {
             threshold: 0,
             shares_from: Vec::new(),
             patch_sequence: 0,
+            app_ingress: None,
         };
         let (env, hash) = match &self.state {
             State::WaitingForBoot => return s,
@@ -154,6 +155,7 @@ impl Enclave {
             }
             State::Provisioned(p) => {
                 s.patch_sequence = p.patch_sequence;
+                s.app_ingress = p.envelope.manifest.pivot.ingress_port;
                 s.shares_from.clone_from(&p.shares_from);
                 (&p.envelope, p.manifest_hash)
             }

@@ -66,6 +66,7 @@ pub(crate) struct StatusJson {
     threshold: u8,
     shares_from: Vec<String>,
     patch_sequence: u64,
+    app_ingress: Option<u32>,
 }
 
 impl From<wire::Status> for StatusJson {
@@ -80,6 +81,7 @@ impl From<wire::Status> for StatusJson {
             threshold: s.threshold,
             shares_from: s.shares_from,
             patch_sequence: s.patch_sequence,
+            app_ingress: s.app_ingress,
         }
     }
 }

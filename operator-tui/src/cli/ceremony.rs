@@ -539,6 +539,10 @@ pub struct NewManifest {
     app_sha256: Option<String>,
     #[arg(long = "arg", allow_hyphen_values = true)]
     args: Vec<String>,
+    /// The vsock port the app listens on for outside traffic; the relay bridges a host TCP
+    /// port to it once the enclave is provisioned. Without it the app takes no outside traffic.
+    #[arg(long, value_name = "PORT")]
+    app_ingress_port: Option<u32>,
     #[arg(short, long)]
     out: PathBuf,
 }
@@ -582,7 +586,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
             app_sha256,
             args: a.args.clone(),
             restart: RestartPolicy::Never,
-            ingress_port: None,
+            ingress_port: a.app_ingress_port,
         },
         manifest_set: set_of(
             "manifest_set",
