@@ -81,6 +81,28 @@ impl FromStr for Address {
     }
 }
 
+impl Address {
+    /// The address of the pivot app's ingress port `port` in the enclave this address reaches:
+    /// the same CID (or emulated vsock socket) with the app's port, or, for a local enclave on
+    /// a unix socket, the socket `PATH.app-PORT` beside it. The enclave tells its app where to
+    /// listen with it and the relay's app bridge connects with it, so the two always agree.
+    #[must_use]
+    pub fn app_ingress(&self, port: u32) -> Address {
+        match self {
+            Address::Unix(path) => {
+                let mut name = path.as_os_str().to_os_string();
+                name.push(format!(".app-{port}"));
+                Address::Unix(PathBuf::from(name))
+            }
+            Address::Vsock { cid, .. } => Address::Vsock { cid: *cid, port },
+            Address::HybridVsock { path, .. } => Address::HybridVsock {
+                path: path.clone(),
+                port,
+            },
+        }
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

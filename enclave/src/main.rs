@@ -124,7 +124,10 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         Box::new(nsm::HardwareNsm::open()?)
     };
-    let pivot = args.pivot_bin.clone().map(pivot::PivotRunner::new);
+    let pivot = args
+        .pivot_bin
+        .clone()
+        .map(|p| pivot::PivotRunner::new(p).listening_on(args.listen.clone()));
     let enclave = state::Enclave::new(nsm, pivot)
         .forward_max_age(std::time::Duration::from_secs(args.forward_max_age));
     let listener = Listener::bind(&args.listen)

@@ -10,19 +10,34 @@ use std::process::{Child, Command, Stdio};
 use tessera_core::bytes::Hash32;
 use tessera_core::manifest::Pivot;
 use tessera_core::quorum::QuorumSeed;
+use tessera_core::transport::Address;
 
 pub struct PivotRunner {
     binary: PathBuf,
+    /// The enclave's own listening address, from which the app's ingress address derives.
+    listen: Option<Address>,
     child: Option<Child>,
 }
+
+/// The environment variable that tells the app where to listen for outside traffic, when the
+/// manifest declares an ingress port: `vsock:PORT` in a Nitro enclave, `unix:PATH` locally.
+pub const INGRESS_ENV: &str = "TESSERA_APP_INGRESS";
 
 impl PivotRunner {
     #[must_use]
     pub fn new(binary: PathBuf) -> Self {
         Self {
             binary,
+            listen: None,
             child: None,
         }
+    }
+
+    /// The enclave's listening address, so the app can be told its ingress address.
+    #[must_use]
+    pub fn listening_on(mut self, listen: Address) -> Self {
+        self.listen = Some(listen);
+        self
     }
 
     /// Checks the binary's hash, starts it with the manifest's arguments and writes the 32-byte
@@ -33,10 +48,12 @@ impl PivotRunner {
         }
         // Checked again at start: the file may have changed since boot.
         self.check(spec)?;
-        let mut child = Command::new(&self.binary)
-            .args(&spec.args)
-            .env_clear()
-            .stdin(Stdio::piped())
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(&spec.args).env_clear().stdin(Stdio::piped());
+        if let (Some(port), Some(listen)) = (spec.ingress_port, &self.listen) {
+            cmd.env(INGRESS_ENV, listen.app_ingress(port).to_string());
+        }
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
