@@ -211,6 +211,30 @@ pub enum BundleError {
     InvalidMetadata(String),
 }
 
+impl BundleError {
+    /// What the member does about it, for the line after the error.
+    #[must_use]
+    pub fn next_step(&self) -> &'static str {
+        match self {
+            BundleError::Truncated
+            | BundleError::ChecksumMismatch
+            | BundleError::TrailingData(_) => {
+                "cut short or damaged on the way: copy it again from the USB stick, or scan every QR frame again"
+            }
+            BundleError::NotABundle => {
+                "this is not a bundle file: check that you picked the right file"
+            }
+            BundleError::UnsupportedVersion(_) => {
+                "made by a newer Tessera: update this laptop's tessera, or ask for a version 1 bundle"
+            }
+            BundleError::TooLarge { .. } | BundleError::PayloadTooLarge { .. } => {
+                "larger than any ceremony object: ask the coordinator what this file is"
+            }
+            _ => "ask the coordinator for a fresh copy",
+        }
+    }
+}
+
 /// A decoded (or to-be-encoded) bundle. Holding one means its structure and checksum are
 /// sound; it says nothing about whether the payload is genuine.
 #[derive(Clone, PartialEq, Eq)]

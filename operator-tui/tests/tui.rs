@@ -19,7 +19,47 @@ fn render(state: &State, w: u16, h: u16) -> String {
 
 fn snap(name: &str, state: &State) {
     for (w, h) in [(80u16, 24u16), (160, 50)] {
-        insta::assert_snapshot!(format!("{name}_{w}x{h}"), render(state, w, h));
+        let screen = render(state, w, h);
+        assert_no_cut_token(&format!("{name}_{w}x{h}"), &screen);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), screen);
+    }
+}
+
+/// Long values (hashes, PCRs, keys as hex; age recipients) appear whole or visibly shortened
+/// with `…`: never cut by the edge of a box or split across two lines, where a member could
+/// read a part for the whole.
+fn assert_no_cut_token(name: &str, screen: &str) {
+    for line in screen.lines() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let start = i;
+            let (hex, token) = if chars[i].is_ascii_hexdigit() {
+                while i < chars.len() && chars[i].is_ascii_hexdigit() {
+                    i += 1;
+                }
+                (true, chars[start..i].iter().collect::<String>())
+            } else if line[line.char_indices().nth(i).map_or(0, |(b, _)| b)..].starts_with("age1") {
+                while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                (false, chars[start..i].iter().collect::<String>())
+            } else {
+                i += 1;
+                continue;
+            };
+            let shortened = chars.get(i) == Some(&'…');
+            let whole = if hex {
+                token.len() < 16 || [40, 64, 66, 96].contains(&token.len())
+            } else {
+                token.len() >= 59
+            };
+            assert!(
+                whole || shortened,
+                "{name}: {token:?} ({} chars) is cut without an ellipsis in\n{line}",
+                token.len()
+            );
+        }
     }
 }
 
@@ -347,9 +387,10 @@ fn a_written_share_bundle_can_be_shown_as_animated_qr() {
     let effects = app::update(&mut s, Msg::Key(Key::Char('v')));
     assert_eq!(
         effects,
-        vec![Effect::ShowQr(
-            "/media/usb/share-payments-alice-n7-1a2b.tbundle".into()
-        )]
+        vec![Effect::ShowQr {
+            path: "/media/usb/share-payments-alice-n7-1a2b.tbundle".into(),
+            fragment: None,
+        }]
     );
 
     let bundle = vec![0x5a; 900];
@@ -360,16 +401,58 @@ fn a_written_share_bundle_can_be_shown_as_animated_qr() {
         &mut s,
         Msg::QrReady(app::QrView {
             title: "share-payments-alice-n7-1a2b.tbundle".into(),
+            path: "/media/usb/share-payments-alice-n7-1a2b.tbundle".into(),
             parts,
             minimal,
             index: 0,
             fps: 8,
+            paused: false,
+            fragment: 100,
+            max_fragment: 120,
         }),
     );
     app::update(&mut s, Msg::QrNext);
     app::update(&mut s, Msg::Key(Key::Char('+')));
     assert_eq!(s.qr.as_ref().map(|q| (q.index, q.fps)), Some((1, 9)));
     insta::assert_snapshot!("qr_160x50", render(&s, 160, 50));
+    // Space holds the frame: ticks no longer move it, n and p step by hand.
+    app::update(&mut s, Msg::Key(Key::Char(' ')));
+    app::update(&mut s, Msg::QrNext);
+    assert_eq!(s.qr.as_ref().map(|q| (q.index, q.paused)), Some((1, true)));
+    app::update(&mut s, Msg::Key(Key::Char('n')));
+    app::update(&mut s, Msg::Key(Key::Char('n')));
+    app::update(&mut s, Msg::Key(Key::Char('p')));
+    assert_eq!(s.qr.as_ref().map(|q| q.index), Some(2));
+    assert!(render(&s, 160, 50).contains("PAUSED"));
+    app::update(&mut s, Msg::Key(Key::Char(' ')));
+    app::update(&mut s, Msg::QrNext);
+    assert_eq!(s.qr.as_ref().map(|q| q.index), Some(3));
+    // Density: [ asks for fewer bytes per frame, ] for more, never beyond what fits.
+    let path = std::path::PathBuf::from("/media/usb/share-payments-alice-n7-1a2b.tbundle");
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('['))),
+        vec![Effect::ShowQr {
+            path: path.clone(),
+            fragment: Some(75)
+        }]
+    );
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char(']'))),
+        vec![Effect::ShowQr {
+            path,
+            fragment: Some(120)
+        }]
+    );
+    s.qr.as_mut().unwrap().fragment = 120;
+    assert!(app::update(&mut s, Msg::Key(Key::Char(']'))).is_empty());
+    // ? lists the QR view's keys over it; closing the list leaves the QR open.
+    app::update(&mut s, Msg::Key(Key::Char('?')));
+    let help = render(&s, 80, 24);
+    for hint in ["Space", "n/p", "[/]", "+/-"] {
+        assert!(help.contains(hint), "{hint} missing from\n{help}");
+    }
+    app::update(&mut s, Msg::Key(Key::Esc));
+    assert!(s.popup.is_none() && s.qr.is_some());
     // Too small a terminal says so instead of drawing an unreadable code.
     assert!(render(&s, 80, 24).contains("too small"));
     app::update(&mut s, Msg::Key(Key::Esc));
@@ -396,9 +479,10 @@ fn the_keys_screen_exports_the_descriptor_and_changes_the_pin_without_signing() 
     app::update(&mut s, Msg::Key(Key::Enter));
     assert_eq!(
         app::update(&mut s, Msg::Key(Key::Char('v'))),
-        vec![Effect::ShowQr(
-            "/media/usb/member-alice-1a2b.tbundle".into()
-        )]
+        vec![Effect::ShowQr {
+            path: "/media/usb/member-alice-1a2b.tbundle".into(),
+            fragment: None,
+        }]
     );
     assert_eq!(
         app::update(&mut s, Msg::Key(Key::Char('p'))),
@@ -617,4 +701,163 @@ fn approval_waits_until_every_changed_row_was_on_screen() {
         "{:?}",
         s.popup
     );
+}
+
+#[test]
+fn every_attestation_value_can_be_read_whole() {
+    let f = fixture(PCRS[0]);
+    let mut s = screen(opened(&f, true, now()), Screen::Attestation);
+    app::update(&mut s, Msg::Resize(80, 24));
+    let rows = s.attestation.as_ref().unwrap().detail_rows();
+    // At 80 columns a PCR is shortened on screen…
+    let pcr0 = hex::encode(PCRS[0]);
+    assert!(!render(&s, 80, 24).contains(&pcr0));
+    // …and Enter on its row shows all 96 digits (in groups of eight).
+    let at = rows
+        .iter()
+        .position(|r| r.label == "PCR0 attested")
+        .unwrap();
+    for _ in 0..at {
+        app::update(&mut s, Msg::Key(Key::Char('j')));
+    }
+    app::update(&mut s, Msg::Key(Key::Enter));
+    let Some(Popup::Message { title, body, .. }) = &s.popup else {
+        panic!("no detail popup: {:?}", s.popup)
+    };
+    assert_eq!(title, "PCR0 attested");
+    assert_eq!(body.split("\n\n").next().unwrap().replace(' ', ""), pcr0);
+    let shown = render(&s, 80, 24);
+    assert!(
+        shown.contains(&pcr0[..8]) && shown.contains("match"),
+        "{shown}"
+    );
+    app::update(&mut s, Msg::Key(Key::Esc));
+    // The list scrolls to its last row, and the title says when more is below.
+    assert!(render(&s, 80, 24).contains("↓ more"));
+    for _ in 0..rows.len() {
+        app::update(&mut s, Msg::Key(Key::Char('j')));
+    }
+    let bottom = render(&s, 80, 24);
+    assert!(
+        bottom.contains("public_key") && !bottom.contains("↓ more"),
+        "{bottom}"
+    );
+    // At 160 columns the PCRs are whole on screen.
+    assert!(render(&s, 160, 50).contains(&pcr0));
+}
+
+#[test]
+fn a_manifest_field_can_be_read_whole_and_pages_move_a_screenful() {
+    let f = fixture(PCRS[0]);
+    let mut s = screen(opened(&f, true, now()), Screen::Manifest);
+    app::update(&mut s, Msg::Resize(80, 24));
+    let fields = s.manifest.as_ref().unwrap().fields.clone();
+    app::update(&mut s, Msg::Key(Key::Char(' ')));
+    let page = app::manifest_rows(24);
+    assert_eq!(s.manifest.as_ref().unwrap().cursor.at, page);
+    app::update(&mut s, Msg::Key(Key::Char('b')));
+    assert_eq!(s.manifest.as_ref().unwrap().cursor.at, 0);
+    let key = fields
+        .iter()
+        .position(|(_, name, _)| name == "namespace.quorum_key.signing")
+        .unwrap();
+    for _ in 0..key {
+        app::update(&mut s, Msg::Key(Key::Down));
+    }
+    app::update(&mut s, Msg::Key(Key::Enter));
+    let Some(Popup::Message { title, body, .. }) = &s.popup else {
+        panic!("no detail popup: {:?}", s.popup)
+    };
+    assert_eq!(title, "namespace.quorum_key.signing");
+    assert_eq!(body.replace(' ', ""), fields[key].2);
+}
+
+#[test]
+fn a_patch_shows_old_and_new_values_and_never_its_confirmation_code() {
+    use tessera_core::objects::{Patch, PatchEnvelope};
+    let f = fixture(PCRS[0]);
+    let patch = |sequence, settings: &[(&str, &str)]| Patch {
+        version: 1,
+        namespace: "payments".into(),
+        manifest_hash: f.manifest.hash(),
+        sequence,
+        settings: settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let mut cfg = config(&f, true);
+    cfg.previous_patches = vec![
+        patch(1, &[("limit", "100"), ("region", "eu")]),
+        patch(2, &[("limit", "250")]),
+        // Another manifest's patch is no baseline.
+        Patch {
+            manifest_hash: tessera_core::bytes::Hash32::sha256(b"another manifest"),
+            ..patch(1, &[("mode", "old")])
+        },
+    ];
+    let mut s = State::new(cfg);
+    app::update(&mut s, Msg::Tick(now()));
+    let p = patch(3, &[("limit", "500"), ("mode", "fast"), ("region", "eu")]);
+    let code = app::confirm_code(&p.hash());
+    let bytes = airgap_bundle::Bundle::new(
+        airgap_bundle::BundleKind::Patch,
+        airgap_bundle::Metadata {
+            namespace: Some("payments".into()),
+            ..airgap_bundle::Metadata::default()
+        },
+        tessera_core::cbor::encode(&PatchEnvelope {
+            patch: p,
+            approvals: Vec::new(),
+        }),
+    )
+    .unwrap()
+    .encode();
+    app::update(
+        &mut s,
+        Msg::Loaded {
+            path: "/media/usb/patch-payments-3.tbundle".into(),
+            bytes,
+        },
+    );
+    assert_eq!(s.screen, Screen::Patch);
+    for (w, h) in [(80, 24), (160, 50)] {
+        let shown = render(&s, w, h);
+        assert!(shown.contains("~ limit = 250 -> 500"), "{shown}");
+        assert!(shown.contains("+ mode = fast"), "{shown}");
+        assert!(shown.contains("  region = eu"), "{shown}");
+        assert!(shown.contains("against 2 earlier patch(es)"), "{shown}");
+        let squeezed = shown.replace([' ', '-'], "");
+        assert!(
+            !squeezed.contains(&code.replace([' ', '-'], "")),
+            "the confirmation code is on screen:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn a_bundle_cut_short_says_to_copy_it_again_and_changes_nothing() {
+    let f = fixture(PCRS[0]);
+    let mut s = State::new(config(&f, true));
+    app::update(&mut s, Msg::Tick(now()));
+    let whole = operator_tui::tui::fixtures::request_bundle(&f);
+    for bytes in [whole[..whole.len() / 2].to_vec(), {
+        let mut flipped = whole.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 1;
+        flipped
+    }] {
+        app::update(
+            &mut s,
+            Msg::Loaded {
+                path: "/media/usb/request-payments-n7-1a2b.tbundle".into(),
+                bytes,
+            },
+        );
+        let Some(Popup::Message { body, error, .. }) = s.popup.take() else {
+            panic!("no message: {:?}", s.popup)
+        };
+        assert!(error && body.contains("copy it again"), "{body}");
+        assert!(s.provision.is_none() && s.screen == Screen::Home);
+    }
 }

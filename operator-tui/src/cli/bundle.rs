@@ -201,9 +201,10 @@ fn read_bundle(path: &Path) -> Result<Bundle, Failure> {
     let bytes = usb::read_limited(path, MAX_BUNDLE_BYTES)?;
     Bundle::decode(&bytes).map_err(|e| {
         Failure::refused(format!(
-            "{}: {e} (file fingerprint {})",
+            "{}: {e} (file fingerprint {})\nnext: {}",
             path.display(),
-            Fingerprint::of(&bytes)
+            Fingerprint::of(&bytes),
+            e.next_step()
         ))
     })
 }

@@ -105,6 +105,10 @@ pub struct ApproveArgs {
     manifest: Option<PathBuf>,
     #[command(flatten)]
     pins: super::trust::PinArgs,
+    /// Earlier patches of the same manifest (bundles): the review shows each setting as
+    /// old -> new against them. Patches only; ignored for a reshard.
+    #[arg(long = "previous", value_name = "PATCH")]
+    previous: Vec<PathBuf>,
     #[arg(short, long)]
     out: PathBuf,
 }
@@ -279,14 +283,24 @@ pub fn patch(cmd: PatchCommand) -> CmdResult {
         }
         PatchCommand::Approve(a) => {
             let p = load_patch(&a.file)?;
+            let earlier = a
+                .previous
+                .iter()
+                .map(|p| load_patch(p))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut summary = format!(
-                "patch for {} (manifest {}), sequence {}:",
+                "patch for {} (manifest {}), sequence {}{}:",
                 p.namespace,
                 hex_groups(&p.manifest_hash.0[..8]),
-                p.sequence
+                p.sequence,
+                if earlier.is_empty() {
+                    ""
+                } else {
+                    " (~ changed: old -> new, + new)"
+                }
             );
-            for (k, v) in &p.settings {
-                let _ = write!(summary, "\n  {k} = {v}");
+            for f in crate::member::fields::patch_diff(&p, &earlier) {
+                let _ = write!(summary, "\n{} {} = {}", f.mark.symbol(), f.name, f.shown());
             }
             let meta = Metadata {
                 namespace: Some(p.namespace.clone()),

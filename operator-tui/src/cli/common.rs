@@ -62,6 +62,15 @@ impl From<tessera_core::device::DeviceError> for Failure {
 /// Largest input file any ceremony command reads.
 pub const MAX_INPUT: usize = 4 << 20;
 
+/// How much of each kind of file the app reads from a USB stick, before parsing a byte.
+pub mod limits {
+    /// A bundle of any kind, a bare manifest or envelope, an attestation document: nothing a
+    /// ceremony moves is larger than a bundle may be.
+    pub const OBJECT: usize = airgap_bundle::MAX_BUNDLE_BYTES;
+    /// A sealed share (`*.share.age`): one age stanza and a 33-byte share, well under 1 KiB.
+    pub const SEALED_SHARE: usize = 64 * 1024;
+}
+
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
     airgap_bundle::usb::read_limited(path, MAX_INPUT)
         .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))

@@ -20,8 +20,9 @@ pub fn payload(path: &Path, kind: BundleKind) -> Result<Vec<u8>, Failure> {
             b.kind()
         ))),
         Err(e) if looks_like_bundle(&bytes) => Err(Failure::refused(format!(
-            "{}: damaged bundle: {e}",
-            path.display()
+            "{}: damaged bundle: {e}\nnext: {}",
+            path.display(),
+            e.next_step()
         ))),
         Err(_) => Ok(bytes),
     }
@@ -81,7 +82,7 @@ pub fn check_new_file(out: &Path) -> Result<(), Failure> {
 }
 
 /// A bundle starts with a 4-element array and the magic text; anything else is a bare object.
-fn looks_like_bundle(bytes: &[u8]) -> bool {
+pub fn looks_like_bundle(bytes: &[u8]) -> bool {
     let magic = airgap_bundle::MAGIC.as_bytes();
     bytes.len() > 2 + magic.len() && &bytes[2..2 + magic.len()] == magic
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use tessera_core::keys::PublicKey;
 use tessera_core::manifest::{Manifest, MemberSet};
+use tessera_core::objects::Patch;
 
 /// How a field compares with the baseline manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,18 @@ pub struct Field {
     pub name: String,
     pub value: String,
     pub old: Option<String>,
+}
+
+impl Field {
+    /// The value as a review shows it: a changed one as `old -> new`.
+    #[must_use]
+    pub fn shown(&self) -> String {
+        match (self.mark, &self.old) {
+            (Mark::Changed, Some(o)) => format!("{o} -> {}", self.value),
+            (Mark::Removed, Some(o)) => format!("(removed; was {o})"),
+            (_, _) => self.value.clone(),
+        }
+    }
 }
 
 /// The manifest field by field, as `(field, value)` lines for display and diffing.
@@ -102,18 +115,54 @@ pub fn manifest_fields(m: &Manifest) -> Vec<(String, String)> {
 /// `m` field by field, marked against `previous` (removed fields come last).
 #[must_use]
 pub fn diff(m: &Manifest, previous: Option<&Manifest>) -> Vec<Field> {
-    let old: BTreeMap<String, String> = previous
-        .map(|p| manifest_fields(p).into_iter().collect())
-        .unwrap_or_default();
-    let now = manifest_fields(m);
+    diff_lines(manifest_fields(m), previous.map(manifest_fields))
+}
+
+/// A patch's settings against what the earlier patches of the same manifest set: each setting
+/// marked changed (with the value it replaces), added, or the same. `earlier` may hold any
+/// patches; only those of this namespace and manifest with a lower sequence count, applied in
+/// sequence order as the enclave applies them. With none, nothing is marked: there is no
+/// baseline.
+#[must_use]
+pub fn patch_diff(patch: &Patch, earlier: &[Patch]) -> Vec<Field> {
+    let mut before: Vec<&Patch> = earlier
+        .iter()
+        .filter(|e| {
+            e.namespace == patch.namespace
+                && e.manifest_hash == patch.manifest_hash
+                && e.sequence < patch.sequence
+        })
+        .collect();
+    before.sort_by_key(|e| e.sequence);
+    let now: Vec<(String, String)> = patch
+        .settings
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if before.is_empty() {
+        return diff_lines(now, None);
+    }
+    let mut settled = BTreeMap::new();
+    for e in before {
+        settled.extend(e.settings.clone());
+    }
+    // Settings the patch leaves alone are not part of its review.
+    settled.retain(|k, _| patch.settings.contains_key(k));
+    diff_lines(now, Some(settled.into_iter().collect()))
+}
+
+/// `now` line by line against `old` (`None`: no baseline, nothing marked).
+fn diff_lines(now: Vec<(String, String)>, old: Option<Vec<(String, String)>>) -> Vec<Field> {
+    let known = old.is_some();
+    let old: BTreeMap<String, String> = old.unwrap_or_default().into_iter().collect();
     let mut out: Vec<Field> = now
         .iter()
         .map(|(k, v)| {
-            let (mark, old) = match (previous, old.get(k)) {
-                (None, _) => (Mark::Same, None),
-                (Some(_), Some(o)) if o == v => (Mark::Same, None),
-                (Some(_), Some(o)) => (Mark::Changed, Some(o.clone())),
-                (Some(_), None) => (Mark::Added, None),
+            let (mark, old) = match (known, old.get(k)) {
+                (false, _) => (Mark::Same, None),
+                (true, Some(o)) if o == v => (Mark::Same, None),
+                (true, Some(o)) => (Mark::Changed, Some(o.clone())),
+                (true, None) => (Mark::Added, None),
             };
             Field {
                 mark,

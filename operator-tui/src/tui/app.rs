@@ -80,6 +80,8 @@ pub enum Key {
     BackTab,
     Up,
     Down,
+    PageUp,
+    PageDown,
     Backspace,
     CtrlC,
 }
@@ -141,6 +143,57 @@ pub struct CertView {
     pub validity: String,
 }
 
+/// A highlighted row in a long list and the first row on screen; the window follows the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    pub at: usize,
+    pub top: usize,
+}
+
+impl Cursor {
+    /// Moved by `by` rows in a list of `len`, with `rows` rows on screen.
+    #[must_use]
+    pub fn moved(self, by: isize, len: usize, rows: usize) -> Self {
+        let rows = rows.max(1);
+        let at = self.at.saturating_add_signed(by).min(len.saturating_sub(1));
+        Self { at, top: self.top }.fitted(len, rows)
+    }
+
+    /// The window moved just enough to show the row, and no further than the list's end.
+    #[must_use]
+    pub fn fitted(self, len: usize, rows: usize) -> Self {
+        let rows = rows.max(1);
+        let at = self.at.min(len.saturating_sub(1));
+        let top = if at < self.top {
+            at
+        } else if at >= self.top + rows {
+            at + 1 - rows
+        } else {
+            self.top
+        };
+        Self {
+            at,
+            top: top.min(len.saturating_sub(rows)),
+        }
+    }
+}
+
+/// How a row's status reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Bad,
+    Quiet,
+}
+
+/// One row of a detail list: a short value on screen, the full value behind Enter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailRow {
+    pub label: String,
+    pub value: String,
+    pub status: Option<(String, Tone)>,
+}
+
 /// An attestation document as checked against the manifest and the clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttestationView {
@@ -154,6 +207,114 @@ pub struct AttestationView {
     pub chain: Vec<CertView>,
     pub user_data: (Option<String>, Option<String>),
     pub public_key: (Option<String>, Option<String>),
+    /// The highlighted row of [`AttestationView::rows`].
+    pub cursor: Cursor,
+}
+
+impl AttestationView {
+    /// Every value the document was checked on, one row each, none shortened: the screen
+    /// ellipsizes what does not fit and Enter shows the row whole.
+    #[must_use]
+    pub fn detail_rows(&self) -> Vec<DetailRow> {
+        let row = |label: String, value: String, status: Option<(&str, Tone)>| DetailRow {
+            label,
+            value,
+            status: status.map(|(w, t)| (w.to_owned(), t)),
+        };
+        let mut out = vec![
+            row("document".into(), self.source.clone(), None),
+            row("module id".into(), self.module_id.clone(), None),
+            row(
+                "timestamp".into(),
+                format!("{}  ({} old)", self.timestamp, self.age),
+                None,
+            ),
+        ];
+        for r in &self.rows {
+            let overall = match r.matches() {
+                Some(true) => Some(("match", Tone::Good)),
+                Some(false) => Some(("MISMATCH", Tone::Bad)),
+                None => Some(("-", Tone::Quiet)),
+            };
+            out.push(row(
+                format!("PCR{} attested", r.index),
+                r.attested.clone().unwrap_or_else(|| "-".into()),
+                overall,
+            ));
+            for (name, other) in [("expected", &r.expected), ("reproduced", &r.reproduced)] {
+                if let Some(v) = other {
+                    let same = r.attested.as_ref() == Some(v);
+                    out.push(row(
+                        format!("PCR{} {name}", r.index),
+                        v.clone(),
+                        Some(if same {
+                            ("same", Tone::Good)
+                        } else {
+                            ("DIFFERS", Tone::Bad)
+                        }),
+                    ));
+                }
+            }
+        }
+        for (i, c) in self.chain.iter().enumerate() {
+            out.push(row(
+                format!("certificate {}", i + 1),
+                format!("{}  {}", c.subject, c.validity),
+                None,
+            ));
+        }
+        // Only a document whose signature and chain verified has bindings worth a word.
+        let verified = !self.module_id.is_empty();
+        for (name, (want, have)) in [
+            ("user_data", &self.user_data),
+            ("public_key", &self.public_key),
+        ] {
+            let status = match (verified, want, have) {
+                (false, _, _) => ("— not verified", Tone::Quiet),
+                (true, None, _) => ("— none asked", Tone::Quiet),
+                (true, Some(w), Some(h)) if w.len() == h.len() && w == h => ("bound", Tone::Good),
+                (true, Some(w), Some(h)) if w.len() == h.len() => ("NOT BOUND", Tone::Bad),
+                // A description of what is expected rather than a value: present is enough.
+                (true, Some(_), Some(_)) => ("present", Tone::Good),
+                (true, Some(_), None) => ("MISSING", Tone::Bad),
+            };
+            out.push(row(
+                name.to_owned(),
+                have.clone().unwrap_or_else(|| "-".into()),
+                Some(status),
+            ));
+            // The value it should have had, when there is one (not a description).
+            if let Some(w) = want
+                .as_ref()
+                .filter(|w| have.as_ref() != Some(*w) && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                out.push(row(format!("{name} expected"), w.clone(), None));
+            }
+        }
+        out
+    }
+}
+
+/// A detail row as the body of a popup: every character of the value, long hex in groups of
+/// eight so lines break between groups.
+#[must_use]
+pub fn detail_text(row: &DetailRow) -> String {
+    let value = &row.value;
+    let hexlike = value.len() >= 32 && value.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut text = if hexlike {
+        value
+            .as_bytes()
+            .chunks(8)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        value.clone()
+    };
+    if let Some((word, _)) = &row.status {
+        text.push_str(&format!("\n\n{word}"));
+    }
+    text
 }
 
 /// A manifest under review.
@@ -168,8 +329,8 @@ pub struct ManifestReview {
     /// The member layer's decision on approving it; `None` until the key device is known.
     pub review: Option<Review>,
     pub approvals: Option<String>,
-    /// The first field row on screen.
-    pub scroll: usize,
+    /// The highlighted field row and the first one on screen.
+    pub cursor: Cursor,
     /// Which field rows have been on screen; a changed or added row must have been seen
     /// before approving.
     pub seen: Vec<bool>,
@@ -202,19 +363,36 @@ impl ManifestReview {
             .count()
     }
 
-    /// Marks the rows a window of `rows` field rows shows from `scroll` as seen.
+    /// Fits the window to `rows` field rows and marks the rows it shows as seen.
     pub fn show(&mut self, rows: usize) {
-        let max = self.fields.len().saturating_sub(rows.max(1));
-        self.scroll = self.scroll.min(max);
-        let end = (self.scroll + rows).min(self.fields.len());
-        for s in &mut self.seen[self.scroll..end] {
+        self.cursor = self.cursor.fitted(self.fields.len(), rows);
+        let top = self.cursor.top.min(self.fields.len());
+        let end = (top + rows).min(self.fields.len());
+        for s in &mut self.seen[top..end] {
             *s = true;
         }
     }
+
+    /// The highlighted field, whole.
+    #[must_use]
+    pub fn detail(&self) -> Option<DetailRow> {
+        let (mark, name, value) = self.fields.get(self.cursor.at)?;
+        let status = match mark {
+            '~' => Some(("changed since your last approval".to_owned(), Tone::Bad)),
+            '+' => Some(("new since your last approval".to_owned(), Tone::Bad)),
+            '-' => Some(("removed since your last approval".to_owned(), Tone::Bad)),
+            _ => None,
+        };
+        Some(DetailRow {
+            label: name.clone(),
+            value: value.clone(),
+            status,
+        })
+    }
 }
 
-/// Field rows the Manifest screen shows at a terminal height: the header (2), the footer (1),
-/// the review box (4) and the table's borders (2) take the rest.
+/// List rows the Manifest and Attestation screens show at a terminal height: the header (2),
+/// the footer (1), the summary box (4) and the list's borders (2) take the rest.
 #[must_use]
 pub fn manifest_rows(height: u16) -> usize {
     usize::from(height.saturating_sub(9)).max(1)
@@ -261,6 +439,11 @@ impl ProvisionWizard {
 pub struct PatchReview {
     pub envelope: PatchEnvelope,
     pub hash: Hash32,
+    /// (mark, setting, value) against the earlier patches of the same manifest this laptop
+    /// holds; a changed value shows old -> new.
+    pub fields: Vec<(char, String, String)>,
+    /// How many earlier patches the marks are against.
+    pub baseline: usize,
 }
 
 /// Device work that signs or decrypts nothing: it needs no confirmation code.
@@ -385,11 +568,32 @@ pub enum Popup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QrView {
     pub title: String,
+    /// The bundle file, re-encoded when the density changes.
+    pub path: PathBuf,
     pub parts: Vec<String>,
     /// Parts needed at the least (the fragment count).
     pub minimal: usize,
     pub index: usize,
     pub fps: u32,
+    /// Held on one frame (Space); `n`/`p` step while held.
+    pub paused: bool,
+    /// Bytes per frame, and the most that fit the window: fewer bytes make larger, easier
+    /// modules for a poor camera.
+    pub fragment: usize,
+    pub max_fragment: usize,
+}
+
+/// The QR overlay's density steps: a quarter fewer or more bytes per frame, within what a
+/// frame can carry and what fits the window.
+#[must_use]
+pub fn qr_density_step(q: &QrView, denser: bool) -> Option<usize> {
+    let min = airgap_bundle::parts::MIN_FRAGMENT_BYTES;
+    let next = if denser {
+        (q.fragment + q.fragment.div_ceil(4)).min(q.max_fragment)
+    } else {
+        (q.fragment - q.fragment / 4).max(min)
+    };
+    (next != q.fragment).then_some(next)
 }
 
 #[derive(Debug)]
@@ -447,8 +651,12 @@ pub enum Effect {
         submit: bool,
     },
     Record(Record),
-    /// Encode this bundle file as UR parts for the QR overlay.
-    ShowQr(PathBuf),
+    /// Encode this bundle file as UR parts for the QR overlay, at `fragment` bytes per frame
+    /// (`None`: the densest default that fits).
+    ShowQr {
+        path: PathBuf,
+        fragment: Option<usize>,
+    },
     Quit,
 }
 
@@ -463,6 +671,8 @@ pub struct Config {
     pub reproduced: Option<Reproduced>,
     /// The last manifest this member approved, per namespace (the baseline of the diff).
     pub previous: Vec<Manifest>,
+    /// Earlier patches found beside the bundles (the baseline of a patch's old -> new view).
+    pub previous_patches: Vec<tessera_core::objects::Patch>,
     /// Where the member's namespace pins live.
     pub pins: Option<PinStore>,
     /// Validation time override (`--at`); `None` means the laptop clock.
@@ -689,7 +899,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::QrNext => {
-            if let Some(q) = &mut state.qr {
+            if let Some(q) = state.qr.as_mut().filter(|q| !q.paused) {
                 q.index = (q.index + 1) % q.parts.len().max(1);
             }
             Vec::new()
@@ -739,10 +949,29 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
         return quit(state);
     }
     if let Some(q) = &mut state.qr {
+        let steps = q.parts.len().max(1);
         match key {
             Key::Esc | Key::Enter | Key::Char('q') => state.qr = None,
+            Key::Char('?') => state.popup = Some(Popup::Help),
             Key::Char('+') => q.fps = (q.fps + 1).min(20),
             Key::Char('-') => q.fps = q.fps.saturating_sub(1).max(1),
+            Key::Char(' ') => q.paused = !q.paused,
+            Key::Char('n') | Key::Down => {
+                q.paused = true;
+                q.index = (q.index + 1) % steps;
+            }
+            Key::Char('p') | Key::Up => {
+                q.paused = true;
+                q.index = (q.index + steps - 1) % steps;
+            }
+            Key::Char(c @ ('[' | ']')) => {
+                if let Some(fragment) = qr_density_step(q, c == ']') {
+                    return vec![Effect::ShowQr {
+                        path: q.path.clone(),
+                        fragment: Some(fragment),
+                    }];
+                }
+            }
             _ => {}
         }
         return Vec::new();
@@ -771,8 +1000,33 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Action::Up if state.screen == Screen::Manifest => scroll_manifest(state, -1),
-        Action::Down if state.screen == Screen::Manifest => scroll_manifest(state, 1),
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown
+            if matches!(state.screen, Screen::Manifest | Screen::Attestation) =>
+        {
+            let page = isize::try_from(manifest_rows(state.size.1)).unwrap_or(1);
+            let by = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                _ => page,
+            };
+            scroll_list(state, by)
+        }
+        Action::Open if matches!(state.screen, Screen::Manifest | Screen::Attestation) => {
+            let row = match state.screen {
+                Screen::Manifest => state.manifest.as_ref().and_then(ManifestReview::detail),
+                _ => state
+                    .attestation
+                    .as_ref()
+                    .and_then(|a| a.detail_rows().get(a.cursor.at).cloned()),
+            };
+            if let Some(row) = row {
+                let body = detail_text(&row);
+                state.message(&row.label, body, false);
+            }
+            Vec::new()
+        }
+        Action::PageUp | Action::PageDown => Vec::new(),
         Action::Up => {
             state.selected = state.selected.saturating_sub(1);
             Vec::new()
@@ -809,7 +1063,13 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
                 Screen::Keys => state.descriptor.clone(),
                 _ => None,
             };
-            written.map(Effect::ShowQr).into_iter().collect()
+            written
+                .map(|path| Effect::ShowQr {
+                    path,
+                    fragment: None,
+                })
+                .into_iter()
+                .collect()
         }
         Action::Export | Action::ChangePin | Action::ChangePuk | Action::Provision
             if state.screen != Screen::Keys || state.busy.is_some() =>
@@ -1035,9 +1295,24 @@ fn load(state: &mut State, path: &std::path::Path, bytes: &[u8]) -> Vec<Effect> 
                     tessera_core::cbor::decode::<PatchEnvelope>(b.payload(), "patch envelope")
                         .map_err(|e| e.to_string())
                         .map(|envelope| {
+                            let earlier = &state.config.previous_patches;
+                            let fields = field_rows(crate::member::fields::patch_diff(
+                                &envelope.patch,
+                                earlier,
+                            ));
+                            let baseline = earlier
+                                .iter()
+                                .filter(|e| {
+                                    e.namespace == envelope.patch.namespace
+                                        && e.manifest_hash == envelope.patch.manifest_hash
+                                        && e.sequence < envelope.patch.sequence
+                                })
+                                .count();
                             state.patch = Some(PatchReview {
                                 hash: envelope.patch.hash(),
                                 envelope,
+                                fields,
+                                baseline,
                             });
                             state.screen = Screen::Patch;
                         })
@@ -1062,6 +1337,15 @@ fn load(state: &mut State, path: &std::path::Path, bytes: &[u8]) -> Vec<Effect> 
                     vec![record(&format!("refused: {e}"))]
                 }
             }
+        }
+        // A bundle that did not survive the trip: say so, not what else it fails to be.
+        Err(bundle_err) if crate::cli::objects::looks_like_bundle(bytes) => {
+            state.message(
+                "Cannot open",
+                format!("{name}: {bundle_err}\nnext: {}", bundle_err.next_step()),
+                true,
+            );
+            vec![record(&format!("refused: {bundle_err}"))]
         }
         Err(bundle_err) => {
             if open_manifest_bytes(state, bytes).is_ok() {
@@ -1117,11 +1401,20 @@ fn open_manifest_bytes(state: &mut State, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn scroll_manifest(state: &mut State, by: isize) -> Vec<Effect> {
+fn scroll_list(state: &mut State, by: isize) -> Vec<Effect> {
     let rows = manifest_rows(state.size.1);
-    if let Some(m) = &mut state.manifest {
-        m.scroll = m.scroll.saturating_add_signed(by);
-        m.show(rows);
+    match state.screen {
+        Screen::Manifest => {
+            if let Some(m) = &mut state.manifest {
+                m.cursor = m.cursor.moved(by, m.fields.len(), rows);
+                m.show(rows);
+            }
+        }
+        _ => {
+            if let Some(a) = &mut state.attestation {
+                a.cursor = a.cursor.moved(by, a.detail_rows().len(), rows);
+            }
+        }
     }
     Vec::new()
 }
@@ -1137,17 +1430,7 @@ pub fn review(
     let prev = previous
         .iter()
         .find(|p| p.namespace.name == manifest.namespace.name);
-    let fields: Vec<(char, String, String)> = crate::member::fields::diff(&manifest, prev)
-        .into_iter()
-        .map(|f| {
-            let value = match (f.mark, f.old) {
-                (crate::member::fields::Mark::Changed, Some(o)) => format!("{o} -> {}", f.value),
-                (crate::member::fields::Mark::Removed, Some(o)) => format!("(removed; was {o})"),
-                (_, _) => f.value,
-            };
-            (f.mark.symbol(), f.name, value)
-        })
-        .collect();
+    let fields = field_rows(crate::member::fields::diff(&manifest, prev));
     let seen = vec![false; fields.len()];
     ManifestReview {
         hash: manifest.hash(),
@@ -1156,9 +1439,18 @@ pub fn review(
         fields,
         review: None,
         approvals,
-        scroll: 0,
+        cursor: Cursor::default(),
         seen,
     }
+}
+
+/// Reviewed fields as screen rows: (mark, name, value), a changed value as `old -> new`.
+fn field_rows(fields: Vec<crate::member::fields::Field>) -> Vec<(char, String, String)> {
+    fields
+        .into_iter()
+        .map(|f| (f.mark.symbol(), f.shown(), f.name))
+        .map(|(mark, value, name)| (mark, name, value))
+        .collect()
 }
 
 fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
@@ -1236,6 +1528,7 @@ fn analyze(
         chain: Vec::new(),
         user_data: (bind.map(Hash32::to_hex), None),
         public_key: (manifest.map(|_| "32-byte X25519 key".to_owned()), None),
+        cursor: Cursor::default(),
     };
     let Some(at) = state.validation_time() else {
         view.verdict = Err("waiting for the clock".to_owned());

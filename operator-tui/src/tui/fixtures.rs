@@ -127,6 +127,7 @@ pub fn config(f: &Fixture, share: bool) -> Config {
         share_path: share.then(|| PathBuf::from("/media/usb/alice.share.age")),
         reproduced: None,
         previous: Vec::new(),
+        previous_patches: Vec::new(),
         pins: Some(crate::member::pin::PinStore::new("/media/usb/pins")),
         at: None,
         max_age: std::time::Duration::from_hours(1),

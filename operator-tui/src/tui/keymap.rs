@@ -20,6 +20,9 @@ pub enum Action {
     Screen(usize),
     Up,
     Down,
+    /// A screenful down or up in a long list (Manifest, Attestation).
+    PageDown,
+    PageUp,
     Open,
     Rescan,
     ConfirmClock,
@@ -37,13 +40,15 @@ pub enum Action {
     Provision,
 }
 
-const NAMES: [(&str, Action); 15] = [
+const NAMES: [(&str, Action); 17] = [
     ("quit", Action::Quit),
     ("help", Action::Help),
     ("next_screen", Action::NextScreen),
     ("prev_screen", Action::PrevScreen),
     ("up", Action::Up),
     ("down", Action::Down),
+    ("page_down", Action::PageDown),
+    ("page_up", Action::PageUp),
     ("open", Action::Open),
     ("rescan", Action::Rescan),
     ("confirm_clock", Action::ConfirmClock),
@@ -68,6 +73,8 @@ enum KeyName {
     BackTab,
     Up,
     Down,
+    PageUp,
+    PageDown,
     Enter,
 }
 
@@ -78,6 +85,8 @@ fn key_name(key: Key) -> Option<KeyName> {
         Key::BackTab => KeyName::BackTab,
         Key::Up => KeyName::Up,
         Key::Down => KeyName::Down,
+        Key::PageUp => KeyName::PageUp,
+        Key::PageDown => KeyName::PageDown,
         Key::Enter => KeyName::Enter,
         Key::Esc | Key::Backspace | Key::CtrlC => return None,
     })
@@ -97,6 +106,8 @@ fn parse_key(s: &str) -> Result<KeyName, String> {
         "backtab" | "shift-tab" => Ok(KeyName::BackTab),
         "up" => Ok(KeyName::Up),
         "down" => Ok(KeyName::Down),
+        "pageup" | "page-up" => Ok(KeyName::PageUp),
+        "pagedown" | "page-down" => Ok(KeyName::PageDown),
         "enter" => Ok(KeyName::Enter),
         "esc" | "escape" => Err("Esc is abort and cannot be rebound".to_owned()),
         _ => Err(format!("unknown key {s:?}")),
@@ -115,6 +126,10 @@ impl Default for Keymap {
             (KeyName::Char('k'), Action::Up),
             (KeyName::Down, Action::Down),
             (KeyName::Char('j'), Action::Down),
+            (KeyName::PageDown, Action::PageDown),
+            (KeyName::Char(' '), Action::PageDown),
+            (KeyName::PageUp, Action::PageUp),
+            (KeyName::Char('b'), Action::PageUp),
             (KeyName::Enter, Action::Open),
             (KeyName::Char('r'), Action::Rescan),
             (KeyName::Char('c'), Action::ConfirmClock),
@@ -177,7 +192,10 @@ impl Keymap {
         self.keys.iter().find(|(_, a)| **a == action).map_or_else(
             || "-".to_owned(),
             |(k, _)| match k {
+                KeyName::Char(' ') => "Space".to_owned(),
                 KeyName::Char(c) => c.to_string(),
+                KeyName::PageUp => "PgUp".to_owned(),
+                KeyName::PageDown => "PgDn".to_owned(),
                 KeyName::Tab => "Tab".to_owned(),
                 KeyName::BackTab => "S-Tab".to_owned(),
                 KeyName::Up => "↑".to_owned(),

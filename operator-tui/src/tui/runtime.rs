@@ -137,7 +137,13 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         .map_err(|e| format!("{}: {e}", p.display()))?,
         None => Keymap::default(),
     };
-    let previous = previous_approvals(state_dir(args).as_deref());
+    let approved = state_dir(args);
+    let previous = previous_approvals(approved.as_deref());
+    let previous_patches = [approved.as_deref(), Some(bundle_dir.as_path())]
+        .into_iter()
+        .flatten()
+        .flat_map(earlier_patches)
+        .collect();
     Ok(Config {
         mode,
         anchor,
@@ -145,6 +151,7 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         bundle_dir,
         reproduced,
         previous,
+        previous_patches,
         pins: args
             .pins
             .clone()
@@ -164,9 +171,34 @@ fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
     entries
         .flatten()
         .filter_map(|e| {
-            let bytes = airgap_bundle::usb::read_limited(&e.path(), 1 << 20).ok()?;
+            let bytes =
+                airgap_bundle::usb::read_limited(&e.path(), crate::cli::common::limits::OBJECT)
+                    .ok()?;
             let b = airgap_bundle::Bundle::decode(&bytes).ok()?;
             Manifest::decode(b.payload()).ok()
+        })
+        .collect()
+}
+
+/// The patches in `dir`: approved earlier, or lying beside the bundles.
+fn earlier_patches(dir: &Path) -> Vec<tessera_core::objects::Patch> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let bytes =
+                airgap_bundle::usb::read_limited(&e.path(), crate::cli::common::limits::OBJECT)
+                    .ok()?;
+            let b = airgap_bundle::Bundle::decode(&bytes).ok()?;
+            (b.kind() == airgap_bundle::BundleKind::Patch).then_some(())?;
+            tessera_core::cbor::decode::<tessera_core::objects::PatchEnvelope>(
+                b.payload(),
+                "patch envelope",
+            )
+            .ok()
+            .map(|env| env.patch)
         })
         .collect()
 }
@@ -639,8 +671,11 @@ fn run_job(
             request,
             share_path,
         } => {
-            let sealed = airgap_bundle::usb::read_limited(share_path, 64 * 1024)
-                .map_err(|e| format!("{}: {e}", share_path.display()))?;
+            let sealed = airgap_bundle::usb::read_limited(
+                share_path,
+                crate::cli::common::limits::SEALED_SHARE,
+            )
+            .map_err(|e| format!("{}: {e}", share_path.display()))?;
             let m = &request.envelope.manifest;
             let done = crate::member::act::hand_over(&store, request, &sealed, &ctx, dev)
                 .map_err(act_err)?;
@@ -674,8 +709,19 @@ fn run_job(
                 namespace: Some(envelope.patch.namespace.clone()),
                 ..Metadata::default()
             };
-            let path = crate::cli::objects::save(out_dir, BundleKind::Approval, meta, &approval)
-                .map_err(fail)?;
+            let path =
+                crate::cli::objects::save(out_dir, BundleKind::Approval, meta.clone(), &approval)
+                    .map_err(fail)?;
+            // The baseline of the next patch's old -> new view.
+            if let Some(dir) = &env.approved_dir {
+                let _ = std::fs::create_dir_all(dir);
+                let p = dir.join(format!(
+                    "{}.patch-{}",
+                    envelope.patch.namespace, envelope.patch.sequence
+                ));
+                let _ = std::fs::remove_file(&p);
+                crate::cli::objects::save(&p, BundleKind::Patch, meta, envelope).map_err(fail)?;
+            }
             Ok(format!("patch approval written to {}", path.display()))
         }
         // Provisioning makes the role keys rather than using them: `provision` runs it.
@@ -709,6 +755,8 @@ fn map_key(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
         KeyCode::BackTab => Key::BackTab,
         KeyCode::Up => Key::Up,
         KeyCode::Down => Key::Down,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
         KeyCode::Backspace => Key::Backspace,
         _ => return None,
     })
@@ -809,7 +857,10 @@ fn event_loop(
                     pending.extend(app::update(&mut state, msg));
                 }
                 Effect::Load(path) => {
-                    let msg = match airgap_bundle::usb::read_limited(&path, 4 << 20) {
+                    let msg = match airgap_bundle::usb::read_limited(
+                        &path,
+                        crate::cli::common::limits::OBJECT,
+                    ) {
                         Ok(bytes) => Msg::Loaded { path, bytes },
                         Err(e) => Msg::LoadFailed {
                             path,
@@ -840,8 +891,8 @@ fn event_loop(
                         }
                     }
                 }
-                Effect::ShowQr(path) => {
-                    let msg = match qr_view(&path) {
+                Effect::ShowQr { path, fragment } => {
+                    let msg = match qr_view(&path, fragment) {
                         Ok(view) => Msg::QrReady(view),
                         Err(error) => Msg::LoadFailed { path, error },
                     };
@@ -901,18 +952,17 @@ fn event_loop(
 
 /// A bundle file as fountain-coded UR parts: one pass over the fragments, then as many fountain
 /// parts again, so a scanner that misses frames still completes.
-fn qr_view(path: &Path) -> Result<app::QrView, String> {
-    let bytes = airgap_bundle::usb::read_limited(path, airgap_bundle::MAX_BUNDLE_BYTES)
+fn qr_view(path: &Path, fragment: Option<usize>) -> Result<app::QrView, String> {
+    let bytes = airgap_bundle::usb::read_limited(path, crate::cli::common::limits::OBJECT)
         .map_err(|e| e.to_string())?;
     // The overlay's border takes two columns and two rows; the density adapts to what is left.
     let (cols, rows) =
         crossterm::terminal::size().map_or((80, 24), |(c, r)| (usize::from(c), usize::from(r)));
-    let (mut enc, reduced) = crate::cli::bundle::encoder_fitting(
-        &bytes,
-        None,
-        cols.saturating_sub(2),
-        rows.saturating_sub(2),
-    )?;
+    let (cols, rows) = (cols.saturating_sub(2), rows.saturating_sub(2));
+    let (mut enc, reduced) = crate::cli::bundle::encoder_fitting(&bytes, fragment, cols, rows)?;
+    let used = fragment
+        .or(reduced)
+        .unwrap_or(airgap_bundle::parts::DEFAULT_FRAGMENT_BYTES);
     let minimal = enc.fragment_count();
     let count = if enc.is_single_part() {
         1
@@ -925,14 +975,15 @@ fn qr_view(path: &Path) -> Result<app::QrView, String> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(app::QrView {
-        title: match reduced {
-            Some(f) => format!("{name} ({f} B/frame to fit)"),
-            None => name,
-        },
+        title: name,
+        path: path.to_path_buf(),
         parts,
         minimal,
         index: 0,
         fps: airgap_bundle::qr::DEFAULT_FPS,
+        paused: false,
+        fragment: used,
+        max_fragment: airgap_bundle::qr::max_fragment_for_terminal(cols, rows).unwrap_or(used),
     })
 }
 

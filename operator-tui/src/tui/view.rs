@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs, Wrap};
 use tessera_core::bytes::hex_groups;
 use time::OffsetDateTime;
 
-use super::app::{Mode, PcrRow, Popup, Screen, SignJob, State};
+use super::app::{Mode, Popup, Screen, SignJob, State};
 use super::keymap::Action;
 
 const OK: Style = Style::new().fg(Color::Green);
@@ -16,6 +16,7 @@ const BAD: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
 const WARN: Style = Style::new().fg(Color::Yellow);
 const DIM: Style = Style::new().fg(Color::DarkGray);
 const TITLE: Style = Style::new().add_modifier(Modifier::BOLD);
+const CURSOR: Style = Style::new().add_modifier(Modifier::REVERSED);
 
 pub fn render(state: &State, frame: &mut Frame) {
     let [top, body, foot] = Layout::vertical([
@@ -361,55 +362,26 @@ fn keys(state: &State, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn short(h: Option<&String>, width: usize) -> String {
-    h.map_or_else(
-        || "-".to_owned(),
-        |h| {
-            if h.len() > width {
-                format!("{}…", &h[..width])
+/// A sentence with its long hex values shortened (the Attestation and Manifest rows hold them
+/// whole), so none is split across lines.
+fn brief(s: &str) -> String {
+    s.split(' ')
+        .map(|w| {
+            let hex = w.trim_end_matches([',', '.', ':', ';', ')']);
+            if hex.len() > 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                format!("{}…{}", &hex[..16], &w[hex.len()..])
             } else {
-                h.clone()
+                w.to_owned()
             }
-        },
-    )
-}
-
-fn pcr_table(rows: &[PcrRow], wide: bool) -> Table<'static> {
-    let w = if wide { 32 } else { 12 };
-    let body: Vec<Row> = rows
-        .iter()
-        .map(|r| {
-            let (word, style) = match r.matches() {
-                Some(true) => ("match", OK),
-                Some(false) => ("MISMATCH", BAD),
-                None => ("-", DIM),
-            };
-            Row::new(vec![
-                Cell::from(format!("PCR{}", r.index)),
-                Cell::from(short(r.expected.as_ref(), w)),
-                Cell::from(short(r.attested.as_ref(), w)),
-                Cell::from(short(r.reproduced.as_ref(), w)),
-                Cell::from(Span::styled(word, style)),
-            ])
         })
-        .collect();
-    Table::new(
-        body,
-        [
-            Constraint::Length(5),
-            Constraint::Min(8),
-            Constraint::Min(8),
-            Constraint::Min(8),
-            Constraint::Length(8),
-        ],
-    )
-    .header(Row::new(vec!["", "expected", "attested", "reproduced", ""]).style(TITLE))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn verdict_line(v: &Result<String, String>) -> Line<'static> {
     match v {
-        Ok(s) => Line::from(Span::styled(format!("VALID  {s}"), OK)),
-        Err(e) => Line::from(Span::styled(format!("REFUSED  {e}"), BAD)),
+        Ok(s) => Line::from(Span::styled(format!("VALID  {}", brief(s)), OK)),
+        Err(e) => Line::from(Span::styled(format!("REFUSED  {}", brief(e)), BAD)),
     }
 }
 
@@ -418,62 +390,81 @@ fn attestation(state: &State, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new("No attestation document open: open a request bundle or a document (`tessera open FILE`).").block(block("Attestation")).wrap(Wrap { trim: true }), area);
         return;
     };
-    let wide = area.width >= 120;
-    let [v, table, rest] = Layout::vertical([
-        Constraint::Length(4),
-        Constraint::Length(9),
-        Constraint::Min(3),
-    ])
-    .areas(area);
+    let [v, list] = Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+    let reproduced = state.config.reproduced.as_ref().map_or_else(
+        || "reproduced PCRs: none given".to_owned(),
+        |r| format!("reproduced PCRs: {}", r.source.describe()),
+    );
     frame.render_widget(
-        Paragraph::new(vec![
-            verdict_line(&a.verdict),
-            Line::from(format!(
-                "{}  module {}  {}  age {}",
-                a.source, a.module_id, a.timestamp, a.age
-            )),
-        ])
-        .block(block("Attestation"))
-        .wrap(Wrap { trim: true }),
+        Paragraph::new(vec![verdict_line(&a.verdict), Line::from(reproduced)])
+            .block(block("Attestation"))
+            .wrap(Wrap { trim: true }),
         v,
     );
-    let reproduced_title = state.config.reproduced.as_ref().map_or_else(
-        || "PCRs (reproduced: none given)".to_owned(),
-        |r| format!("PCRs (reproduced: {})", r.source.describe()),
+    let rows = a.detail_rows();
+    let on_screen = usize::from(list.height.saturating_sub(2)).max(1);
+    let top = a.cursor.fitted(rows.len(), on_screen).top;
+    let end = (top + on_screen).min(rows.len());
+    // Label 19, status 14, two column gaps and the borders: the value gets the rest, which
+    // holds a whole 96-digit PCR from 133 columns on.
+    let value_width = usize::from(list.width.saturating_sub(37)).max(8);
+    let body: Vec<Row> = rows[top..end]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let status = r.status.as_ref().map_or_else(
+                || Cell::from(""),
+                |(w, t)| Cell::from(Span::styled(w.clone(), tone(*t))),
+            );
+            let row = Row::new(vec![
+                Cell::from(r.label.clone()),
+                Cell::from(ellipsize(&r.value, value_width)),
+                status,
+            ]);
+            if top + i == a.cursor.at {
+                row.style(CURSOR)
+            } else {
+                row
+            }
+        })
+        .collect();
+    let title = format!(
+        "Rows {}-{} of {}{}  Enter: whole value",
+        top + 1,
+        end,
+        rows.len(),
+        more_marker(top, end, rows.len())
     );
     frame.render_widget(
-        pcr_table(&a.rows, wide).block(block(&reproduced_title)),
-        table,
+        Table::new(
+            body,
+            [
+                Constraint::Length(19),
+                Constraint::Min(8),
+                Constraint::Length(14),
+            ],
+        )
+        .block(block(&title)),
+        list,
     );
-    let mut lines = Vec::new();
-    for c in &a.chain {
-        lines.push(Line::from(format!("{}  {}", c.subject, c.validity)));
+}
+
+fn tone(t: super::app::Tone) -> Style {
+    match t {
+        super::app::Tone::Good => OK,
+        super::app::Tone::Bad => BAD,
+        super::app::Tone::Quiet => DIM,
     }
-    // Only a document whose signature and chain verified has bindings worth a word.
-    let verified = !a.module_id.is_empty();
-    let bind = |name: &str, (want, have): &(Option<String>, Option<String>)| {
-        let (word, style) = match (verified, want, have) {
-            (false, _, _) => ("— (document not verified)", DIM),
-            (true, None, _) => ("— (nothing to bind here)", DIM),
-            (true, Some(w), Some(h)) if w.len() == h.len() && w == h => ("bound", OK),
-            (true, Some(w), Some(h)) if w.len() == h.len() => ("NOT BOUND", BAD),
-            // A description of what is expected rather than a value: present is enough.
-            (true, Some(_), Some(_)) => ("present", OK),
-            (true, Some(_), None) => ("MISSING", BAD),
-        };
-        Line::from(vec![
-            Span::raw(format!("{name}: {} ", short(have.as_ref(), 24))),
-            Span::styled(word, style),
-        ])
-    };
-    lines.push(bind("user_data", &a.user_data));
-    lines.push(bind("public_key", &a.public_key));
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block("Chain and bindings"))
-            .wrap(Wrap { trim: true }),
-        rest,
-    );
+}
+
+/// Where more rows are: a list title's hint that the screen does not show everything.
+fn more_marker(top: usize, end: usize, len: usize) -> &'static str {
+    match (top > 0, end < len) {
+        (true, true) => "  ↑↓ more",
+        (false, true) => "  ↓ more (j/k)",
+        (true, false) => "  ↑ more",
+        (false, false) => "",
+    }
 }
 
 /// The member layer's review, one line per check; refusals carry their next step.
@@ -490,7 +481,7 @@ fn review_lines(r: &crate::member::review::Review) -> Vec<Line<'static>> {
             Span::styled(mark, style),
             Span::styled(format!("{}: ", c.label), TITLE),
             Span::styled(
-                c.detail.clone(),
+                brief(&c.detail),
                 if c.verdict == Verdict::Pass {
                     Style::new()
                 } else {
@@ -501,7 +492,10 @@ fn review_lines(r: &crate::member::review::Review) -> Vec<Line<'static>> {
         if c.verdict == Verdict::Fail
             && let Some(n) = &c.next
         {
-            out.push(Line::from(Span::styled(format!("  next: {n}"), WARN)));
+            out.push(Line::from(Span::styled(
+                format!("  next: {}", brief(n)),
+                WARN,
+            )));
         }
     }
     out
@@ -548,11 +542,18 @@ fn manifest(state: &State, frame: &mut Frame, area: Rect) {
     );
     let value_width = usize::from(body.width.saturating_sub(40)).max(8);
     let rows_on_screen = usize::from(body.height.saturating_sub(2)).max(1);
-    let end = (r.scroll + rows_on_screen).min(r.fields.len());
-    let rows: Vec<Row> = r.fields[r.scroll.min(end)..end]
+    let top = r.cursor.top.min(r.fields.len());
+    let end = (top + rows_on_screen).min(r.fields.len());
+    let rows: Vec<Row> = r.fields[top..end]
         .iter()
-        .map(|(mark, k, v)| {
+        .enumerate()
+        .map(|(i, (mark, k, v))| {
             let style = if *mark == ' ' { Style::new() } else { WARN };
+            let style = if top + i == r.cursor.at {
+                style.patch(CURSOR)
+            } else {
+                style
+            };
             Row::new(vec![
                 Cell::from(mark.to_string()),
                 Cell::from(k.clone()),
@@ -561,16 +562,11 @@ fn manifest(state: &State, frame: &mut Frame, area: Rect) {
             .style(style)
         })
         .collect();
-    let more = match (r.scroll > 0, end < r.fields.len()) {
-        (true, true) => "  ↑↓ more",
-        (false, true) => "  ↓ more (j/k)",
-        (true, false) => "  ↑ more",
-        (false, false) => "",
-    };
+    let more = more_marker(top, end, r.fields.len());
     let unseen = r.unseen_changes();
     let title = format!(
         "Fields {}-{} of {}{more}{}",
-        r.scroll + 1,
+        top + 1,
         end,
         r.fields.len(),
         if unseen > 0 {
@@ -674,24 +670,40 @@ fn patch(state: &State, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let mut lines = vec![Line::from(format!(
-        "{} sequence {}  patch {}  for manifest {}",
-        p.envelope.patch.namespace,
-        p.envelope.patch.sequence,
-        super::app::confirm_code(&p.hash),
-        super::app::confirm_code(&p.envelope.patch.manifest_hash)
-    ))];
-    for (k, v) in &p.envelope.patch.settings {
-        lines.push(Line::from(format!("  {k} = {v}")));
+    // The hash, never the confirmation code: the code must come from the coordinator.
+    let mut lines = vec![
+        Line::from(format!(
+            "{} sequence {}  patch {}",
+            p.envelope.patch.namespace,
+            p.envelope.patch.sequence,
+            hex_groups(&p.hash.0[..8])
+        )),
+        Line::from(format!(
+            "for manifest {}  {} approvals so far",
+            hex_groups(&p.envelope.patch.manifest_hash.0[..8]),
+            p.envelope.approvals.len()
+        )),
+        Line::from(Span::styled(
+            if p.baseline == 0 {
+                "no earlier patch of this manifest on this laptop: values shown as set".to_owned()
+            } else {
+                format!(
+                    "against {} earlier patch(es) of this manifest: ~ changed (old -> new), + new",
+                    p.baseline
+                )
+            },
+            if p.baseline == 0 { DIM } else { WARN },
+        )),
+        Line::from(""),
+    ];
+    for (mark, k, v) in &p.fields {
+        let style = if *mark == ' ' { Style::new() } else { WARN };
+        lines.push(Line::from(Span::styled(format!("{mark} {k} = {v}"), style)));
     }
-    lines.push(Line::from(format!(
-        "{} approvals so far",
-        p.envelope.approvals.len()
-    )));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block("Patch review"))
-            .wrap(Wrap { trim: true }),
+            .wrap(Wrap { trim: false }),
         area,
     );
 }
@@ -720,23 +732,28 @@ fn transcript(state: &State, frame: &mut Frame, area: Rect) {
 /// The current frame, dark modules on a light background whatever the terminal's theme.
 fn qr(q: &super::app::QrView, frame: &mut Frame, area: Rect) {
     frame.render_widget(Clear, area);
+    let state = if q.paused {
+        "PAUSED".to_owned()
+    } else {
+        format!("{}fps", q.fps)
+    };
     let title = if area.width < 100 {
-        // Key hints first, so nothing a member needs is cut off at 80 columns.
+        // Frame, state and the key to every other key: nothing is cut off at 80 columns.
         format!(
-            " {}/{} (any {}) {}fps  +/- speed  Esc close ",
+            " {}/{} (any {}) {state} {}B  ? keys  Esc close ",
             q.index + 1,
             q.parts.len(),
             q.minimal,
-            q.fps
+            q.fragment
         )
     } else {
         format!(
-            " {}  frame {} of {} (any {} suffice)  {} fps  +/- speed  Esc close ",
+            " {}  frame {} of {} (any {} suffice)  {state}  {} B/frame  Space pause  n/p step  +/- speed  [/] density  ? keys  Esc close ",
             q.title,
             q.index + 1,
             q.parts.len(),
             q.minimal,
-            q.fps
+            q.fragment
         )
     };
     let block = Block::bordered().title(Span::styled(title, TITLE));
@@ -917,6 +934,22 @@ fn wrapped_height(lines: &[Line], width: u16) -> u16 {
 
 fn help_lines(state: &State) -> Vec<Line<'static>> {
     let km = &state.config.keymap;
+    if state.qr.is_some() {
+        return [
+            "The QR view (these keys are fixed):",
+            "Space      pause or resume the animation",
+            "n/p ↓/↑    step one frame forward or back (pauses)",
+            "+/-        faster or slower",
+            "[/]        fewer or more bytes per frame: [ makes",
+            "           larger modules for a poor camera",
+            "Esc q Enter  close the QR view",
+            "",
+            "? or Esc closes this list",
+        ]
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    }
     let mut l = vec![
         Line::from("1-7 / Tab / S-Tab   switch screens"),
         Line::from(format!(
@@ -925,6 +958,14 @@ fn help_lines(state: &State) -> Vec<Line<'static>> {
             km.hint(Action::Quit)
         )),
     ];
+    let list = format!(
+        "{}/{} or ↓/↑ move, {}/{} a page, {} the whole value",
+        km.hint(Action::Down),
+        km.hint(Action::Up),
+        km.hint(Action::PageDown),
+        km.hint(Action::PageUp),
+        km.hint(Action::Open)
+    );
     let specific = match state.screen {
         Screen::Home => format!(
             "↑↓ select a bundle, Enter open, {} rescan, {} confirm the clock",
@@ -932,12 +973,14 @@ fn help_lines(state: &State) -> Vec<Line<'static>> {
             km.hint(Action::ConfirmClock)
         ),
         Screen::Manifest => format!(
-            "{} approve with your Manifest key (then type the code, then the PIN)",
+            "{list}\n{} approve with your Manifest key (then type the code, then the PIN)",
             km.hint(Action::Approve)
         ),
+        Screen::Attestation => list,
         Screen::Provision => format!(
-            "{} hand over your share (then type the code, then the PIN)",
-            km.hint(Action::Approve)
+            "{} hand over your share (then type the code, then the PIN)\n{} show the share bundle as QR once written",
+            km.hint(Action::Approve),
+            km.hint(Action::ShowQr)
         ),
         Screen::Patch => format!("{} approve with your Patch key", km.hint(Action::Approve)),
         Screen::Keys => format!(
@@ -948,11 +991,17 @@ fn help_lines(state: &State) -> Vec<Line<'static>> {
             km.hint(Action::ChangePuk),
             km.hint(Action::Provision)
         ),
-        _ => "read only".to_owned(),
+        Screen::Transcript => "read only".to_owned(),
     };
     l.extend(specific.lines().map(|line| Line::from(line.to_owned())));
-    l.push(Line::from(
-        "In a confirm popup: Enter confirms, Esc aborts (these cannot be rebound)",
-    ));
+    for fixed in [
+        "Popups (fixed keys):",
+        " code: type it, Enter confirms, Esc aborts",
+        " PIN: type it (never shown), Enter submits, Esc cancels",
+        " message: Enter or Esc closes",
+        " busy: q asks before quitting; y quits",
+    ] {
+        l.push(Line::from(fixed));
+    }
     l
 }
