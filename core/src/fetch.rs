@@ -170,6 +170,60 @@ impl FetchProof {
     }
 }
 
+/// What a verifier shows of a certificate in a proof. Informational: the fetcher verified the
+/// chain when it fetched; this only reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    pub subject: String,
+    pub issuer: String,
+    /// DNS names and IP addresses of the subject alternative name extension.
+    pub names: Vec<String>,
+    pub not_before: time::OffsetDateTime,
+    pub not_after: time::OffsetDateTime,
+    /// SHA-256 of the DER.
+    pub sha256: Hash32,
+}
+
+/// Reads a DER certificate for display; `None` if it does not parse.
+#[must_use]
+pub fn describe_certificate(der: &[u8]) -> Option<CertificateSummary> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => Some(
+                            std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).ok()?).to_string(),
+                        ),
+                        16 => Some(
+                            std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).ok()?).to_string(),
+                        ),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(CertificateSummary {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        names,
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        sha256: Hash32::sha256(der),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,9 @@ enum Command {
         #[arg(long)]
         message: String,
     },
+    /// Verifiable fetches: check a fetch proof signed by the quorum key.
+    #[command(subcommand)]
+    Fetch(cli::fetch::Command),
     /// Your namespace pins: what you trust per namespace (quorum key, Manifest set, PCR policy,
     /// highest nonce), signed by your Manifest key.
     #[command(subcommand)]
@@ -168,6 +171,7 @@ fn dispatch(cli: Cli) -> ExitCode {
             manifest,
             message,
         }) => finish("app-sign", ceremony::app_sign(&relay, &manifest, &message)),
+        Some(Command::Fetch(c)) => cli::fetch::run(c),
         Some(Command::Transcript(c)) => cli::transcript::run(c),
         Some(Command::Trust(c)) => finish("trust", cli::trust::trust(c)),
         Some(Command::CoreDemo(args)) => cli::core_demo::run(&args),

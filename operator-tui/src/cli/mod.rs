@@ -9,6 +9,7 @@ pub mod ceremony;
 pub mod changes;
 pub mod common;
 pub mod core_demo;
+pub mod fetch;
 pub mod forward;
 pub mod image;
 pub mod key;
