@@ -9,7 +9,13 @@ use std::collections::BTreeMap;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::EcdsaKeyPair;
 
-use super::cose::{PROTECTED_ES384, SIGNATURE_LEN, push_bytes, push_head, sig_structure};
+use super::cose::{
+    EMULATED_SIGNATURE_LEN, PROTECTED_EMULATED, PROTECTED_ES384, SIGNATURE_LEN, push_bytes,
+    push_head, sig_structure,
+};
+
+/// The emulated NSM's certificate and only CA-bundle entry: 64 zero bytes each.
+const EMULATED_CERTIFICATE: [u8; 64] = [0; 64];
 
 /// An optional payload field: left out, written as CBOR null, or written as bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,6 +76,32 @@ impl DocumentBuilder {
             nonce: Optional::Null,
             tagged: false,
         }
+    }
+
+    /// A document as QEMU's emulated NSM writes it: all-zero certificate and single CA-bundle
+    /// entry; write it with [`Self::unsigned_emulated`].
+    #[must_use]
+    pub fn emulated(module_id: impl Into<String>, timestamp_ms: u64) -> Self {
+        Self::new(
+            module_id,
+            timestamp_ms,
+            EMULATED_CERTIFICATE.to_vec(),
+            vec![EMULATED_CERTIFICATE.to_vec()],
+        )
+    }
+
+    /// The unsigned `COSE_Sign1` of the emulated NSM: protected header `{1: -1}`, an empty
+    /// unprotected header, the payload and 64 zero bytes for a signature.
+    #[must_use]
+    pub fn unsigned_emulated(&self) -> Vec<u8> {
+        let payload = self.payload();
+        let mut out = Vec::with_capacity(payload.len() + EMULATED_SIGNATURE_LEN + 16);
+        out.push(0x84);
+        push_bytes(&mut out, &PROTECTED_EMULATED);
+        out.push(0xa0);
+        push_bytes(&mut out, &payload);
+        push_bytes(&mut out, &[0; EMULATED_SIGNATURE_LEN]);
+        out
     }
 
     #[must_use]

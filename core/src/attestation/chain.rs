@@ -18,9 +18,28 @@ use x509_parser::x509::X509Version;
 
 use super::{AttestationError, CertificateInfo, rfc3339};
 
+/// What a document is checked against: a pinned root certificate (the AWS Nitro root, or a
+/// DEV root pinned by hand), or the EMULATED mode for QEMU's unsigned emulated NSM.
+#[derive(Clone, Debug)]
+pub struct TrustAnchor(Anchor);
+
+#[derive(Clone, Debug)]
+enum Anchor {
+    Root(Box<RootCertificate>),
+    /// No signature chain at all: only documents that are provably unsigned (the emulated
+    /// NSM's all-zero signature, certificate and CA bundle) are accepted, and they are labelled
+    /// EMULATED wherever shown.
+    Emulated,
+}
+
+/// SHA-256 of the label that stands for the EMULATED trust mode where a root's hash is shown
+/// or recorded; no certificate has it.
+pub const EMULATED_ANCHOR_SHA256_INPUT: &[u8] =
+    b"tessera: EMULATED Nitro enclave; no signature chain is checked";
+
 /// A pinned root certificate: the chain must start with exactly these DER bytes.
 #[derive(Clone)]
-pub struct TrustAnchor {
+pub(crate) struct RootCertificate {
     der: Vec<u8>,
     sha256: [u8; 32],
     subject_raw: Vec<u8>,
@@ -31,7 +50,7 @@ pub struct TrustAnchor {
     path_len: Option<u32>,
 }
 
-impl std::fmt::Debug for TrustAnchor {
+impl std::fmt::Debug for RootCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustAnchor")
             .field("subject", &self.subject)
@@ -43,6 +62,65 @@ impl std::fmt::Debug for TrustAnchor {
 impl TrustAnchor {
     /// A root from its DER encoding. It must be a self-signed P-384 CA certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, AttestationError> {
+        RootCertificate::from_der(der).map(|r| Self(Anchor::Root(Box::new(r))))
+    }
+
+    /// The EMULATED trust mode: for documents from QEMU's emulated NSM, which does not sign.
+    /// Everything but the signature chain is checked; such a document proves nothing about
+    /// the hardware and must never stand in for a Nitro enclave.
+    #[must_use]
+    pub fn emulated() -> Self {
+        Self(Anchor::Emulated)
+    }
+
+    /// Whether this is the EMULATED trust mode.
+    #[must_use]
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.0, Anchor::Emulated)
+    }
+
+    pub(crate) fn root(&self) -> Option<&RootCertificate> {
+        match &self.0 {
+            Anchor::Root(r) => Some(r),
+            Anchor::Emulated => None,
+        }
+    }
+
+    /// A root from a PEM file holding one `CERTIFICATE` block.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, AttestationError> {
+        RootCertificate::from_pem(pem).map(|r| Self(Anchor::Root(Box::new(r))))
+    }
+
+    /// SHA-256 of the root's DER, the value operators compare when pinning; in the EMULATED
+    /// mode, SHA-256 of [`EMULATED_ANCHOR_SHA256_INPUT`].
+    #[must_use]
+    pub fn sha256(&self) -> [u8; 32] {
+        match &self.0 {
+            Anchor::Root(r) => r.sha256,
+            Anchor::Emulated => Sha256::digest(EMULATED_ANCHOR_SHA256_INPUT).into(),
+        }
+    }
+
+    /// The root's DER; empty in the EMULATED mode.
+    #[must_use]
+    pub fn der(&self) -> &[u8] {
+        match &self.0 {
+            Anchor::Root(r) => &r.der,
+            Anchor::Emulated => &[],
+        }
+    }
+
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        match &self.0 {
+            Anchor::Root(r) => &r.subject,
+            Anchor::Emulated => "EMULATED enclave (unsigned: no AWS signature chain)",
+        }
+    }
+}
+
+impl RootCertificate {
+    fn from_der(der: &[u8]) -> Result<Self, AttestationError> {
         let bad = |detail: String| AttestationError::TrustAnchor(detail);
         let cert = parse(der).map_err(|e| bad(format!("not a DER X.509 certificate: {e}")))?;
         let subject = subject_string(&cert);
@@ -72,8 +150,7 @@ impl TrustAnchor {
         })
     }
 
-    /// A root from a PEM file holding one `CERTIFICATE` block.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, AttestationError> {
+    fn from_pem(pem: &[u8]) -> Result<Self, AttestationError> {
         let (rest, block) = x509_parser::pem::parse_x509_pem(pem)
             .map_err(|e| AttestationError::TrustAnchor(format!("not a PEM certificate: {e}")))?;
         if block.label != "CERTIFICATE" {
@@ -88,22 +165,6 @@ impl TrustAnchor {
             ));
         }
         Self::from_der(&block.contents)
-    }
-
-    /// SHA-256 of the root's DER, the value operators compare when pinning.
-    #[must_use]
-    pub fn sha256(&self) -> [u8; 32] {
-        self.sha256
-    }
-
-    #[must_use]
-    pub fn der(&self) -> &[u8] {
-        &self.der
-    }
-
-    #[must_use]
-    pub fn subject(&self) -> &str {
-        &self.subject
     }
 }
 
@@ -227,7 +288,7 @@ struct Issuer {
 
 /// Verifies `root -> `cabundle`[1..] -> leaf` at `at` and returns the leaf key for the COSE check.
 pub(crate) fn verify(
-    anchor: &TrustAnchor,
+    anchor: &RootCertificate,
     cabundle: &[&[u8]],
     leaf: &[u8],
     at: OffsetDateTime,

@@ -15,6 +15,19 @@ pub(crate) const PROTECTED_ES384: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
 /// P-384 r || s, each 48 bytes (RFC 9053 section 2.1).
 pub(crate) const SIGNATURE_LEN: usize = 96;
 
+/// `{1: -1}`: what QEMU's emulated NSM writes as its protected header, "no algorithm".
+pub(crate) const PROTECTED_EMULATED: [u8; 3] = [0xa1, 0x01, 0x20];
+
+/// The emulated NSM's signature: 64 zero bytes.
+pub(crate) const EMULATED_SIGNATURE_LEN: usize = 64;
+
+/// Which kind of document is expected: a signed one (ES384), or the emulated NSM's unsigned one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    Es384,
+    Emulated,
+}
+
 /// A decoded `COSE_Sign1`, borrowing every field from the input.
 pub(crate) struct Sign1<'a> {
     pub(crate) protected: &'a [u8],
@@ -24,6 +37,12 @@ pub(crate) struct Sign1<'a> {
 
 impl<'a> Sign1<'a> {
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, AttestationError> {
+        Self::decode_as(bytes, Profile::Es384)
+    }
+
+    /// Decodes a document of `profile`: an emulated document has the emulated protected header
+    /// and an all-zero 64-byte signature, and nothing else is accepted as one.
+    pub(crate) fn decode_as(bytes: &'a [u8], profile: Profile) -> Result<Self, AttestationError> {
         let mut r = Reader::new(bytes, "COSE_Sign1");
         let mut head = r.head()?;
         if head == Head::Tag(TAG_COSE_SIGN1) {
@@ -48,9 +67,22 @@ impl<'a> Sign1<'a> {
             }
         }
         let protected = r.bytes()?;
-        if protected != PROTECTED_ES384 {
-            return Err(AttestationError::ProtectedHeader {
-                found: hex::encode(protected),
+        let expected: &[u8] = match profile {
+            Profile::Es384 => &PROTECTED_ES384,
+            Profile::Emulated => &PROTECTED_EMULATED,
+        };
+        if protected != expected {
+            return Err(match profile {
+                Profile::Es384 if protected == PROTECTED_EMULATED => {
+                    AttestationError::UnsignedEmulated
+                }
+                Profile::Es384 => AttestationError::ProtectedHeader {
+                    found: hex::encode(protected),
+                },
+                Profile::Emulated => AttestationError::NotEmulated(format!(
+                    "protected header is h'{}', the emulated NSM writes h'a10120' ({{1: -1}})",
+                    hex::encode(protected)
+                )),
             });
         }
         // Nothing in the unprotected header is used, but it must be a well-formed map.
@@ -77,8 +109,20 @@ impl<'a> Sign1<'a> {
         };
         let signature = r.bytes()?;
         r.finish()?;
-        if signature.len() != SIGNATURE_LEN {
-            return Err(AttestationError::SignatureLength(signature.len()));
+        match profile {
+            Profile::Es384 if signature.len() != SIGNATURE_LEN => {
+                return Err(AttestationError::SignatureLength(signature.len()));
+            }
+            Profile::Emulated
+                if signature.len() != EMULATED_SIGNATURE_LEN
+                    || signature.iter().any(|&b| b != 0) =>
+            {
+                return Err(AttestationError::NotEmulated(format!(
+                    "signature is {} bytes and not all zero; the emulated NSM writes 64 zero bytes",
+                    signature.len()
+                )));
+            }
+            _ => {}
         }
         Ok(Self {
             protected,

@@ -13,6 +13,12 @@
 //!    payload bytes (RFC 9052 section 4.4);
 //! 4. policy: expected PCRs, debug mode, bound data, document age.
 //!
+//! In the EMULATED trust mode ([`TrustAnchor::emulated`]) steps 2 and 3 are replaced by a check
+//! that the document is provably unsigned, as QEMU's emulated NSM writes it: the `{1: -1}`
+//! protected header and an all-zero signature, certificate and single CA-bundle entry. Every
+//! other check runs unchanged. A signed document is refused in that mode, and an emulated one
+//! under any root, so neither can pass for the other.
+//!
 //! Nothing here reads the clock: the validation time is always a parameter.
 
 pub(crate) mod cbor;
@@ -29,7 +35,7 @@ use std::sync::LazyLock;
 
 use time::OffsetDateTime;
 
-pub use chain::TrustAnchor;
+pub use chain::{EMULATED_ANCHOR_SHA256_INPUT, TrustAnchor};
 pub use policy::Policy;
 
 /// SHA-256 of the DER of the AWS Nitro Enclaves root certificate G1, as published by AWS.
@@ -83,11 +89,35 @@ pub fn verify_without_policy(
     anchor: &TrustAnchor,
     at: OffsetDateTime,
 ) -> Result<VerifiedAttestation, AttestationError> {
+    let Some(root) = anchor.root() else {
+        let sign1 = cose::Sign1::decode_as(document, cose::Profile::Emulated)?;
+        let payload = document::Payload::decode(sign1.payload)?;
+        let zero = |b: &[u8]| b.iter().all(|&x| x == 0);
+        if !zero(payload.certificate) || payload.cabundle.len() != 1 || !zero(payload.cabundle[0]) {
+            return Err(AttestationError::NotEmulated(
+                "certificate or cabundle is not the emulated NSM's single all-zero entry".into(),
+            ));
+        }
+        return Ok(VerifiedAttestation::new(&payload, anchor, at));
+    };
     let sign1 = cose::Sign1::decode(document)?;
     let payload = document::Payload::decode(sign1.payload)?;
-    let leaf_key = chain::verify(anchor, &payload.cabundle, payload.certificate, at)?;
+    let leaf_key = chain::verify(root, &payload.cabundle, payload.certificate, at)?;
     sign1.verify_signature(&leaf_key)?;
     Ok(VerifiedAttestation::new(&payload, anchor, at))
+}
+
+/// How a trust anchor is named wherever a document's verification is shown: `AWS` for the
+/// pinned AWS Nitro root G1, `EMULATED` for the emulated-enclave mode, `DEV` for any other root.
+#[must_use]
+pub fn anchor_label(anchor: &TrustAnchor) -> &'static str {
+    if anchor.is_emulated() {
+        "EMULATED"
+    } else if anchor.sha256() == AWS_NITRO_ROOT_G1_SHA256 {
+        "AWS"
+    } else {
+        "DEV"
+    }
 }
 
 /// Reads the document's own timestamp without verifying anything.
@@ -129,6 +159,7 @@ pub struct VerifiedAttestation {
     user_data: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
     root_sha256: [u8; 32],
+    emulated: bool,
     validated_at: OffsetDateTime,
 }
 
@@ -145,6 +176,7 @@ impl VerifiedAttestation {
             user_data: payload.user_data.map(<[u8]>::to_vec),
             nonce: payload.nonce.map(<[u8]>::to_vec),
             root_sha256: anchor.sha256(),
+            emulated: anchor.is_emulated(),
             validated_at: at,
         }
     }
@@ -219,6 +251,13 @@ impl VerifiedAttestation {
     #[must_use]
     pub fn root_sha256(&self) -> [u8; 32] {
         self.root_sha256
+    }
+
+    /// Whether the document was accepted in the EMULATED trust mode: unsigned, from an
+    /// emulated enclave, proving nothing about Nitro hardware.
+    #[must_use]
+    pub fn is_emulated(&self) -> bool {
+        self.emulated
     }
 
     /// The validation time the chain was checked at.
@@ -301,6 +340,16 @@ pub enum AttestationError {
     },
     #[error("COSE signature invalid: it does not verify under the leaf certificate's key")]
     Signature,
+    #[error(
+        "not an emulated enclave's document ({0}): the EMULATED trust mode accepts only the \
+         unsigned documents of QEMU's emulated NSM; verify a signed document against its root"
+    )]
+    NotEmulated(String),
+    #[error(
+        "this is an EMULATED enclave's unsigned document (QEMU's emulated NSM): no root accepts \
+         it; only the explicit emulated trust mode reads it, and never in production"
+    )]
+    UnsignedEmulated,
     #[error("trust anchor: {0}")]
     TrustAnchor(String),
     #[error(
