@@ -29,6 +29,7 @@ use tessera_core::protocol::MAX_FRAME;
 use tessera_core::transport::Address;
 
 mod body;
+mod bridge;
 pub mod egress;
 mod enclave;
 mod error;
@@ -36,6 +37,7 @@ mod forward;
 mod limits;
 mod routes;
 
+pub use bridge::{BridgeConfig, serve_bridge};
 pub use error::ApiError;
 
 /// Largest request body: one enclave frame, which also bounds every bundle.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tessera_core::transport::Address;
-use tessera_relay::{Config, app, serve_until};
+use tessera_relay::{BridgeConfig, Config, app, serve_bridge, serve_until};
 
 /// The HTTP relay between Tessera members and an enclave. It forwards and formats; it holds no
 /// secrets and no state.
@@ -32,6 +32,32 @@ struct Args {
     /// On SIGTERM or Ctrl-C: seconds given to requests in progress to finish before exiting.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     drain_timeout: f64,
+    #[command(flatten)]
+    bridge: BridgeArgs,
+}
+
+/// The app bridge (`docs/forwarding.md`): a TCP port carried to the pivot app's ingress.
+#[derive(clap::Args)]
+struct BridgeArgs {
+    /// Serve the app bridge on this address (port 0 picks a free port, printed on the line
+    /// `tessera-relay: app bridge on tcp://ADDR` before the readiness line). Off without it.
+    #[arg(long, value_name = "ADDR")]
+    app_listen: Option<SocketAddr>,
+    /// Bridged connections open at once, in all.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    app_max_connections: usize,
+    /// Bridged connections open at once from one client address.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    app_max_per_client: usize,
+    /// Seconds a bridged connection may carry nothing either way before it is closed.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    app_idle_timeout: f64,
+    /// Seconds a bridged connection may live.
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    app_lifetime: f64,
+    /// Bytes a bridged connection may carry each way.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    app_max_bytes: u64,
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -80,6 +106,22 @@ async fn run(args: Args) -> Result<(), String> {
         enclave_timeout_s = args.enclave_timeout,
         "relay ready"
     );
+    if let Some(addr) = args.bridge.app_listen {
+        let b = &args.bridge;
+        let config = BridgeConfig::new(args.enclave.clone())
+            .max_connections(b.app_max_connections)
+            .max_per_client(b.app_max_per_client)
+            .idle(seconds("app-idle-timeout", b.app_idle_timeout)?)
+            .lifetime(seconds("app-lifetime", b.app_lifetime)?)
+            .max_bytes(b.app_max_bytes);
+        let bridge = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = bridge.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(listen = %bound, "app bridge ready");
+        println!("tessera-relay: app bridge on tcp://{bound}");
+        tokio::spawn(serve_bridge(bridge, config, std::future::pending()));
+    }
     // Readiness line: tests and scripts wait for it.
     println!("tessera-relay: listening on http://{local}");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
