@@ -25,8 +25,10 @@ use zeroize::Zeroizing;
 #[derive(Parser)]
 #[command(name = "tessera-fetcher", version, about, long_about)]
 struct Args {
-    /// Where requests arrive: vsock:PORT in a Nitro enclave, unix:PATH locally.
-    #[arg(long)]
+    /// Where requests arrive: vsock:PORT in a Nitro enclave, unix:PATH locally. As the
+    /// enclave's pivot app, the address of the manifest's ingress port, which the enclave passes
+    /// in TESSERA_APP_INGRESS.
+    #[arg(long, env = "TESSERA_APP_INGRESS")]
     listen: Address,
     /// The host's egress proxy: vsock:3:PORT from a Nitro enclave (CID 3 is the parent),
     /// unix:PATH locally.

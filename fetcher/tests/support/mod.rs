@@ -199,11 +199,12 @@ pub fn readiness(out: impl Read + Send + 'static, prefix: &str) -> Result<String
         .map_err(|e| format!("no readiness line: {e}"))
 }
 
-/// The `tessera-egress` binary, built once per test process beside this crate's binaries.
-pub fn egress_binary() -> PathBuf {
+/// `tessera-egress` or `tessera-fetcher`, built once per test process into Cargo's target
+/// folder (beside this test binary's `deps/`), so any crate's tests can run them.
+pub fn binary(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
-    let fetcher_bin = Path::new(env!("CARGO_BIN_EXE_tessera-fetcher"));
-    let out_dir = fetcher_bin.parent().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     BUILD.call_once(|| {
         let mut cmd = Command::new(env!("CARGO"));
@@ -214,16 +215,51 @@ pub fn egress_binary() -> PathBuf {
             "tessera-relay",
             "--bin",
             "tessera-egress",
+            "-p",
+            "tessera-fetcher",
+            "--bin",
+            "tessera-fetcher",
         ]);
         if out_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         assert!(
             cmd.status().expect("cargo build").success(),
-            "building tessera-egress failed"
+            "building tessera-egress and tessera-fetcher failed"
         );
     });
-    out_dir.join("tessera-egress")
+    out_dir.join(name)
+}
+
+/// The `tessera` CLI, built once per test process beside the other binaries.
+pub fn tessera_binary() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let out = binary("tessera-fetcher");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    BUILD.call_once(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(root).args([
+            "build",
+            "--locked",
+            "-p",
+            "operator-tui",
+            "--bin",
+            "tessera",
+        ]);
+        if out
+            .parent()
+            .unwrap()
+            .file_name()
+            .is_some_and(|n| n == "release")
+        {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().expect("cargo build").success(),
+            "building tessera failed"
+        );
+    });
+    out.with_file_name("tessera")
 }
 
 /// A child process killed when dropped, with its log file.
@@ -276,7 +312,7 @@ fn spawn(mut cmd: Command, ready: &str, log: PathBuf, stdin: Option<&[u8]>) -> P
 /// `tessera-egress` on `dir/egress.sock` allowing `allow`.
 pub fn start_egress(dir: &Path, allow: &[String], extra: &[&str]) -> (Proc, Address) {
     let sock = dir.join("egress.sock");
-    let mut cmd = Command::new(egress_binary());
+    let mut cmd = Command::new(binary("tessera-egress"));
     cmd.arg("--listen").arg(format!("unix:{}", sock.display()));
     for a in allow {
         cmd.arg("--allow").arg(a);
@@ -303,7 +339,7 @@ pub fn start_fetcher(
     extra: &[&str],
 ) -> (Proc, Address) {
     let sock = dir.join(format!("{tag}.sock"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera-fetcher"));
+    let mut cmd = Command::new(binary("tessera-fetcher"));
     cmd.env_clear()
         .arg("--listen")
         .arg(format!("unix:{}", sock.display()))
