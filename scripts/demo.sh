@@ -2,9 +2,9 @@
 # `make demo`: a whole ceremony on this machine. A DEV enclave (local NSM, local root) and the
 # relay on local sockets; five software members; genesis 3-of-5; a manifest approved by 3 of 5;
 # boot; three members provision through request and share bundles; the provisioned enclave's
-# app signs a message that is verified with the manifest's quorum key; then a live patch, a
-# reshard to a new share set, and a second enclave that joins the namespace by key forwarding
-# and signs with the same quorum key.
+# app signs a message that is verified with the manifest's quorum key, and so does the pivot app
+# over the relay's app bridge; then a live patch, a reshard to a new share set, and a second
+# enclave that joins the namespace by key forwarding and signs with the same quorum key.
 #
 # Artifacts stay in demo-out/. KEEP=1 leaves the enclave and relay running.
 set -euo pipefail
@@ -43,28 +43,28 @@ wait_for() {
   cat "$1"; echo "demo: timed out waiting for $2 in $1" >&2; exit 1
 }
 
-step "the pivot app the manifest names (receives the quorum key on stdin, records only its length)"
-cat > "$OUT/app/demo-app.sh" <<'APP'
-#!/bin/sh
-# Demo pivot: counts the key bytes it was handed and writes only that count.
-/usr/bin/wc -c > "$1"
-APP
-chmod +x "$OUT/app/demo-app.sh"
+step "the pivot app the manifest names (takes the quorum key on stdin, signs requests arriving on its ingress port 5000)"
+cp "$BIN/tessera-demo-app" "$OUT/app/tessera-demo-app"
+APP_SHA256=$(sha256sum "$OUT/app/tessera-demo-app" | cut -d' ' -f1)
+echo "tessera-demo-app SHA-256 $APP_SHA256"
 
 step "start a DEV enclave on unix:$OUT/enclave.sock"
-"$BIN/tessera-enclave" --listen "unix:$OUT/enclave.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
+# One copy of the enclave program for every node: a dev node's PCR0 measures its own binary.
+mkdir -p "$OUT/bin" && cp "$BIN/tessera-enclave" "$OUT/bin/tessera-enclave"
+"$OUT/bin/tessera-enclave" --listen "unix:$OUT/enclave.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
   --dev-root-out "$OUT/dev-root.pem" --dev-pcrs-out "$OUT/dev-pcrs.json" \
-  --pivot-bin "$OUT/app/demo-app.sh" >"$OUT/enclave.log" 2>&1 &
+  --pivot-bin "$OUT/app/tessera-demo-app" >"$OUT/enclave.log" 2>&1 &
 pids+=($!)
 wait_for "$OUT/enclave.log" "listening on"
 grep "DEV root" "$OUT/enclave.log"
 
-step "start the relay"
-"$BIN/tessera-relay" --listen 127.0.0.1:0 --enclave "unix:$OUT/enclave.sock" >"$OUT/relay.log" 2>&1 &
+step "start the relay, with the app bridge"
+"$BIN/tessera-relay" --listen 127.0.0.1:0 --app-listen 127.0.0.1:0 --enclave "unix:$OUT/enclave.sock" >"$OUT/relay.log" 2>&1 &
 pids+=($!)
 wait_for "$OUT/relay.log" "listening on http://"
 RELAY=$(grep -o 'http://[0-9.:]*' "$OUT/relay.log" | head -n1)
-echo "relay at $RELAY"
+BRIDGE=$(sed -n 's|^tessera-relay: app bridge on tcp://||p' "$OUT/relay.log" | head -n1)
+echo "relay at $RELAY, app bridge at $BRIDGE"
 
 step "five software members (DEV/TEST keys) write their member descriptors"
 for m in "${members[@]}"; do
@@ -87,7 +87,7 @@ step "the coordinator drafts the manifest (nonce 1)"
 mset=(); pset=(); for m in "${members[@]}"; do mset+=(--manifest-member "$OUT/members/$m.member.tbundle"); pset+=(--patch-member "$OUT/members/$m.member.tbundle"); done
 "${tessera[@]}" manifest new --namespace demo --nonce 1 --genesis "$OUT/genesis/genesis-output.tbundle" \
   --pcrs "$OUT/dev-pcrs.json" "${mset[@]}" --manifest-threshold 3 "${pset[@]}" --patch-threshold 2 \
-  --app "$OUT/app/demo-app.sh" --arg "$OUT/app/pivot-received-bytes.txt" -o "$OUT/manifest.tbundle"
+  --app-sha256 "$APP_SHA256" --app-ingress-port 5000 -o "$OUT/manifest.tbundle"
 CODE=$("${tessera[@]}" manifest show "$OUT/manifest.tbundle" --confirm-code)
 
 step "three Manifest-set members review and approve (confirmation code $CODE)"
@@ -125,7 +125,10 @@ done
 step "the provisioned enclave's app signs a message with the quorum key"
 "${tessera[@]}" app-sign --relay "$RELAY" --manifest "$OUT/envelope.tbundle" --message "hello from the demo quorum"
 "${tessera[@]}" status --relay "$RELAY"
-echo "pivot app received $(cat "$OUT/app/pivot-received-bytes.txt" 2>/dev/null | tr -d ' ') key bytes on stdin"
+
+step "a request over the relay's app bridge: the pivot app signs it with the quorum key"
+wait_for "$OUT/enclave.log" "tessera-demo-app: listening on"
+"${tessera[@]}" bridge sign --bridge "$BRIDGE" --manifest "$OUT/envelope.tbundle" --message "hello over the app bridge"
 
 step "a live patch: two Patch-set members approve log_level=debug; the enclave applies it"
 drafted=$("${tessera[@]}" patch new --manifest "$OUT/envelope.tbundle" --sequence 1 --set log_level=debug -o "$OUT/patch-1.tbundle")
@@ -159,22 +162,25 @@ done
   --pins "$OUT/members/erin.pins" | tail -n 3
 
 step "a second DEV enclave (same image, same dev CA) and its relay join the namespace by key forwarding"
-"$BIN/tessera-enclave" --listen "unix:$OUT/enclave-2.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
+"$OUT/bin/tessera-enclave" --listen "unix:$OUT/enclave-2.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
   --dev-root-out "$OUT/dev-root-2.pem" --dev-pcrs-out "$OUT/dev-pcrs-2.json" \
-  --pivot-bin "$OUT/app/demo-app.sh" >"$OUT/enclave-2.log" 2>&1 &
+  --pivot-bin "$OUT/app/tessera-demo-app" >"$OUT/enclave-2.log" 2>&1 &
 pids+=($!)
 wait_for "$OUT/enclave-2.log" "listening on"
-"$BIN/tessera-relay" --listen 127.0.0.1:0 --enclave "unix:$OUT/enclave-2.sock" >"$OUT/relay-2.log" 2>&1 &
+"$BIN/tessera-relay" --listen 127.0.0.1:0 --app-listen 127.0.0.1:0 --enclave "unix:$OUT/enclave-2.sock" >"$OUT/relay-2.log" 2>&1 &
 pids+=($!)
 wait_for "$OUT/relay-2.log" "listening on http://"
 RELAY2=$(grep -o 'http://[0-9.:]*' "$OUT/relay-2.log" | head -n1)
-echo "second relay at $RELAY2"
+BRIDGE2=$(sed -n 's|^tessera-relay: app bridge on tcp://||p' "$OUT/relay-2.log" | head -n1)
+echo "second relay at $RELAY2, app bridge at $BRIDGE2"
 "${tessera[@]}" forward join --relay "$RELAY2" "$OUT/envelope.tbundle" --root "$OUT/dev-root.pem"
-"${tessera[@]}" forward run --from "$RELAY" --to "$RELAY2"
+"${tessera[@]}" forward run --from "$RELAY" --to "$RELAY2" --out "$OUT/forward"
 "${tessera[@]}" status --relay "$RELAY2" | grep -E '^(phase|manifest_hash)'
 
 step "the second enclave signs with the same quorum key, without another share ceremony"
 "${tessera[@]}" app-sign --relay "$RELAY2" --manifest "$OUT/envelope.tbundle" --message "hello from the second node"
+wait_for "$OUT/enclave-2.log" "tessera-demo-app: listening on"
+"${tessera[@]}" bridge sign --bridge "$BRIDGE2" --manifest "$OUT/envelope.tbundle" --message "hello over the second node's app bridge"
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "$RELAY" > "$OUT/relay.url"

@@ -89,6 +89,9 @@ enum Command {
     /// Verifiable fetches: check a fetch proof signed by the quorum key.
     #[command(subcommand)]
     Fetch(cli::fetch::Command),
+    /// Requests to the pivot app over the relay's app bridge.
+    #[command(subcommand)]
+    Bridge(cli::bridge::Command),
     /// Your namespace pins: what you trust per namespace (quorum key, Manifest set, PCR policy,
     /// highest nonce), signed by your Manifest key.
     #[command(subcommand)]
@@ -163,6 +166,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         }) => finish("boot", ceremony::boot(&relay, &envelope, &verify)),
         Some(Command::Provision(c)) => finish("provision", ceremony::provision(c)),
         Some(Command::Forward(c)) => finish("forward", cli::forward::run(c)),
+        Some(Command::Bridge(c)) => finish("bridge", cli::bridge::run(c)),
         Some(Command::Patch(c)) => finish("patch", cli::changes::patch(c)),
         Some(Command::Reshard(c)) => finish("reshard", cli::changes::reshard(c)),
         Some(Command::Status { relay, json }) => finish("status", ceremony::status(&relay, json)),

@@ -4,6 +4,7 @@
 //! 2 usage or I/O error.
 
 pub mod attest;
+pub mod bridge;
 pub mod bundle;
 pub mod ceremony;
 pub mod changes;
