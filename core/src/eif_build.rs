@@ -379,7 +379,13 @@ impl ImageSpec {
                 return Err(BuildError::Path(m.name.clone(), "parameters span lines"));
             }
             boot.file(&format!("lib/modules/{}", m.name), 0o644, m.bytes.clone())?;
-            list.push_str(&format!("/lib/modules/{} {}\n", m.name, m.params).replace(" \n", "\n"));
+            list.push_str("/lib/modules/");
+            list.push_str(&m.name);
+            if !m.params.is_empty() {
+                list.push(' ');
+                list.push_str(&m.params);
+            }
+            list.push('\n');
         }
         boot.file("etc/tessera/modules", 0o644, list.into_bytes())?;
         for (path, bytes) in &self.libraries {

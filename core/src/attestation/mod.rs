@@ -107,6 +107,10 @@ pub fn verify_without_policy(
     Ok(VerifiedAttestation::new(&payload, anchor, at))
 }
 
+/// The `--root` value that selects the EMULATED trust mode instead of a root certificate file
+/// (a file of that name is given as `./EMULATED`).
+pub const EMULATED_ROOT_ARG: &str = "EMULATED";
+
 /// How a trust anchor is named wherever a document's verification is shown: `AWS` for the
 /// pinned AWS Nitro root G1, `EMULATED` for the emulated-enclave mode, `DEV` for any other root.
 #[must_use]

@@ -27,7 +27,7 @@ pub struct VerifyArgs {
     /// The attestation document: raw COSE_Sign1 CBOR as the NSM returns it.
     pub doc: PathBuf,
     /// Root certificate (PEM) to pin instead of the shipped AWS Nitro root G1, e.g. the dev
-    /// enclave's root.
+    /// enclave's root; `EMULATED` for an emulated enclave's unsigned documents.
     #[arg(long, value_name = "PEM")]
     pub root: Option<PathBuf>,
     /// Validation time: `now`, `doc` (the document's own timestamp, for replaying old
@@ -202,24 +202,33 @@ fn report(
                 .collect()
         }),
         "root_sha256": hex::encode(anchor.sha256()),
+        "trust": attestation::anchor_label(anchor),
     })
 }
 
 fn print_human(v: &VerifiedAttestation, anchor: &TrustAnchor, allow_debug: bool) {
     let shipped = anchor.sha256() == attestation::AWS_NITRO_ROOT_G1_SHA256;
-    println!(
-        "VALID attestation document, checked at {}",
-        rfc3339(v.validated_at())
-    );
-    println!(
-        "root        {} ({})",
-        hex::encode(anchor.sha256()),
-        if shipped {
-            "AWS Nitro root G1"
-        } else {
-            "pinned with --root"
-        }
-    );
+    if anchor.is_emulated() {
+        println!(
+            "EMULATED attestation document (UNSIGNED: no signature chain checked), checked at {}",
+            rfc3339(v.validated_at())
+        );
+        println!("root        none: EMULATED trust mode (--root EMULATED); not a Nitro enclave");
+    } else {
+        println!(
+            "VALID attestation document, checked at {}",
+            rfc3339(v.validated_at())
+        );
+        println!(
+            "root        {} ({})",
+            hex::encode(anchor.sha256()),
+            if shipped {
+                "AWS Nitro root G1"
+            } else {
+                "pinned with --root"
+            }
+        );
+    }
     println!("module_id   {}", v.module_id());
     println!("timestamp   {}", rfc3339(v.timestamp()));
     println!("digest      {}", v.digest());

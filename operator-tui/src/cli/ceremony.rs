@@ -233,7 +233,7 @@ pub enum GenesisCommand {
 #[derive(clap::Args, Clone)]
 pub struct VerifyArgs {
     /// Trust anchor PEM; default: the pinned AWS Nitro root G1. A dev enclave's root must be
-    /// pinned here explicitly.
+    /// pinned here explicitly; `EMULATED` reads an emulated enclave's unsigned documents.
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// Validation time: now, doc or RFC 3339.
@@ -254,12 +254,18 @@ pub(crate) fn verify_doc(
     let policy = policy.max_age(Duration::from_secs(v.max_age_secs));
     let verified = attestation::verify(doc, &anchor, at, &policy)
         .map_err(|e| Failure::refused(format!("attestation refused: {e}")))?;
-    let dev = anchor.sha256() != attestation::aws_nitro_root_g1().sha256();
     checked(format!(
-        "attestation: COSE signature, chain to {}root {} ({}), module {}, {} old",
-        if dev { "DEV " } else { "AWS " },
-        hex_groups(&anchor.sha256()[..8]),
-        anchor.subject(),
+        "attestation: {}, module {}, {} old",
+        if anchor.is_emulated() {
+            "EMULATED enclave, UNSIGNED (no signature chain checked)".to_owned()
+        } else {
+            format!(
+                "COSE signature, chain to {} root {} ({})",
+                attestation::anchor_label(&anchor),
+                hex_groups(&anchor.sha256()[..8]),
+                anchor.subject()
+            )
+        },
         verified.module_id(),
         humantime(at - verified.timestamp()),
     ));

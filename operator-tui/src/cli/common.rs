@@ -82,10 +82,17 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> CmdResult {
         .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
 }
 
-/// The pinned AWS Nitro root, or an explicitly pinned PEM (the dev enclave's root).
+/// The pinned AWS Nitro root, an explicitly pinned PEM (the dev enclave's root), or the
+/// EMULATED trust mode (`--root EMULATED`, for QEMU's unsigned emulated enclave).
 pub fn anchor(root: Option<&Path>) -> Result<TrustAnchor, Failure> {
     match root {
         None => Ok(attestation::aws_nitro_root_g1().clone()),
+        Some(p) if p == Path::new(attestation::EMULATED_ROOT_ARG) => {
+            eprintln!(
+                "tessera: EMULATED trust mode: attestations are NOT signed; they prove nothing about Nitro hardware"
+            );
+            Ok(TrustAnchor::emulated())
+        }
         Some(path) => TrustAnchor::from_pem(&read(path)?)
             .map_err(|e| Failure::usage(format!("--root {}: {e}", path.display()))),
     }

@@ -47,7 +47,7 @@ pub struct BuildArgs {
     /// A kernel module to load at boot, in the order given (.ko or .ko.xz); repeat.
     #[arg(long = "module", value_name = "PATH")]
     pub modules: Vec<PathBuf>,
-    /// Parameters of a module, as FILE_NAME=PARAMS (`${name}` takes the kernel command-line
+    /// Parameters of a module, as `FILE_NAME=PARAMS` (`${name}` takes the kernel command-line
     /// parameter `name`'s values); repeat.
     #[arg(long = "module-params", value_name = "FILE_NAME=PARAMS")]
     pub module_params: Vec<String>,

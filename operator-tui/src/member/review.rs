@@ -817,9 +817,13 @@ fn attested(
             r.pass(
                 "attestation",
                 format!(
-                    "valid at {}: chain to the {} root, module {}, {} s old (limit {} s); PCR0-3 equal the manifest; user_data binds it; ephemeral key {}",
+                    "valid at {}: {}, module {}, {} s old (limit {} s); PCR0-3 equal the manifest; user_data binds it; ephemeral key {}",
                     if ctx.at_is_clock { "this laptop's clock" } else { "the time you gave" },
-                    if ctx.production() { "AWS" } else { "DEV" },
+                    if ctx.anchor.is_emulated() {
+                        "EMULATED enclave, UNSIGNED (no signature chain)".to_owned()
+                    } else {
+                        format!("chain to the {} root", attestation::anchor_label(ctx.anchor))
+                    },
                     v.module_id(),
                     (ctx.at - v.timestamp()).whole_seconds(),
                     ctx.max_age.as_secs(),

@@ -1600,6 +1600,10 @@ fn analyze(
     view.verdict = match (policy.check(&verified), mismatch) {
         (Err(e), _) => Err(e.to_string()),
         (Ok(()), Some(m)) => Err(m),
+        (Ok(()), None) if verified.is_emulated() => Ok(format!(
+            "EMULATED: UNSIGNED, no signature chain checked; PCRs, bindings, {} old",
+            view.age
+        )),
         (Ok(()), None) => Ok(format!(
             "valid: chain to the pinned root, signature, PCRs, bindings, {} old",
             view.age

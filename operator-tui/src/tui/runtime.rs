@@ -102,6 +102,9 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
     }
     let anchor = match &args.root {
         None => attestation::aws_nitro_root_g1().clone(),
+        Some(p) if p == std::path::Path::new(attestation::EMULATED_ROOT_ARG) => {
+            TrustAnchor::emulated()
+        }
         Some(p) => {
             TrustAnchor::from_pem(&std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?)
                 .map_err(|e| format!("--root {}: {e}", p.display()))?
@@ -109,6 +112,11 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
     };
     let mode = if anchor.sha256() == attestation::aws_nitro_root_g1().sha256() {
         Mode::Production
+    } else if anchor.is_emulated() {
+        // Shown as "DEV: root EMULATED, NOT AWS" in red, like any non-AWS mode.
+        Mode::Dev {
+            root_fingerprint: attestation::anchor_label(&anchor).to_owned(),
+        }
     } else {
         Mode::Dev {
             root_fingerprint: hex_groups(&anchor.sha256()[..8]),
