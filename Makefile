@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke reproduce clean-demo
+.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke reproduce clean-demo image emulated-demo
 
 all: test
 
@@ -29,6 +29,19 @@ fmt:
 
 bench: setup
 	$(CARGO) bench --locked --workspace
+
+# The enclave image (EIF) from this tree's release binaries and the pinned kernel (docs/image.md);
+# prints its SHA-256 and PCR0-2.
+image: setup
+	$(CARGO) build --locked --release -p operator-tui -p tessera-enclave -p tessera-init
+	scripts/emulated/image.sh
+
+# The ceremony of `make demo` against the image booted in an emulated Nitro enclave (QEMU's
+# nitro-enclave machine over vsock and /dev/nsm); QEMU and vhost-device-vsock are built once into
+# ~/.cache/tessera-emulated.
+emulated-demo: setup
+	$(CARGO) build --locked --release -p operator-tui -p tessera-enclave -p tessera-relay -p tessera-init
+	scripts/emulated/demo.sh
 
 # Each fuzz target for FUZZ_SECONDS; fails on any crash.
 fuzz-smoke:
