@@ -11,13 +11,15 @@
 #   whose __FILE__ strings and debug paths would otherwise carry the build directory);
 # - SOURCE_DATE_EPOCH is the commit's time, for any build script that stamps a date;
 # - Cargo.lock is honoured (--locked) and each build has its own target dir inside its checkout.
+# Then the enclave image (docs/image.md) is built from each tree's binaries with the pinned
+# kernel, and the two EIFs must match too (IMAGE=0 skips the image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rev=${REV:-HEAD}
 commit=$(git rev-parse --verify "$rev^{commit}")
 work=${REPRO_DIR:-$(mktemp -d /tmp/tessera-reproduce.XXXXXX)}
-bins=(tessera tessera-enclave tessera-relay)
+bins=(tessera tessera-enclave tessera-relay tessera-init tessera-demo-pivot)
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 sysroot=$(rustc --print sysroot)
 
@@ -42,7 +44,7 @@ build() {
     cd "$dir"
     RUSTFLAGS="${rustflags# }" CFLAGS="${cflags# }" CXXFLAGS="${cflags# }" \
       CARGO_TARGET_DIR="$dir/target" \
-      cargo build --locked --release -p operator-tui -p tessera-enclave -p tessera-relay \
+      cargo build --locked --release -p operator-tui -p tessera-enclave -p tessera-relay -p tessera-init \
       >"$dir.build.log" 2>&1
   ) || { tail -n 40 "$dir.build.log" >&2; echo "reproduce: build failed in $dir" >&2; exit 1; }
 }
@@ -65,6 +67,17 @@ for bin in "${bins[@]}"; do
   fi
   printf '%-16s %-64s %s\n' "$bin" "$ha" "$verdict"
 done
+if [ "${IMAGE:-1}" != 0 ]; then
+  for t in "$a" "$b"; do
+    BIN="$t/target/release" OUT="$t/target/image/tessera-enclave.eif" scripts/emulated/image.sh \
+      >"$t.image.log" 2>&1 || { cat "$t.image.log" >&2; echo "reproduce: image build failed" >&2; exit 1; }
+  done
+  ha=$(sha256sum "$a/target/image/tessera-enclave.eif" | cut -d' ' -f1)
+  hb=$(sha256sum "$b/target/image/tessera-enclave.eif" | cut -d' ' -f1)
+  if [ "$ha" = "$hb" ]; then verdict=same; else verdict="DIFFERS (build B: $hb)"; status=1; fi
+  printf '%-16s %-64s %s\n' "EIF" "$ha" "$verdict"
+  grep -E '^PCR[0-2] ' "$a.image.log"
+fi
 echo
 echo "commit $commit, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, $(rustc --version)"
 if [ "$status" = 0 ]; then
