@@ -20,7 +20,8 @@ struct Args {
     /// Address to serve HTTP on; port 0 picks a free port (printed on the readiness line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The enclave: vsock:CID:PORT for a Nitro enclave, unix:PATH for a local dev enclave.
+    /// The enclave: vsock:CID:PORT for a Nitro enclave, hybrid-vsock:PATH:PORT for an emulated
+    /// one (vhost-device-vsock's unix socket, docs/image.md), unix:PATH for a local dev enclave.
     #[arg(long)]
     enclave: Address,
     /// Seconds a client has to send a request body.
