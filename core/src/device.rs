@@ -150,6 +150,15 @@ pub trait KeyDevice {
         })
     }
 
+    /// While held, a device may keep one unlocked session across operations, so a person
+    /// enters the PIN once for one step of a ceremony (decrypt a share, sign its receipt, sign
+    /// the pin) where the key's PIN policy lets a verified PIN serve several operations.
+    /// Releasing it (`false`) ends the session and logs the PIN out. Devices without sessions
+    /// ignore it.
+    fn hold_session(&mut self, held: bool) {
+        let _ = held;
+    }
+
     /// ECDH between the `role` key and `peer`: the shared x-coordinate.
     fn ecdh(
         &mut self,

@@ -304,6 +304,63 @@ impl PinSource for Scripted {
     }
 }
 
+/// A held session asks for the PIN once across roles and operations; releasing it logs the
+/// PIN out, so the next operation asks again; without holding, every operation asks.
+fn held_session_asks_once(card: &Card) {
+    ok(&card.provision("share,manifest", &[]));
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut dev = PivDevice::open(
+        card.serial,
+        SlotMap::default(),
+        Box::new(Scripted {
+            answers: vec![PIN, PIN, PIN, PIN, PIN],
+            asked: asked.clone(),
+        }),
+    )
+    .unwrap();
+    let manifest = dev.public_key(Role::Manifest).unwrap();
+    let share = dev.public_key(Role::Share).unwrap();
+    let peer = p256::NonZeroScalar::try_generate_from_rng(&mut rand::rngs::SysRng).unwrap();
+    let peer_pub = p256::PublicKey::from_secret_scalar(&peer);
+    dev.hold_session(true);
+    let x = dev
+        .ecdh(Role::Share, "[1/2] decrypt your share", &peer_pub)
+        .unwrap();
+    assert_eq!(x.as_bytes(), &software_ecdh(&peer, &share));
+    let sig = dev
+        .sign(Role::Share, "[2/2] sign the receipt", b"r")
+        .unwrap();
+    share.verify(b"r", &sig).unwrap();
+    assert_eq!(asked.lock().unwrap().len(), 1, "one PIN for the held step");
+    assert!(
+        asked.lock().unwrap()[0]
+            .purpose
+            .contains("[1/2] decrypt your share")
+    );
+    // The virtual card follows the PIV standard for slot 9c ("PIN always"): it refuses the
+    // held session, and the PIN is asked for again and the signature made.
+    let sig = dev.sign(Role::Manifest, "sign the pin", b"p").unwrap();
+    manifest.verify(b"p", &sig).unwrap();
+    assert_eq!(asked.lock().unwrap().len(), 2);
+    assert!(asked.lock().unwrap()[1].purpose.contains("sign the pin"));
+    dev.hold_session(false);
+    dev.sign(Role::Share, "after", b"a").unwrap();
+    assert_eq!(asked.lock().unwrap().len(), 3, "released: asked again");
+    dev.sign(Role::Share, "again", b"b").unwrap();
+    assert_eq!(
+        asked.lock().unwrap().len(),
+        4,
+        "not held: every operation asks"
+    );
+}
+
+#[test]
+fn virtual_held_session_asks_the_pin_once() {
+    if let Some(card) = virtual_card("virtual_held_session_asks_the_pin_once") {
+        held_session_asks_once(&card);
+    }
+}
+
 fn wrong_pin_blocked_unblock_change(card: &Card) {
     ok(&card.provision("manifest", &[]));
     let serial = card.serial.to_string();

@@ -115,15 +115,31 @@ pub fn hand_over(
     let Some(ephemeral) = review.ephemeral.filter(|_| review.may_proceed()) else {
         return Err(ActError::Refused(Box::new(review)));
     };
-    let (submission, x) =
-        provision::hand_over(&request.envelope.manifest, &ephemeral, sealed_share, device)?;
-    let pin = save_pin(store, &review, device)?;
+    // Decrypt, sign the receipt, sign the pin: one step, one PIN where the card allows it.
+    let (submission, x, pin) = in_one_session(device, |device| {
+        let (submission, x) =
+            provision::hand_over(&request.envelope.manifest, &ephemeral, sealed_share, device)?;
+        let pin = save_pin(store, &review, device)?;
+        Ok((submission, x, pin))
+    })?;
     Ok(HandedOver {
         submission,
         x,
         review,
         pin,
     })
+}
+
+/// Runs `step` with the device's session held (one PIN for its operations where the card
+/// allows), and always releases it.
+fn in_one_session<T>(
+    device: &mut dyn KeyDevice,
+    step: impl FnOnce(&mut dyn KeyDevice) -> Result<T, ActError>,
+) -> Result<T, ActError> {
+    device.hold_session(true);
+    let result = step(&mut *device);
+    device.hold_session(false);
+    result
 }
 
 /// Decides again, then signs a manifest approval; creates or moves the pin first.
@@ -139,13 +155,16 @@ pub fn approve_manifest(
     if !review.may_proceed() {
         return Err(ActError::Refused(Box::new(review)));
     }
-    let approval = approve(
-        device,
-        Purpose::Manifest,
-        &manifest.hash(),
-        "manifest approval",
-    )?;
-    save_pin(store, &review, device)?;
+    let approval = in_one_session(device, |device| {
+        let approval = approve(
+            device,
+            Purpose::Manifest,
+            &manifest.hash(),
+            "manifest approval",
+        )?;
+        save_pin(store, &review, device)?;
+        Ok(approval)
+    })?;
     Ok((approval, review))
 }
 
@@ -164,8 +183,11 @@ pub fn approve_change(
     if !review.may_proceed() {
         return Err(ActError::Refused(Box::new(review)));
     }
-    let approval = approve(device, purpose, &hash, &format!("{purpose} approval"))?;
-    save_pin(store, &review, device)?;
+    let approval = in_one_session(device, |device| {
+        let approval = approve(device, purpose, &hash, &format!("{purpose} approval"))?;
+        save_pin(store, &review, device)?;
+        Ok(approval)
+    })?;
     Ok((approval, review))
 }
 

@@ -5,6 +5,12 @@
 //! operation, asks its [`PinSource`] for the PIN with the purpose stated, runs the operation
 //! and closes the session, which resets the card and so logs the PIN out again: a PIN unlocks
 //! exactly one signature or one decryption, whatever the slot's PIN policy would allow.
+//!
+//! The one exception is a held session ([`KeyDevice::hold_session`]): for the length of one
+//! ceremony step (a hand-over: decrypt, sign the receipt, sign the pin) the verified session
+//! is kept for the next operation on a slot whose PIN policy is `once`, so the member types
+//! the PIN once. A slot with PIN policy `always` still asks every time, any failure ends the
+//! session, and releasing it resets the card.
 
 // "YubiKey" is a product name, not an item to link.
 #![allow(clippy::doc_markdown)]
@@ -334,6 +340,10 @@ pub struct PivDevice {
     pins: Box<dyn PinSource + Send>,
     label: String,
     keys: BTreeMap<Role, SlotKey>,
+    /// Whether a verified session outlives its operation (see the module docs), and that
+    /// session while it does.
+    holding: bool,
+    held: Option<YubiKey>,
 }
 
 impl fmt::Debug for PivDevice {
@@ -371,6 +381,8 @@ impl PivDevice {
             pins,
             label,
             keys,
+            holding: false,
+            held: None,
         })
     }
 
@@ -393,11 +405,22 @@ impl PivDevice {
     }
 
     /// A session for one private-key operation with `role`: the card still holds the key read
-    /// at open (it may have been re-provisioned since), and the PIN is verified.
-    fn unlocked_session(&mut self, role: Role, purpose: &str) -> Result<YubiKey, DeviceError> {
+    /// at open (it may have been re-provisioned since), and the PIN is verified. The flag says
+    /// the session was a held one whose PIN was verified for an earlier operation.
+    fn unlocked_session(
+        &mut self,
+        role: Role,
+        purpose: &str,
+    ) -> Result<(YubiKey, bool), DeviceError> {
         let expected = self.slot_key(role)?.public_key;
         let slot = self.slots.slot(role);
-        let mut yk = connect(self.serial)?;
+        let once = self.keys[&role].policy.pin == Some(PinPolicy::Once);
+        let reused = self.held.take().filter(|_| self.holding && once);
+        let verified = reused.is_some();
+        let mut yk = match reused {
+            Some(yk) => yk,
+            None => connect(self.serial)?,
+        };
         match read_slot(&mut yk, self.slots.slot_id(role))? {
             Some(k) if k.public_key == expected => {}
             _ => {
@@ -408,25 +431,84 @@ impl PivDevice {
                 });
             }
         }
-        let tries = yk.get_pin_retries().map_err(device_error)?;
-        if tries == 0 {
-            return Err(DeviceError::PinBlocked);
+        if !verified {
+            self.verify_pin(&mut yk, role, purpose, true)?;
         }
+        if self.keys[&role].policy.needs_touch() {
+            self.pins.touch(self.serial, purpose);
+        }
+        Ok((yk, verified))
+    }
+
+    /// Asks for the PIN and verifies it. `count` reads the tries left first; in a session
+    /// whose PIN is already verified the count cannot be read (the card answers "verified",
+    /// and some cards keep that answer across a re-select), so it is not shown.
+    fn verify_pin(
+        &mut self,
+        yk: &mut YubiKey,
+        role: Role,
+        purpose: &str,
+        count: bool,
+    ) -> Result<(), DeviceError> {
+        let slot = self.slots.slot(role);
+        let tries_left = if count {
+            let tries = yk.get_pin_retries().map_err(device_error)?;
+            if tries == 0 {
+                return Err(DeviceError::PinBlocked);
+            }
+            Some(tries)
+        } else {
+            None
+        };
         let pin = self.pins.pin(&PinRequest {
             kind: SecretKind::Pin,
             serial: self.serial,
             purpose: format!("{purpose} with the {role} key (slot {slot:02x})"),
-            tries_left: Some(tries),
+            tries_left,
         })?;
-        yk.verify_pin(pin.as_bytes()).map_err(device_error)?;
-        if self.keys[&role].policy.needs_touch() {
-            self.pins.touch(self.serial, purpose);
+        yk.verify_pin(pin.as_bytes()).map_err(device_error)
+    }
+
+    /// Runs `op` in an unlocked session. A card that wants the PIN again for this slot even
+    /// in a held session (slot 9c is "PIN always" on cards that follow the PIV standard to
+    /// the letter, whatever policy the certificate records) refuses with an authentication
+    /// error: then the PIN is asked for and the operation tried once more.
+    fn with_session<T>(
+        &mut self,
+        role: Role,
+        purpose: &str,
+        op: impl Fn(&mut YubiKey) -> Result<T, yubikey::Error>,
+    ) -> Result<T, DeviceError> {
+        let (mut yk, reused) = self.unlocked_session(role, purpose)?;
+        let out = match op(&mut yk) {
+            Err(yubikey::Error::AuthenticationError) if reused => {
+                self.verify_pin(&mut yk, role, purpose, false)?;
+                op(&mut yk)
+            }
+            other => other,
         }
-        Ok(yk)
+        .map_err(device_error)?;
+        self.finished(yk);
+        Ok(out)
+    }
+
+    /// The end of one operation's use of `yk`: kept while a session is held, else dropped,
+    /// which resets the card.
+    fn finished(&mut self, yk: YubiKey) {
+        if self.holding {
+            self.held = Some(yk);
+        }
     }
 }
 
 impl KeyDevice for PivDevice {
+    fn hold_session(&mut self, held: bool) {
+        self.holding = held;
+        if !held {
+            self.held = None;
+        }
+    }
+
     fn info(&self) -> DeviceInfo {
         DeviceInfo {
             kind: DeviceKind::Yubikey,
@@ -459,15 +541,10 @@ impl KeyDevice for PivDevice {
     ) -> Result<Signature, DeviceError> {
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
         let public_key = self.slot_key(role)?.public_key;
-        let mut yk = self.unlocked_session(role, purpose)?;
-        let der = piv::sign_data(
-            &mut yk,
-            digest,
-            AlgorithmId::EccP256,
-            self.slots.slot_id(role),
-        )
-        .map_err(device_error)?;
-        drop(yk);
+        let slot = self.slots.slot_id(role);
+        let der = self.with_session(role, purpose, |yk| {
+            piv::sign_data(yk, digest, AlgorithmId::EccP256, slot)
+        })?;
         let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| DeviceError::Device {
             detail: "the card returned a malformed signature".to_owned(),
         })?;
@@ -491,15 +568,10 @@ impl KeyDevice for PivDevice {
         peer: &p256::PublicKey,
     ) -> Result<SharedSecret, DeviceError> {
         let point = peer.to_sec1_point(false);
-        let mut yk = self.unlocked_session(role, purpose)?;
-        let shared = piv::decrypt_data(
-            &mut yk,
-            point.as_bytes(),
-            AlgorithmId::EccP256,
-            self.slots.slot_id(role),
-        )
-        .map_err(device_error)?;
-        drop(yk);
+        let slot = self.slots.slot_id(role);
+        let shared = self.with_session(role, purpose, |yk| {
+            piv::decrypt_data(yk, point.as_bytes(), AlgorithmId::EccP256, slot)
+        })?;
         let x: Zeroizing<[u8; 32]> = Zeroizing::new(shared.as_slice().try_into().map_err(
             |_| DeviceError::Device {
                 detail: format!("the card returned a {}-byte shared secret", shared.len()),
