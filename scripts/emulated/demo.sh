@@ -13,7 +13,7 @@ cd "$here/../.."
 
 BIN=${BIN:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release}
 OUT=${OUT:-emulated-demo-out}
-tessera=("$BIN/tessera")
+tessera=("${TESSERA:-$BIN/tessera}")
 members=(alice bob carol dave erin)
 approvers=(alice bob carol)
 providers=(alice carol erin)
@@ -110,6 +110,12 @@ for m in "${approvers[@]}"; do
   approval_args+=(--approval "$OUT/approvals/$m.approval.tbundle")
 done
 "${tessera[@]}" manifest envelope "$OUT/manifest.tbundle" "${approval_args[@]}" -o "$OUT/envelope.tbundle"
+
+step "members who did not approve record the Manifest set they trust"
+for m in dave erin; do
+  "${tessera[@]}" trust manifest-set "$OUT/envelope.tbundle" --software "$OUT/members/$m.keys" --pins "$OUT/members/$m.pins" \
+    --confirm "$CODE" | tail -n 1
+done
 
 step "boot: the emulated enclave checks the approvals and attests to its ephemeral key"
 "${tessera[@]}" boot --relay "$RELAY" "$OUT/envelope.tbundle" --root EMULATED
