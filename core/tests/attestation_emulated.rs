@@ -120,3 +120,40 @@ fn only_the_exact_unsigned_shape_passes_as_emulated() {
         ));
     }
 }
+
+/// A genesis attestation captured from QEMU 10.0.2's emulated NSM (`make emulated-demo`), with
+/// the PCRs `tessera pcrs` computed from the image it booted.
+const QEMU_DOC: &[u8] = include_bytes!("vectors/emulated/qemu-nsm-genesis.cbor");
+const QEMU_IMAGE_PCRS: &str = include_str!("vectors/emulated/image-pcrs.json");
+
+fn qemu_image_pcr(i: u8) -> Vec<u8> {
+    let key = format!("\"PCR{i}\": \"");
+    let start = QEMU_IMAGE_PCRS.find(&key).unwrap() + key.len();
+    hex::decode(&QEMU_IMAGE_PCRS[start..start + 96]).unwrap()
+}
+
+#[test]
+fn a_document_from_qemus_emulated_nsm_attests_the_image_pcrs() {
+    let at = attestation::unverified_timestamp(QEMU_DOC).unwrap();
+    let mut policy = Policy::new().max_age(std::time::Duration::from_secs(60));
+    for i in 0..3 {
+        policy = policy.expect_pcr(i, qemu_image_pcr(i));
+    }
+    let v = attestation::verify(QEMU_DOC, &TrustAnchor::emulated(), at, &policy).unwrap();
+    assert!(v.is_emulated());
+    assert_eq!(v.module_id(), "tessera-emulated");
+    // Without a parent role or instance id, the machine leaves PCR3 and PCR4 zero.
+    assert_eq!(v.pcr(3), Some(&[0u8; 48][..]));
+    assert_eq!(v.pcr(4), Some(&[0u8; 48][..]));
+    assert!(v.user_data().is_some());
+
+    for anchor in [
+        attestation::aws_nitro_root_g1().clone(),
+        Pki::new().anchor(),
+    ] {
+        assert_eq!(
+            attestation::verify(QEMU_DOC, &anchor, at, &Policy::new()).unwrap_err(),
+            AttestationError::UnsignedEmulated
+        );
+    }
+}

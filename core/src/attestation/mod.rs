@@ -129,7 +129,12 @@ pub fn anchor_label(anchor: &TrustAnchor) -> &'static str {
 /// Only for choosing a validation time (`--at doc`) when replaying old documents: the value is
 /// whatever the document claims until [`verify`] has succeeded.
 pub fn unverified_timestamp(document: &[u8]) -> Result<OffsetDateTime, AttestationError> {
-    let sign1 = cose::Sign1::decode(document)?;
+    let sign1 = match cose::Sign1::decode(document) {
+        Err(AttestationError::UnsignedEmulated) => {
+            cose::Sign1::decode_as(document, cose::Profile::Emulated)?
+        }
+        other => other?,
+    };
     let payload = document::Payload::decode(sign1.payload)?;
     Ok(timestamp_from_ms(payload.timestamp_ms))
 }
