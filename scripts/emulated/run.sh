@@ -16,7 +16,7 @@ mkdir -p "$state"
 state=$(cd "$state" && pwd)
 qemu=$("$here/qemu.sh")
 vhost=$("$here/vhost-device-vsock.sh")
-apt_install -t bookworm-backports qemu-system-x86 seabios
+apt_install -t bookworm-backports qemu-system-data seabios
 
 rm -f "$state/vhost.sock" "$state/vm.vsock" "$state"/vm.vsock_*
 pids=()
