@@ -657,7 +657,30 @@ fn the_app_at_80x24_writes_next_to_the_request_and_shows_the_qr() {
     tmux.keys(&["Enter", "v"]);
     let qr = tmux.wait_for("Esc close");
     assert!(!qr.contains("too small"), "{qr}");
-    assert!(qr.contains("+/- speed"), "{qr}");
+    assert!(qr.contains("? keys"), "{qr}");
+    // Space holds the frame; ? lists the QR view's keys over it.
+    tmux.keys(&["Space"]);
+    tmux.wait_for("PAUSED");
+    tmux.keys(&["?"]);
+    let keys = tmux.wait_for("[/]");
+    assert!(keys.contains("n/p") && keys.contains("+/-"), "{keys}");
+    // One key at a time: Escape followed at once by another key reads as Alt+key.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("? keys");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Tab screens");
+    // The Attestation screen: every value whole behind Enter.
+    tmux.keys(&["3"]);
+    tmux.wait_for("Enter: whole value");
+    tmux.keys(&["j", "j", "j", "Enter"]);
+    let detail = tmux.wait_for("Enter or Esc to close");
+    assert!(detail.contains("PCR0 attested"), "{detail}");
+    // The footer's status is shortened with an ellipsis, never cut at the edge.
+    let footer = detail.lines().last().unwrap_or_default();
+    assert!(
+        footer.chars().count() < 80 || footer.ends_with('…'),
+        "{footer:?}"
+    );
     tmux.keys(&["Escape", "q"]);
     drop(tmux);
 }

@@ -128,7 +128,13 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
             km.hint(Action::Rescan),
             km.hint(Action::ConfirmClock)
         ),
-        Screen::Manifest | Screen::Patch => format!("  {} approve", km.hint(Action::Approve)),
+        Screen::Manifest => format!(
+            "  {} approve  {} whole value",
+            km.hint(Action::Approve),
+            km.hint(Action::Open)
+        ),
+        Screen::Attestation => format!("  {} whole value", km.hint(Action::Open)),
+        Screen::Patch => format!("  {} approve", km.hint(Action::Approve)),
         Screen::Keys => format!(
             "  {} export  {} QR  {} PIN  {} PUK  {} provision",
             km.hint(Action::Export),
@@ -145,12 +151,19 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
         _ => String::new(),
     };
     hints.push_str(&extra);
+    // The status gets what the hints leave, shortened visibly; the whole text was in the
+    // message that announced it.
+    let room = usize::from(area.width).saturating_sub(hints.chars().count() + 2);
+    let status = state.status.lines().next().unwrap_or_default();
     let line = match &state.busy {
-        Some(b) => Line::from(Span::styled(format!("… {b}"), WARN)),
-        None if !state.status.is_empty() => Line::from(vec![
+        Some(b) => Line::from(Span::styled(
+            ellipsize(&format!("… {b}"), usize::from(area.width)),
+            WARN,
+        )),
+        None if !status.is_empty() && room >= 12 => Line::from(vec![
             Span::styled(hints, DIM),
             Span::raw("  "),
-            Span::raw(state.status.clone()),
+            Span::raw(ellipsize(status, room)),
         ]),
         None => Line::from(Span::styled(hints, DIM)),
     };
