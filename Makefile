@@ -23,6 +23,7 @@ test: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	scripts/check-deploy.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -9,7 +9,8 @@ set -euo pipefail
 #   libclang.so and clang's own headers (libclang-cpp is a different library and does not do).
 # gnupg, sq: the OpenPGP tests check Tessera's signatures with both.
 # tmux: the app's end-to-end test drives it in a terminal.
-packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev gnupg sq tmux)
+# python3-venv: scripts/check-deploy.sh installs the Kubernetes schema validator from PyPI.
+packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev gnupg sq tmux python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
