@@ -35,7 +35,7 @@ for i in $(seq 1 "$RUNS"); do
   "$here/run.sh" "$EIF" "$state" >"$state/run.log" 2>&1 &
   pid=$!; pids+=("$pid")
   # run.sh prints its "booting" line just after starting QEMU.
-  until grep -q "enclave booting" "$state/run.log"; do sleep 0.01; kill -0 "$pid" || exit 1; done
+  until grep -q "enclave booting" "$state/run.log" 2>/dev/null; do sleep 0.01; kill -0 "$pid" || exit 1; done
   t=$(now_ms); k=""
   deadline=$(( t + 120000 ))
   until grep -q "listening on vsock" "$state/console.log"; do
