@@ -150,6 +150,13 @@ impl Initramfs {
         Ok(self)
     }
 
+    /// Whether `path` is in the archive as anything but a directory.
+    fn has_non_dir(&self, path: &str) -> bool {
+        self.entries
+            .get(path)
+            .is_some_and(|e| !matches!(e, Entry::Dir { .. }))
+    }
+
     /// The paths in archive order.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
@@ -409,6 +416,17 @@ impl ImageSpec {
         text.push('\n');
         app.file("etc/tessera/enclave.args", 0o644, text.into_bytes())?;
 
+        // The kernel unpacks the archives in order, so a boot-ramdisk file at an application
+        // path would be silently replaced: refuse the overlap rather than build a confusing image.
+        if let Some(p) = app
+            .paths()
+            .find(|p| boot.has_non_dir(p) || (app.has_non_dir(p) && boot.paths().any(|b| b == *p)))
+        {
+            return Err(BuildError::Path(
+                p.to_owned(),
+                "is in both the boot and the application ramdisk",
+            ));
+        }
         let eif = write_eif(
             &self.kernel,
             &self.cmdline,
@@ -514,6 +532,64 @@ mod tests {
             expected(&[b"kernel", b"console=ttyS0", &r1])
         );
         assert_eq!(parsed.measurements.pcr2, expected(&[&r2]));
+    }
+
+    fn spec() -> ImageSpec {
+        ImageSpec {
+            kernel: b"kernel".to_vec(),
+            cmdline: "console=ttyS0".into(),
+            init: b"init".to_vec(),
+            modules: vec![Module {
+                name: "m.ko".into(),
+                bytes: b"module".to_vec(),
+                params: "device=${virtio_mmio.device}".into(),
+            }],
+            libraries: vec![("/lib64/ld.so".into(), b"ld".to_vec())],
+            enclave: b"enclave".to_vec(),
+            enclave_args: vec!["--listen".into(), "vsock:5005".into()],
+            pivot: Some(b"pivot".to_vec()),
+        }
+    }
+
+    #[test]
+    fn image_layout() {
+        let image = spec().build().unwrap();
+        assert!(image.boot_paths.iter().any(|p| p == "lib/modules/m.ko"));
+        assert!(image.boot_paths.iter().any(|p| p == "lib64/ld.so"));
+        assert_eq!(
+            image.app_paths,
+            [
+                "app",
+                "app/pivot",
+                "bin",
+                "bin/tessera-enclave",
+                "etc",
+                "etc/tessera",
+                "etc/tessera/enclave.args"
+            ]
+        );
+        let eif = crate::eif::parse(&image.eif).unwrap();
+        assert_eq!(eif.sections.len(), 4);
+    }
+
+    #[test]
+    fn a_boot_file_at_an_application_path_is_refused() {
+        for path in [
+            "/bin/tessera-enclave",
+            "/app/pivot",
+            "/etc/tessera/enclave.args",
+        ] {
+            let mut s = spec();
+            s.libraries.push((path.into(), b"impostor".to_vec()));
+            assert!(
+                matches!(s.build(), Err(BuildError::Path(p, _)) if p == path[1..]),
+                "{path}"
+            );
+        }
+        // A file where the application needs a directory.
+        let mut s = spec();
+        s.libraries.push(("/bin".into(), b"x".to_vec()));
+        assert!(s.build().is_err());
     }
 
     #[test]
