@@ -157,6 +157,9 @@ fn hint(error: &AttestationError, args: &VerifyArgs) -> Option<&'static str> {
         AttestationError::UntrustedRoot { .. } if args.root.is_none() => Some(
             "the document does not chain to the AWS Nitro root; a dev enclave's root must be pinned with --root",
         ),
+        AttestationError::UnsignedEmulated => Some(
+            "to inspect an emulated enclave's document, pass --root EMULATED; it proves nothing about Nitro hardware",
+        ),
         _ => None,
     }
 }
