@@ -247,6 +247,65 @@ impl Identity for DeviceIdentity<'_> {
     }
 }
 
+/// Whom a sealed share is for, as its age header says: read without a key, a device or a PIN,
+/// so a member holding the wrong YubiKey (or another member's file) learns it before typing
+/// anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressed {
+    /// A piv-p256 stanza carries this recipient's tag.
+    To,
+    /// Only piv-p256 stanzas, none carrying this recipient's tag.
+    Elsewhere,
+    /// Stanzas of other kinds (an X25519 stanza names no recipient): only decrypting tells.
+    Unknown,
+}
+
+/// Reads the stanzas of `ciphertext`'s header with age's own parser, unwrapping nothing.
+pub fn addressed_to(
+    ciphertext: &[u8],
+    recipient: &PivP256Recipient,
+) -> Result<Addressed, AgeShareError> {
+    struct Peek {
+        tag: [u8; 4],
+        // (stanzas for this recipient, other piv-p256 stanzas, stanzas of other kinds)
+        seen: std::cell::Cell<(usize, usize, usize)>,
+    }
+    impl Identity for Peek {
+        fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, DecryptError>> {
+            let (mine, piv, other) = self.seen.get();
+            // age adds a random "grease" stanza to keep parsers honest; it names nobody.
+            if stanza.tag.ends_with("-grease") {
+                return None;
+            }
+            let tag = (stanza.tag == STANZA_TAG)
+                .then(|| stanza.args.first().and_then(|a| b64_arg::<4>(a)))
+                .flatten();
+            self.seen.set(match tag {
+                Some(t) if t == self.tag => (mine + 1, piv, other),
+                Some(_) => (mine, piv + 1, other),
+                None => (mine, piv, other + 1),
+            });
+            None
+        }
+    }
+    if ciphertext.len() > MAX_SHARE_FILE {
+        return Err(AgeShareError::TooLarge(ciphertext.len()));
+    }
+    let peek = Peek {
+        tag: recipient.tag(),
+        seen: std::cell::Cell::new((0, 0, 0)),
+    };
+    let decryptor = age::Decryptor::new_buffered(ciphertext)
+        .map_err(|e| AgeShareError::Decrypt(format!("not a readable age file: {e}")))?;
+    // No identity matches by construction: the header's stanzas were all seen.
+    let _ = decryptor.decrypt(std::iter::once(&peek as &dyn Identity));
+    Ok(match peek.seen.get() {
+        (1.., _, _) => Addressed::To,
+        (0, 1.., 0) => Addressed::Elsewhere,
+        _ => Addressed::Unknown,
+    })
+}
+
 /// Encrypts `plaintext` to `recipients` as a binary age file.
 pub fn encrypt(plaintext: &[u8], recipients: &[&dyn Recipient]) -> Result<Vec<u8>, AgeShareError> {
     let enc = age::Encryptor::with_recipients(recipients.iter().copied())

@@ -220,3 +220,26 @@ fn software_key_file_is_private_and_round_trips() {
     assert!(!format!("{back:?}").contains("keys:"));
     let _ = back.info();
 }
+
+/// The header alone says whom a share is for: the right Share key, another one, or (an
+/// X25519 stanza names nobody) unknown; bytes that are no age file are an error.
+#[test]
+fn a_share_file_header_names_its_recipient_without_any_key() {
+    use age_share::{Addressed, addressed_to};
+    let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    let mut bob = SoftwareKeyDevice::from_seed("bob", &[2; 32]);
+    let a = PivP256Recipient::new(alice.public_key(Role::Share).unwrap());
+    let b = PivP256Recipient::new(bob.public_key(Role::Share).unwrap());
+    let to_alice = age_share::encrypt(&[5; 33], &[&a]).unwrap();
+    assert_eq!(addressed_to(&to_alice, &a).unwrap(), Addressed::To);
+    assert_eq!(addressed_to(&to_alice, &b).unwrap(), Addressed::Elsewhere);
+    let to_both = age_share::encrypt(&[5; 33], &[&a, &b]).unwrap();
+    assert_eq!(addressed_to(&to_both, &b).unwrap(), Addressed::To);
+    let seed = QuorumSeed::from_bytes([0x42; 32]);
+    let x = x25519_recipient(&seed.public_key().encryption);
+    let anonymous = age_share::encrypt(&[5; 33], &[&x]).unwrap();
+    assert_eq!(addressed_to(&anonymous, &a).unwrap(), Addressed::Unknown);
+    // Cut short, or not age at all: an error, never a verdict.
+    assert!(addressed_to(&to_alice[..20], &a).is_err());
+    assert!(addressed_to(b"hello", &a).is_err());
+}

@@ -861,3 +861,53 @@ fn a_bundle_cut_short_says_to_copy_it_again_and_changes_nothing() {
         assert!(s.provision.is_none() && s.screen == Screen::Home);
     }
 }
+
+#[test]
+fn a_share_file_for_another_key_is_refused_when_the_request_opens() {
+    use tessera_core::age_share::{self, PivP256Recipient};
+    use tessera_core::device::{KeyDevice, SoftwareKeyDevice};
+    use tessera_core::keys::Role;
+    let f = fixture(PCRS[0]);
+    let seal = |seed: u8| {
+        let mut d = SoftwareKeyDevice::from_seed("x", &[seed; 32]);
+        let r = PivP256Recipient::new(d.public_key(Role::Share).unwrap());
+        age_share::encrypt(&[5; 33], &[&r]).unwrap()
+    };
+    let open_with = |sealed: Vec<u8>| {
+        let mut cfg = config(&f, true);
+        cfg.share_sealed = Some(sealed);
+        let mut s = State::new(cfg);
+        app::update(&mut s, Msg::Tick(now()));
+        app::update(&mut s, Msg::Device(operator_tui::tui::fixtures::device()));
+        app::update(&mut s, operator_tui::tui::fixtures::pins(&f));
+        app::update(
+            &mut s,
+            Msg::Loaded {
+                path: "/media/usb/request-payments-n7-1a2b.tbundle".into(),
+                bytes: operator_tui::tui::fixtures::request_bundle(&f),
+            },
+        );
+        s
+    };
+    // alice's own share (seed 1 is alice in the fixture): the check passes.
+    let mine = open_with(seal(1));
+    assert!(render(&mine, 80, 24).contains("✓ share file: encrypted to your Share key"));
+    assert!(mine.provision.as_ref().unwrap().ready().is_ok());
+    // bob's share file on alice's laptop: on the checklist at once, before any code.
+    let mut theirs = open_with(seal(2));
+    let shown = render(&theirs, 80, 24);
+    assert!(
+        shown.contains("✗ share file: encrypted to another key"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("plug in the YubiKey this share was made for"),
+        "{shown}"
+    );
+    app::update(&mut theirs, Msg::Key(Key::Char('a')));
+    assert!(
+        matches!(&theirs.popup, Some(Popup::Message { error: true, body, .. }) if body.contains("another key")),
+        "{:?}",
+        theirs.popup
+    );
+}

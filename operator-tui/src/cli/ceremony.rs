@@ -982,7 +982,7 @@ fn provision_sign(a: &SignArgs) -> CmdResult {
         keys: &keys,
     };
     let pin = act::lookup(&store, &m.namespace.name, &keys);
-    let review = crate::member::review::hand_over(&pin, &req, &ctx);
+    let review = crate::member::review::hand_over(&pin, &req, Some(&sealed), &ctx);
     print_review(&review);
     if let Some(why) = review.refusal() {
         return Err(Failure::refused(format!(

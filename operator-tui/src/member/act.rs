@@ -111,7 +111,7 @@ pub fn hand_over(
 ) -> Result<HandedOver, ActError> {
     same_device(ctx, device)?;
     let pin = lookup(store, &request.envelope.manifest.namespace.name, ctx.keys);
-    let review = review::hand_over(&pin, request, ctx);
+    let review = review::hand_over(&pin, request, Some(sealed_share), ctx);
     let Some(ephemeral) = review.ephemeral.filter(|_| review.may_proceed()) else {
         return Err(ActError::Refused(Box::new(review)));
     };

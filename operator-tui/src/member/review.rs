@@ -246,9 +246,15 @@ const TELL: &str = "do not go on; tell the coordinator and the other members";
 // ---------------------------------------------------------------------------------------------
 // The decisions.
 
-/// May this member hand their share to the enclave of `request`?
+/// May this member hand their share to the enclave of `request`? `sealed` is the member's
+/// encrypted share file when one is at hand: its header must name their Share key.
 #[must_use]
-pub fn hand_over(pin: &Lookup, request: &ProvisionRequest, ctx: &Context) -> Review {
+pub fn hand_over(
+    pin: &Lookup,
+    request: &ProvisionRequest,
+    sealed: Option<&[u8]>,
+    ctx: &Context,
+) -> Review {
     let env = &request.envelope;
     let m = &env.manifest;
     let hash = m.hash();
@@ -297,7 +303,35 @@ pub fn hand_over(pin: &Lookup, request: &ProvisionRequest, ctx: &Context) -> Rev
             ),
         },
     }
+    if let (Some(k), Some(sealed)) = (ctx.keys.share, sealed) {
+        share_file(&mut r, &k, sealed);
+    }
     r
+}
+
+/// The encrypted share file is addressed to this Share key, as its age header says.
+fn share_file(r: &mut Review, key: &PublicKey, sealed: &[u8]) {
+    use tessera_core::age_share::{Addressed, PivP256Recipient, addressed_to};
+    match addressed_to(sealed, &PivP256Recipient::new(*key)) {
+        Ok(Addressed::To) => r.pass("share file", "encrypted to your Share key"),
+        Ok(Addressed::Unknown) => r.warn(
+            "share file",
+            "its recipient is not named in the file (not a YubiKey recipient); decrypting will tell",
+        ),
+        Ok(Addressed::Elsewhere) => r.fail(
+            "share file",
+            format!(
+                "encrypted to another key, not your Share key {}",
+                key.fingerprint()
+            ),
+            "plug in the YubiKey this share was made for, or pick your own *.share.age",
+        ),
+        Err(e) => r.fail(
+            "share file",
+            format!("unreadable: {e}"),
+            "copy your *.share.age again from where you keep it",
+        ),
+    }
 }
 
 /// May this member approve `m` with their Manifest key?

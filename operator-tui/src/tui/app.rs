@@ -667,6 +667,9 @@ pub struct Config {
     pub anchor: TrustAnchor,
     pub bundle_dir: PathBuf,
     pub share_path: Option<PathBuf>,
+    /// The encrypted share file's bytes (age ciphertext), read once at start so the review
+    /// can check whom its header names.
+    pub share_sealed: Option<Vec<u8>>,
     /// PCR0-2 reproduced from an EIF, with where they came from.
     pub reproduced: Option<Reproduced>,
     /// The last manifest this member approved, per namespace (the baseline of the diff).
@@ -776,6 +779,7 @@ impl State {
             member_review::hand_over(
                 &self.pin_lookup(&w.request.envelope.manifest.namespace.name),
                 &w.request,
+                self.config.share_sealed.as_deref(),
                 &ctx,
             )
         });

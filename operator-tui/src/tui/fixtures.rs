@@ -128,6 +128,7 @@ pub fn config(f: &Fixture, share: bool) -> Config {
         reproduced: None,
         previous: Vec::new(),
         previous_patches: Vec::new(),
+        share_sealed: None,
         pins: Some(crate::member::pin::PinStore::new("/media/usb/pins")),
         at: None,
         max_age: std::time::Duration::from_hours(1),

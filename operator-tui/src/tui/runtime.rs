@@ -152,10 +152,15 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         .flatten()
         .flat_map(earlier_patches)
         .collect();
+    let share_path = args.share.clone().or_else(|| find_share(&bundle_dir));
+    let share_sealed = share_path.as_deref().and_then(|p| {
+        airgap_bundle::usb::read_limited(p, crate::cli::common::limits::SEALED_SHARE).ok()
+    });
     Ok(Config {
         mode,
         anchor,
-        share_path: args.share.clone().or_else(|| find_share(&bundle_dir)),
+        share_path,
+        share_sealed,
         bundle_dir,
         reproduced,
         previous,
