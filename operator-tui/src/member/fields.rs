@@ -79,6 +79,13 @@ pub fn manifest_fields(m: &Manifest) -> Vec<(String, String)> {
             format!("{:?}", m.pivot.restart).to_lowercase(),
         ),
     ];
+    // Only when declared: it opens the app to outside traffic through the relay's app bridge.
+    if let Some(port) = m.pivot.ingress_port {
+        f.push((
+            "pivot.ingress_port".to_owned(),
+            format!("{port} (the app takes outside traffic)"),
+        ));
+    }
     let mut set = |name: &str, threshold: u8, members: Vec<(String, PublicKey)>| {
         f.push((
             format!("{name}.threshold"),
@@ -115,7 +122,7 @@ pub fn manifest_fields(m: &Manifest) -> Vec<(String, String)> {
 /// `m` field by field, marked against `previous` (removed fields come last).
 #[must_use]
 pub fn diff(m: &Manifest, previous: Option<&Manifest>) -> Vec<Field> {
-    diff_lines(manifest_fields(m), previous.map(manifest_fields))
+    diff_lines(&manifest_fields(m), previous.map(manifest_fields))
 }
 
 /// A patch's settings against what the earlier patches of the same manifest set: each setting
@@ -140,7 +147,7 @@ pub fn patch_diff(patch: &Patch, earlier: &[Patch]) -> Vec<Field> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if before.is_empty() {
-        return diff_lines(now, None);
+        return diff_lines(&now, None);
     }
     let mut settled = BTreeMap::new();
     for e in before {
@@ -148,11 +155,11 @@ pub fn patch_diff(patch: &Patch, earlier: &[Patch]) -> Vec<Field> {
     }
     // Settings the patch leaves alone are not part of its review.
     settled.retain(|k, _| patch.settings.contains_key(k));
-    diff_lines(now, Some(settled.into_iter().collect()))
+    diff_lines(&now, Some(settled.into_iter().collect()))
 }
 
 /// `now` line by line against `old` (`None`: no baseline, nothing marked).
-fn diff_lines(now: Vec<(String, String)>, old: Option<Vec<(String, String)>>) -> Vec<Field> {
+fn diff_lines(now: &[(String, String)], old: Option<Vec<(String, String)>>) -> Vec<Field> {
     let known = old.is_some();
     let old: BTreeMap<String, String> = old.unwrap_or_default().into_iter().collect();
     let mut out: Vec<Field> = now

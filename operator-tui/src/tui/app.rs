@@ -312,7 +312,8 @@ pub fn detail_text(row: &DetailRow) -> String {
         value.clone()
     };
     if let Some((word, _)) = &row.status {
-        text.push_str(&format!("\n\n{word}"));
+        text.push_str("\n\n");
+        text.push_str(word);
     }
     text
 }

@@ -148,7 +148,7 @@ fn footer(state: &State, frame: &mut Frame, area: Rect) {
             km.hint(Action::Approve),
             km.hint(Action::ShowQr)
         ),
-        _ => String::new(),
+        Screen::Transcript => String::new(),
     };
     hints.push_str(&extra);
     // The status gets what the hints leave, shortened visibly; the whole text was in the
