@@ -100,7 +100,7 @@ fn dev_image_pcrs(eif: Option<&PathBuf>) -> Result<[Pcr; 3], String> {
 
 fn run(args: &Args) -> Result<(), String> {
     let nsm: Box<dyn nsm::Nsm> = if args.dev {
-        let ca = args.dev_ca.as_ref().map(|p| dev_ca(p)).transpose()?;
+        let ca = args.dev_ca.as_ref().map(dev_ca).transpose()?;
         let dev = nsm::DevNsm::generate(dev_image_pcrs(args.dev_eif.as_ref())?, ca.as_ref())?;
         let root_sha = Hash32::sha256(dev.root_der());
         eprintln!("################################################################");

@@ -118,7 +118,7 @@ impl Enclave {
             (Request::Reshard(r), Phase::Provisioned) => self.reshard(r),
             (Request::App(a), Phase::Provisioned) => self.app(a),
             (Request::Join(env), Phase::WaitingForBoot) => self.join(env),
-            (Request::ForwardChallenge, Phase::Provisioned) => self.forward_challenge(),
+            (Request::ForwardChallenge, Phase::Provisioned) => Ok(self.forward_challenge()),
             (Request::ForwardExport(r), Phase::Provisioned) => self.forward_export(r),
             (Request::ForwardImport(e), Phase::WaitingForForward) => self.forward_import(e),
             (r, p) => Err((
@@ -331,9 +331,9 @@ impl Enclave {
         Ok(m.hash())
     }
 
-    fn forward_challenge(&mut self) -> Outcome {
+    fn forward_challenge(&mut self) -> Response {
         let challenge = self.challenges.issue(std::time::Instant::now());
-        Ok(Response::ForwardChallenge { challenge })
+        Response::ForwardChallenge { challenge }
     }
 
     /// Exports the key to a joining node that [`tessera_core::forward::check_join`] accepts,

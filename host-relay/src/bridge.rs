@@ -198,16 +198,16 @@ pub async fn serve_bridge(
 /// The app's ingress address if the enclave is provisioned and its manifest declares one.
 async fn target(enclave: &Enclave, config: &BridgeConfig, id: u64) -> Option<Address> {
     match enclave.status(config.connect_timeout).await {
-        Ok(s) if s.phase == Phase::Provisioned => match s.app_ingress {
-            Some(port) => Some(config.enclave.app_ingress(port)),
-            None => {
+        Ok(s) if s.phase == Phase::Provisioned => {
+            let port = s.app_ingress;
+            if port.is_none() {
                 tracing::info!(
                     connection = id,
                     "app bridge: the manifest declares no app ingress port; connection closed"
                 );
-                None
             }
-        },
+            port.map(|p| config.enclave.app_ingress(p))
+        }
         Ok(s) => {
             tracing::info!(
                 connection = id,

@@ -39,6 +39,10 @@ struct Args {
 
 /// The app bridge (`docs/forwarding.md`): a TCP port carried to the pivot app's ingress.
 #[derive(clap::Args)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "clap names each flag after its field: --app-listen, --app-max-bytes..."
+)]
 struct BridgeArgs {
     /// Serve the app bridge on this address (port 0 picks a free port, printed on the line
     /// `tessera-relay: app bridge on tcp://ADDR` before the readiness line). Off without it.
