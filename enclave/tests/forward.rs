@@ -503,3 +503,67 @@ fn rogue_node(ns: &Namespace, exe: &Path) -> Node {
     );
     Node { _dir: dir, enclave }
 }
+
+/// The same exchange through two relays, as `tessera forward` carries it: the relays pass the
+/// messages and the enclaves' refusals through, and decide nothing.
+#[test]
+fn forwarding_through_two_relays() {
+    use support::RelayProc;
+    use tessera_core::cbor;
+
+    let ns = Namespace::new(&[]);
+    let b = ns.node("b");
+    let relay_a = RelayProc::start(&ns.a.enclave.addr);
+    let relay_b = RelayProc::start(&b.enclave.addr);
+
+    // Not joined yet: there is no forward request to give.
+    let (code, body) = relay_b.http(
+        "GET",
+        &format!("/v1/forward/request?nonce={}", "00".repeat(32)),
+        b"",
+    );
+    assert_eq!(code, 409, "{}", String::from_utf8_lossy(&body));
+    let (code, body) = relay_b.http("POST", "/v1/join", &ns.a.envelope.encode());
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(matches!(
+        Response::decode(&body).unwrap(),
+        Response::Booted { .. }
+    ));
+    let (code, _) = relay_b.http("GET", "/v1/forward/request", b"");
+    assert_eq!(code, 400, "the challenge is required");
+
+    let (code, body) = relay_a.http("POST", "/v1/forward/challenge", b"");
+    assert_eq!(code, 200);
+    let Response::ForwardChallenge { challenge } = Response::decode(&body).unwrap() else {
+        panic!("no challenge")
+    };
+    let (code, request) = relay_b.http(
+        "GET",
+        &format!("/v1/forward/request?nonce={}", challenge.to_hex()),
+        b"",
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&request));
+    ForwardRequest::decode(&request).expect("a canonical forward request");
+    let (code, body) = relay_a.http("POST", "/v1/forward/export", &request);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let Response::ForwardExported { export } = Response::decode(&body).unwrap() else {
+        panic!("no export")
+    };
+    // The enclave's refusal comes through as 422 with its reason: the challenge is spent.
+    let (code, body) = relay_a.http("POST", "/v1/forward/export", &request);
+    assert_eq!(code, 422);
+    assert!(String::from_utf8_lossy(&body).contains("not bound to a challenge"));
+    // An altered export is refused by B, through its relay, and changes nothing.
+    let mut altered = export.clone();
+    altered.body.encrypted_key[3] ^= 1;
+    let (code, _) = relay_b.http("POST", "/v1/forward/import", &cbor::encode(&altered));
+    assert_eq!(code, 422);
+    assert_eq!(b.enclave.status().phase, Phase::WaitingForForward);
+    let (code, body) = relay_b.http("POST", "/v1/forward/import", &export.encode());
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let (code, body) = relay_b.http("GET", "/v1/status", b"");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status["phase"], "provisioned");
+    assert_signs(&b.enclave, ns.manifest());
+}
