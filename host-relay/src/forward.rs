@@ -35,7 +35,13 @@ pub(crate) async fn join(State(s): Shared, Body(b): Body) -> Result<Response, Ap
     .await
 }
 
-pub(crate) async fn challenge(State(s): Shared) -> Result<Response, ApiError> {
+/// Rationed like forward requests: the exporting node keeps a bounded set of outstanding
+/// challenges, and a flood of new ones would push out the one an honest joiner is using.
+pub(crate) async fn challenge(
+    State(s): Shared,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, ApiError> {
+    s.attestations.take(ip)?;
     typed(
         &s,
         wire::Request::ForwardChallenge,
