@@ -67,7 +67,7 @@ step "start the relay on the enclave's hybrid vsock socket"
 "$BIN/tessera-relay" --listen 127.0.0.1:0 --enclave "hybrid-vsock:$OUT/vm/vm.vsock:5005" >"$OUT/relay.log" 2>&1 &
 pids+=($!)
 wait_for "$OUT/relay.log" "listening on http://" "${pids[-1]}"
-RELAY=$(grep -o 'http://[0-9.:]*' "$OUT/relay.log" | head -n1)
+RELAY=$(grep -m1 -o 'http://[0-9.:]*' "$OUT/relay.log")
 "${tessera[@]}" status --relay "$RELAY"
 
 step "five software members (DEV/TEST keys)"
@@ -84,8 +84,9 @@ step "the genesis attestation is refused without the EMULATED trust mode"
 if "${tessera[@]}" attest verify "$OUT/genesis/genesis-attestation.cbor" >"$OUT/refused.txt" 2>&1; then
   echo "emulated-demo: an emulated document verified against the AWS root" >&2; exit 1
 fi
-grep -o "EMULATED enclave's unsigned document[^:]*" "$OUT/refused.txt" | head -n1
-"${tessera[@]}" attest verify "$OUT/genesis/genesis-attestation.cbor" --root EMULATED | head -n 5
+grep -m1 -o "EMULATED enclave's unsigned document[^:]*" "$OUT/refused.txt"
+"${tessera[@]}" attest verify "$OUT/genesis/genesis-attestation.cbor" --root EMULATED >"$OUT/emulated.txt"
+sed -n 1,5p "$OUT/emulated.txt"
 
 step "the enclave attests the PCR0-2 that tessera pcrs computed from the image"
 "${tessera[@]}" attest verify "$OUT/genesis/genesis-attestation.cbor" --root EMULATED --at doc --json \

@@ -28,15 +28,15 @@ apt_install -t bookworm-backports meson python3-pycotap qemu-system-data seabios
 work="$(mktemp -d "$TESSERA_EMULATED_CACHE/qemu-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-deb_version="$(apt-cache showsrc qemu | awk '/^Version: /{print $2}' | grep -F ":$QEMU_VERSION+" | head -n1)"
+deb_version="$(apt-cache showsrc qemu | awk '/^Version: /{print $2}' | grep -F ":$QEMU_VERSION+" | sed -n 1p)"
 [ -n "$deb_version" ] || { log "bookworm-backports has no qemu $QEMU_VERSION source"; exit 1; }
 log "fetching the qemu $deb_version source"
 # Only the upstream tarball is needed (Debian's patches are not).
 apt-get source --download-only -qq "qemu=$deb_version" >/dev/null 2>&1 || true
-tarball="$(ls qemu_"$QEMU_VERSION"*.orig.tar.* 2>/dev/null | head -n1)"
+tarball="$(ls qemu_"$QEMU_VERSION"*.orig.tar.* 2>/dev/null | sed -n 1p)"
 [ -n "$tarball" ] || { log "could not download the qemu $deb_version source tarball"; exit 1; }
 tar xf "$tarball"
-src="$(find . -maxdepth 1 -type d -name 'qemu-*' | head -n1)"
+src="$(find . -maxdepth 1 -type d -name 'qemu-*' | sed -n 1p)"
 cd "$src"
 # The +ds tarball has no firmware blobs: do not unpack the edk2 ones.
 sed -i 's/^    unpack_edk2_blobs = bzip2.found()/    unpack_edk2_blobs = false/' meson.build
