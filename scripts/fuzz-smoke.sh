@@ -37,6 +37,7 @@ seed eif "$generated"/eif_vectors/*.eif
 seed bundle "$root"/demo-out/**/*.tbundle
 seed transcript "$root"/demo-out/transcript.jsonl
 seed relay_body # created empty so every target has a corpus dir
+seed forward "$root"/demo-out/forward/*.cbor
 
 t0=$(date +%s)
 mkdir -p artifacts
