@@ -155,6 +155,36 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
         });
     });
+    // A fleet: the same region's intermediates come again; only the leaf certificate and the
+    // COSE signature are new (the leaf is never kept, so repeating one document costs what a
+    // batch of one chain's documents costs).
+    let fleet = attestation::FleetVerifier::new(root, 256);
+    fleet.verify(DOC, at, &policy).unwrap();
+    group.bench_function("tessera: FleetVerifier warm (CA links kept)", |b| {
+        b.iter(|| fleet.verify(black_box(DOC), at, &policy).unwrap());
+    });
+    group.bench_function("tessera: FleetVerifier cold (a new verifier)", |b| {
+        b.iter(|| {
+            attestation::FleetVerifier::new(root, 256)
+                .verify(black_box(DOC), at, &policy)
+                .unwrap()
+        });
+    });
+    group.bench_function(
+        "floor of a warm check: two P-384 signatures (leaf, COSE)",
+        |b| {
+            b.iter(|| {
+                let (key, message, signature) = floor.certs.last().unwrap();
+                UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, key)
+                    .verify(message, signature)
+                    .unwrap();
+                let (key, message, signature) = &floor.cose;
+                UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, key)
+                    .verify(message, signature)
+                    .unwrap();
+            });
+        },
+    );
     group.bench_function(
         "peer: aws-nitro-enclaves-cose 0.6 + nsm-api + rustls-webpki 0.103",
         |b| {

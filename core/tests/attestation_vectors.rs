@@ -337,3 +337,97 @@ fn the_committed_synthetic_vectors_get_their_verdicts() {
         }
     }
 }
+
+/// Every generated and real document, valid and invalid, through one [`attestation::FleetVerifier`]
+/// per trust anchor and through [`attestation::verify_without_policy`], in shuffled orders, at
+/// each document's own time and two years later (when cached intermediates have expired): the
+/// verdicts are the same, error for error; only the speed may differ.
+#[test]
+fn a_fleet_verifier_gives_the_verdict_of_the_single_verifier_for_every_document() {
+    let m = manifest();
+    let base = read(m["generated_base"].as_str().unwrap());
+    let other = read(m["generated_other"].as_str().unwrap());
+    let aws = aws_root();
+    let pki = Pki::new();
+    let mut docs: Vec<(Vec<u8>, TrustAnchor)> = recipes::RECIPES
+        .iter()
+        .map(|name| {
+            let g = recipes::generate(name, &base, &other, &aws, &pki);
+            (g.doc, g.anchor)
+        })
+        .collect();
+    docs.extend(real().iter().map(|r| (read(&r.file), aws_root())));
+    // One verifier per distinct anchor, as a user would keep one per root.
+    let mut anchors: Vec<TrustAnchor> = Vec::new();
+    let anchor_of: Vec<usize> = docs
+        .iter()
+        .map(|(_, a)| {
+            anchors
+                .iter()
+                .position(|k| k.sha256() == a.sha256())
+                .unwrap_or_else(|| {
+                    anchors.push(a.clone());
+                    anchors.len() - 1
+                })
+        })
+        .collect();
+    let mut cases: Vec<(usize, OffsetDateTime)> = Vec::new();
+    for (i, (doc, _)) in docs.iter().enumerate() {
+        let at = at_doc_time(doc);
+        cases.push((i, at));
+        cases.push((i, at + time::Duration::days(730)));
+    }
+    let verdict = |r: Result<attestation::VerifiedAttestation, AttestationError>| {
+        r.map(|v| v.module_id().to_owned())
+            .map_err(|e| e.to_string())
+    };
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut kept_any = false;
+    for round in 0..6 {
+        // Fisher-Yates with a fixed-seed xorshift: reproducible orders.
+        for i in (1..cases.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            cases.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap());
+        }
+        let fleets: Vec<attestation::FleetVerifier<'_>> = anchors
+            .iter()
+            .map(|a| attestation::FleetVerifier::new(a, 256))
+            .collect();
+        for &(i, at) in &cases {
+            let (doc, anchor) = &docs[i];
+            let single = verdict(attestation::verify_without_policy(doc, anchor, at));
+            let fleet = verdict(fleets[anchor_of[i]].verify_without_policy(doc, at));
+            assert_eq!(fleet, single, "round {round}, document {i} at {at}");
+        }
+        kept_any |= fleets.iter().any(|f| f.kept() > 0);
+    }
+    assert!(
+        kept_any,
+        "no intermediate was ever kept: the cache was not exercised"
+    );
+}
+
+/// A document whose chain verifies but whose COSE signature does not leaves nothing behind, and
+/// a small capacity holds.
+#[test]
+fn a_fleet_verifier_keeps_nothing_from_a_document_that_failed() {
+    let m = manifest();
+    let base = read(m["generated_base"].as_str().unwrap());
+    let other = read(m["generated_other"].as_str().unwrap());
+    let aws = aws_root();
+    let pki = Pki::new();
+    let flipped = recipes::generate("derived_signature_bit_flipped", &base, &other, &aws, &pki);
+    let fleet = attestation::FleetVerifier::new(&aws, 2);
+    assert!(
+        fleet
+            .verify_without_policy(&flipped.doc, at_doc_time(&flipped.doc))
+            .is_err()
+    );
+    assert_eq!(fleet.kept(), 0);
+    fleet
+        .verify_without_policy(&base, at_doc_time(&base))
+        .unwrap();
+    assert_eq!(fleet.kept(), 2, "three CA links checked, two kept");
+}

@@ -79,6 +79,7 @@ fn valid_synthetic_document_json_report() {
             cert("C=US, O=NOT-Amazon, OU=TEST, CN=i-0123456789abcdef0-enc0123456789abcdef.synthetic", "2025-01-01T11:59:00Z", "2025-01-01T15:00:00Z"),
         ],
         "root_sha256": "75ab9b173b58cc8abe2d104bf269927ae5ea1376b521a29bbcfa5634d0e80172",
+        "trust": "DEV",
     });
     assert_eq!(report, expected);
 }
@@ -302,4 +303,55 @@ fn pcrs_of_eif_role_and_instance() {
     assert!(stderr(&bad).contains("not an IAM role ARN"));
     let corrupt = tessera(&["pcrs", &format!("{NITRO}/aws_nitro_root_g1.pem")]);
     assert_eq!(code(&corrupt), 1);
+}
+
+/// `attest audit` over a folder: every real document verifies at its own time (debug ones with
+/// --allow-debug), intermediates checked once are kept, and one refused document makes the exit
+/// status 1 with its reason in the table and the JSON.
+#[test]
+fn audit_a_folder_of_documents() {
+    let real = format!("{NITRO}/real");
+    let o = tessera(&["attest", "audit", &real, "--at", "doc", "--allow-debug"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("17 documents: 17 valid, 0 refused"), "{out}");
+    assert!(
+        out.contains("intermediate links checked once and kept"),
+        "{out}"
+    );
+
+    // Without --allow-debug the debug documents are refused, and the run fails.
+    let o = tessera(&["attest", "audit", &real, "--at", "doc", "--json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(report["failed"].as_u64().unwrap() >= 1, "{report}");
+    let refused = report["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["valid"] == false)
+        .unwrap();
+    assert!(
+        refused["error"].as_str().unwrap().contains("debug mode"),
+        "{refused}"
+    );
+
+    // A PCR expectation none of them meet: every line refused.
+    let o = tessera(&[
+        "attest",
+        "audit",
+        &real,
+        "--at",
+        "doc",
+        "--allow-debug",
+        "--expect-pcr",
+        &format!("0={}", "11".repeat(48)),
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("17 refused"), "{}", stdout(&o));
+
+    // A missing folder is a usage error that names it.
+    let o = tessera(&["attest", "audit", "/nonexistent/docs"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("/nonexistent/docs"), "{}", stderr(&o));
 }

@@ -284,15 +284,66 @@ struct Issuer {
     index: usize,
     subject_raw: Vec<u8>,
     key: ParsedPublicKey,
+    /// SHA-256 of the issuer's DER: half of a [`Link`].
+    der_sha256: [u8; 32],
 }
 
-/// Verifies `root -> `cabundle`[1..] -> leaf` at `at` and returns the leaf key for the COSE check.
-pub(crate) fn verify(
+/// A CA certificate and the certificate that signed it, as SHA-256 of each one's full DER.
+pub(crate) type Link = ([u8; 32], [u8; 32]);
+
+/// CA certificates whose signature by their issuer has been checked: only the signature check
+/// is skipped for them, everything else (parsing, names, validity at the document's time, CA
+/// constraints, path lengths) runs for every document. Bounded: the oldest link goes first.
+pub(crate) struct Links {
+    capacity: usize,
+    order: std::collections::VecDeque<Link>,
+    set: std::collections::HashSet<Link>,
+}
+
+impl Links {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            order: std::collections::VecDeque::new(),
+            set: std::collections::HashSet::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn contains(&self, link: &Link) -> bool {
+        self.set.contains(link)
+    }
+
+    /// Adds links checked in a document that verified completely.
+    pub(crate) fn extend(&mut self, links: Vec<Link>) {
+        for link in links {
+            if self.capacity == 0 || !self.set.insert(link) {
+                continue;
+            }
+            self.order.push_back(link);
+            if self.order.len() > self.capacity
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
+/// Verifies `root -> `cabundle`[1..] -> leaf` at `at` and returns the leaf key for the COSE
+/// check, skipping the signature check of a CA certificate whose link `known` holds, and the CA
+/// links this call checked (for the caller to keep once the whole document has verified).
+pub(crate) fn verify_with(
     anchor: &RootCertificate,
     cabundle: &[&[u8]],
     leaf: &[u8],
     at: OffsetDateTime,
-) -> Result<ParsedPublicKey, AttestationError> {
+    known: Option<&Links>,
+) -> Result<(ParsedPublicKey, Vec<Link>), AttestationError> {
+    let mut checked = Vec::new();
     let root_der = cabundle.first().copied().unwrap_or_default();
     let root_hash: [u8; 32] = Sha256::digest(root_der).into();
     if root_hash != anchor.sha256 {
@@ -331,10 +382,13 @@ pub(crate) fn verify(
         let subject = || subject_string(&cert);
         check_algorithms(&cert).map_err(|e| fail(&subject(), e))?;
 
-        let (issuer_index, issuer_subject, issuer_key) = match &issuer {
-            Some(i) => (i.index, i.subject_raw.as_slice(), &i.key),
-            None => (0, anchor.subject_raw.as_slice(), &anchor.key),
+        let (issuer_index, issuer_subject, issuer_key, issuer_der) = match &issuer {
+            Some(i) => (i.index, i.subject_raw.as_slice(), &i.key, i.der_sha256),
+            None => (0, anchor.subject_raw.as_slice(), &anchor.key, anchor.sha256),
         };
+        // The leaf is new in every document: only CA links are ever looked up or kept.
+        let link: Link = (Sha256::digest(der).into(), issuer_der);
+        let known_link = !is_leaf && known.is_some_and(|k| k.contains(&link));
         if cert.issuer().as_raw() != issuer_subject {
             return Err(fail(
                 &subject(),
@@ -343,13 +397,15 @@ pub(crate) fn verify(
                 ),
             ));
         }
-        issuer_key
-            .verify_sig(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
-            .map_err(|_| AttestationError::CertificateSignature {
-                index,
-                subject: subject(),
-                issuer: issuer_index,
-            })?;
+        if !known_link {
+            issuer_key
+                .verify_sig(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
+                .map_err(|_| AttestationError::CertificateSignature {
+                    index,
+                    subject: subject(),
+                    issuer: issuer_index,
+                })?;
+        }
         check_validity(
             index,
             &subject(),
@@ -362,7 +418,7 @@ pub(crate) fn verify(
             check_leaf(&cert).map_err(|e| fail(&subject(), e))?;
             let key = p384_key(&cert, &ECDSA_P384_SHA384_FIXED)
                 .map_err(|e| fail(&subject(), e.into()))?;
-            return Ok(key);
+            return Ok((key, checked));
         }
 
         check_ca(&cert).map_err(|e| fail(&subject(), e))?;
@@ -388,10 +444,14 @@ pub(crate) fn verify(
         }
         let key =
             p384_key(&cert, &ECDSA_P384_SHA384_ASN1).map_err(|e| fail(&subject(), e.into()))?;
+        if !known_link {
+            checked.push(link);
+        }
         issuer = Some(Issuer {
             index,
             subject_raw: cert.subject().as_raw().to_vec(),
             key,
+            der_sha256: link.0,
         });
     }
     // The iterator always ends with the leaf, which returns above.

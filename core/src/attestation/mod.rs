@@ -89,6 +89,68 @@ pub fn verify_without_policy(
     anchor: &TrustAnchor,
     at: OffsetDateTime,
 ) -> Result<VerifiedAttestation, AttestationError> {
+    verify_inner(document, anchor, at, None)
+}
+
+/// A verifier for many documents under one trust anchor (an audit of a fleet, a node checking
+/// joining nodes, a monitor polling every node): it keeps the links of CA certificates whose
+/// signature it has checked in a document that then verified completely, and skips only that
+/// signature check when the same certificate under the same issuer comes again. Every other
+/// check runs for every document at its own validation time; a link from a document that
+/// failed anywhere is never kept. Verdicts are those of [`verify`], only faster.
+pub struct FleetVerifier<'a> {
+    anchor: &'a TrustAnchor,
+    links: std::sync::Mutex<chain::Links>,
+}
+
+impl<'a> FleetVerifier<'a> {
+    /// Keeps at most `capacity` CA links (a region's chain has three; 256 covers every region
+    /// many times over).
+    #[must_use]
+    pub fn new(anchor: &'a TrustAnchor, capacity: usize) -> Self {
+        Self {
+            anchor,
+            links: std::sync::Mutex::new(chain::Links::new(capacity)),
+        }
+    }
+
+    /// As [`verify_without_policy`].
+    pub fn verify_without_policy(
+        &self,
+        document: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<VerifiedAttestation, AttestationError> {
+        verify_inner(document, self.anchor, at, Some(&self.links))
+    }
+
+    /// As [`verify`].
+    pub fn verify(
+        &self,
+        document: &[u8],
+        at: OffsetDateTime,
+        policy: &Policy,
+    ) -> Result<VerifiedAttestation, AttestationError> {
+        let verified = self.verify_without_policy(document, at)?;
+        policy.check(&verified)?;
+        Ok(verified)
+    }
+
+    /// How many CA links are kept.
+    #[must_use]
+    pub fn kept(&self) -> usize {
+        self.links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+fn verify_inner(
+    document: &[u8],
+    anchor: &TrustAnchor,
+    at: OffsetDateTime,
+    links: Option<&std::sync::Mutex<chain::Links>>,
+) -> Result<VerifiedAttestation, AttestationError> {
     let Some(root) = anchor.root() else {
         let sign1 = cose::Sign1::decode_as(document, cose::Profile::Emulated)?;
         let payload = document::Payload::decode(sign1.payload)?;
@@ -102,8 +164,22 @@ pub fn verify_without_policy(
     };
     let sign1 = cose::Sign1::decode(document)?;
     let payload = document::Payload::decode(sign1.payload)?;
-    let leaf_key = chain::verify(root, &payload.cabundle, payload.certificate, at)?;
+    let lock = || links.map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    // Links are added only after the whole document verified, COSE signature included.
+    let (leaf_key, checked) = {
+        let known = lock();
+        chain::verify_with(
+            root,
+            &payload.cabundle,
+            payload.certificate,
+            at,
+            known.as_deref(),
+        )?
+    };
     sign1.verify_signature(&leaf_key)?;
+    if let Some(mut kept) = lock() {
+        kept.extend(checked);
+    }
     Ok(VerifiedAttestation::new(&payload, anchor, at))
 }
 

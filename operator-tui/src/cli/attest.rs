@@ -16,16 +16,15 @@ use time::format_description::well_known::Rfc3339;
 pub enum Command {
     /// Verify an attestation document (COSE_Sign1 bytes) against a pinned root and a policy.
     Verify(VerifyArgs),
+    /// Verify many documents (files, or every file in a folder) with one verifier that keeps
+    /// the intermediates it has checked: a line per document (module, age, PCRs, verdict) and
+    /// a summary. Exit 1 when any document fails.
+    Audit(AuditArgs),
 }
 
-/// Bytes given as hex on the command line (a newtype so clap takes one value, not a list).
-#[derive(Clone, Debug)]
-pub struct HexBytes(pub Vec<u8>);
-
+/// The checks `verify` and `audit` share: trust anchor, time, age and expected PCRs.
 #[derive(clap::Args)]
-pub struct VerifyArgs {
-    /// The attestation document: raw COSE_Sign1 CBOR as the NSM returns it.
-    pub doc: PathBuf,
+pub struct CheckArgs {
     /// Root certificate (PEM) to pin instead of the shipped AWS Nitro root G1, e.g. the dev
     /// enclave's root; `EMULATED` for an emulated enclave's unsigned documents.
     #[arg(long, value_name = "PEM")]
@@ -43,6 +42,67 @@ pub struct VerifyArgs {
     /// Accept debug-mode enclaves (all-zero PCR0), whose memory the parent instance can read.
     #[arg(long)]
     pub allow_debug: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CheckArgs {
+    /// The policy these flags ask for.
+    fn policy(&self) -> Policy {
+        let mut policy = Policy::new();
+        for (index, value) in &self.expect_pcr {
+            policy = policy.expect_pcr(*index, value.clone());
+        }
+        if self.allow_debug {
+            policy = policy.allow_debug();
+        }
+        if let Some(max) = self.max_age {
+            policy = policy.max_age(max);
+        }
+        policy
+    }
+
+    /// The validation time for `document`: the error is a usage error's message, or the
+    /// document's own refusal when `doc` cannot read its timestamp.
+    fn time_for(
+        &self,
+        document: &[u8],
+    ) -> Result<OffsetDateTime, Result<AttestationError, String>> {
+        match self.at.as_str() {
+            "now" => Ok(OffsetDateTime::now_utc()),
+            "doc" => attestation::unverified_timestamp(document).map_err(Ok),
+            other => OffsetDateTime::parse(other, &Rfc3339).map_err(|e| {
+                Err(format!(
+                    "--at {other:?}: expected now, doc or an RFC 3339 time ({e})"
+                ))
+            }),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// Attestation documents, or folders whose every file is one.
+    #[arg(required = true)]
+    pub docs: Vec<PathBuf>,
+    /// Expect PCR0-3 of this manifest (a manifest or envelope, bare or as a bundle).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Bytes given as hex on the command line (a newtype so clap takes one value, not a list).
+#[derive(Clone, Debug)]
+pub struct HexBytes(pub Vec<u8>);
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The attestation document: raw COSE_Sign1 CBOR as the NSM returns it.
+    pub doc: PathBuf,
+    #[command(flatten)]
+    pub check: CheckArgs,
     /// Require `user_data` to equal HEX.
     #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
     pub expect_user_data: Option<HexBytes>,
@@ -52,14 +112,12 @@ pub struct VerifyArgs {
     /// Require nonce to equal HEX.
     #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
     pub expect_nonce: Option<HexBytes>,
-    /// Print a JSON report on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn run(cmd: Command) -> ExitCode {
     match cmd {
         Command::Verify(args) => verify(&args),
+        Command::Audit(args) => audit(&args),
     }
 }
 
@@ -73,34 +131,18 @@ fn verify(args: &VerifyArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage(&format!("cannot read {}: {e}", args.doc.display())),
     };
-    let anchor = match super::common::anchor(args.root.as_deref()) {
+    let anchor = match super::common::anchor(args.check.root.as_deref()) {
         Ok(a) => a,
         Err(f) => return usage(&f.message),
     };
     let anchor = &anchor;
-    let at = match args.at.as_str() {
-        "now" => OffsetDateTime::now_utc(),
-        "doc" => match attestation::unverified_timestamp(&document) {
-            Ok(t) => t,
-            Err(e) => return refuse(args, &e, None, anchor),
-        },
-        other => match OffsetDateTime::parse(other, &Rfc3339) {
-            Ok(t) => t,
-            Err(e) => {
-                return usage(&format!(
-                    "--at {other:?}: expected now, doc or an RFC 3339 time ({e})"
-                ));
-            }
-        },
+    let at = match args.check.time_for(&document) {
+        Ok(t) => t,
+        Err(Ok(e)) => return refuse(args, &e, None, anchor),
+        Err(Err(message)) => return usage(&message),
     };
 
-    let mut policy = Policy::new();
-    for (index, value) in &args.expect_pcr {
-        policy = policy.expect_pcr(*index, value.clone());
-    }
-    if args.allow_debug {
-        policy = policy.allow_debug();
-    }
+    let mut policy = args.check.policy();
     if let Some(HexBytes(v)) = &args.expect_user_data {
         policy = policy.expect_user_data(v.clone());
     }
@@ -109,9 +151,6 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     }
     if let Some(HexBytes(v)) = &args.expect_nonce {
         policy = policy.expect_nonce(v.clone());
-    }
-    if let Some(max) = args.max_age {
-        policy = policy.max_age(max);
     }
 
     let verified = match attestation::verify_without_policy(&document, anchor, at) {
@@ -122,10 +161,10 @@ fn verify(args: &VerifyArgs) -> ExitCode {
         return refuse(args, &e, Some(&verified), anchor);
     }
 
-    if args.json {
+    if args.check.json {
         println!("{}", report(None, Some(&verified), anchor));
     } else {
-        print_human(&verified, anchor, args.allow_debug);
+        print_human(&verified, anchor, args.check.allow_debug);
     }
     ExitCode::SUCCESS
 }
@@ -137,16 +176,16 @@ fn refuse(
     anchor: &TrustAnchor,
 ) -> ExitCode {
     eprintln!("tessera: attestation document refused: {error}");
-    if let Some(hint) = hint(error, args) {
+    if let Some(hint) = hint(error, &args.check) {
         eprintln!("hint: {hint}");
     }
-    if args.json {
+    if args.check.json {
         println!("{}", report(Some(error), verified, anchor));
     }
     ExitCode::from(1)
 }
 
-fn hint(error: &AttestationError, args: &VerifyArgs) -> Option<&'static str> {
+fn hint(error: &AttestationError, args: &CheckArgs) -> Option<&'static str> {
     match error {
         AttestationError::DebugMode => Some(
             "debug enclaves prove nothing about what runs inside; pass --allow-debug only for development",
@@ -161,6 +200,132 @@ fn hint(error: &AttestationError, args: &VerifyArgs) -> Option<&'static str> {
             "to inspect an emulated enclave's document, pass --root EMULATED; it proves nothing about Nitro hardware",
         ),
         _ => None,
+    }
+}
+
+fn audit(args: &AuditArgs) -> ExitCode {
+    let anchor = match super::common::anchor(args.check.root.as_deref()) {
+        Ok(a) => a,
+        Err(f) => return usage(&f.message),
+    };
+    let mut policy = args.check.policy();
+    if let Some(path) = &args.manifest {
+        let m = match super::ceremony::load_manifest(path) {
+            Ok(m) => m,
+            Err(f) => return usage(&f.message),
+        };
+        for (i, p) in [
+            m.enclave.pcr0,
+            m.enclave.pcr1,
+            m.enclave.pcr2,
+            m.enclave.pcr3,
+        ]
+        .iter()
+        .enumerate()
+        {
+            policy = policy.expect_pcr(i as u8, p.0.to_vec());
+        }
+    }
+    let mut files = Vec::new();
+    for p in &args.docs {
+        match std::fs::read_dir(p) {
+            Ok(entries) => {
+                let mut inside: Vec<PathBuf> = entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect();
+                inside.sort();
+                files.extend(inside);
+            }
+            Err(_) if p.is_file() => files.push(p.clone()),
+            Err(e) => return usage(&format!("{}: {e}", p.display())),
+        }
+    }
+    let verifier = attestation::FleetVerifier::new(&anchor, 256);
+    let mut rows = Vec::new();
+    for file in &files {
+        // Documents are a few KiB; anything past the largest bundle is no document.
+        let outcome = airgap_bundle::usb::read_limited(file, super::common::limits::OBJECT)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| {
+                let at = match args.check.time_for(&doc) {
+                    Ok(t) => t,
+                    Err(Ok(e)) => return Err(e.to_string()),
+                    Err(Err(m)) => return Err(m),
+                };
+                verifier
+                    .verify(&doc, at, &policy)
+                    .map_err(|e| e.to_string())
+            });
+        rows.push((file, outcome));
+    }
+    let failed = rows.iter().filter(|(_, r)| r.is_err()).count();
+    if args.check.json {
+        let docs: Vec<Value> = rows
+            .iter()
+            .map(|(file, r)| match r {
+                Ok(v) => json!({
+                    "file": file.display().to_string(),
+                    "valid": true,
+                    "module_id": v.module_id(),
+                    "timestamp": rfc3339(v.timestamp()),
+                    "age_secs": (v.validated_at() - v.timestamp()).whole_seconds(),
+                }),
+                Err(e) => json!({"file": file.display().to_string(), "valid": false, "error": e}),
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "documents": docs,
+                "valid": rows.len() - failed,
+                "failed": failed,
+                "trust": attestation::anchor_label(&anchor),
+                "root_sha256": hex::encode(anchor.sha256()),
+            })
+        );
+    } else {
+        // With expected PCRs, a valid line means they matched; a mismatch is its refusal.
+        let pcrs = if args.manifest.is_some() || !args.check.expect_pcr.is_empty() {
+            "match"
+        } else {
+            "-"
+        };
+        println!(
+            "{:<36} {:<40} {:>8}  {:<5}  verdict",
+            "document", "module", "age", "PCRs"
+        );
+        for (file, r) in &rows {
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            match r {
+                Ok(v) => println!(
+                    "{name:<36} {:<40} {:>7}s  {pcrs:<5}  VALID ({})",
+                    v.module_id(),
+                    (v.validated_at() - v.timestamp()).whole_seconds(),
+                    attestation::anchor_label(&anchor)
+                ),
+                Err(e) => println!(
+                    "{name:<36} {:<40} {:>8}  {:<5}  REFUSED: {e}",
+                    "-", "-", "-"
+                ),
+            }
+        }
+        println!(
+            "{} documents: {} valid, {failed} refused (trust {}, {} intermediate links checked once and kept)",
+            rows.len(),
+            rows.len() - failed,
+            attestation::anchor_label(&anchor),
+            verifier.kept()
+        );
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
