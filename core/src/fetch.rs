@@ -170,6 +170,79 @@ impl FetchProof {
     }
 }
 
+/// Largest request frame the fetcher app reads.
+pub const MAX_APP_REQUEST: usize = 64 * 1024;
+
+/// Largest answer frame of the fetcher app: two proofs at its largest body limit.
+pub const MAX_APP_RESPONSE: usize = MAX_FETCH_PROOF;
+
+/// A request to the fetcher app (over its ingress, through the relay's app bridge), one
+/// length-prefixed CBOR frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchAppRequest {
+    /// GET `url` and sign what came back.
+    Fetch {
+        url: String,
+        /// Extra request headers (accept, accept-language, authorization).
+        headers: Vec<HeaderField>,
+    },
+    /// Fetch the issuer's discovery document and JWKS, and check `token` with them.
+    VerifyIdToken {
+        issuer: String,
+        audience: String,
+        token: String,
+    },
+}
+
+/// The fetcher app's answer.
+// Answers are built once and moved, never stored in bulk: variant size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchAppResponse {
+    Fetched {
+        proof: FetchProof,
+    },
+    /// The token verified; the claims (JSON text) and the two proofs to re-check it offline.
+    IdTokenVerified {
+        claims: String,
+        discovery: FetchProof,
+        jwks: FetchProof,
+    },
+    /// The request failed; nothing was signed.
+    Error {
+        kind: String,
+        message: String,
+    },
+}
+
+impl FetchAppResponse {
+    pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
+        cbor::decode_bounded(bytes, MAX_APP_RESPONSE, "fetcher response")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchCallError {
+    #[error("fetcher connection: {0}")]
+    Frame(#[from] crate::protocol::FrameError),
+    #[error("invalid answer from the fetcher: {0}")]
+    Decode(#[from] CborError),
+}
+
+/// One request to the fetcher app over `stream` (its ingress, or the relay's app bridge) and
+/// its answer. Timeouts are the stream's.
+pub fn call_app<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    request: &FetchAppRequest,
+) -> Result<FetchAppResponse, FetchCallError> {
+    crate::protocol::write_frame(stream, &cbor::encode(request))?;
+    let bytes = crate::protocol::read_frame(stream, MAX_APP_RESPONSE)?;
+    Ok(FetchAppResponse::decode(&bytes)?)
+}
+
 /// What a verifier shows of a certificate in a proof. Informational: the fetcher verified the
 /// chain when it fetched; this only reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The fetcher as the enclave's pivot app, end to end on real processes: a dev enclave
 //! provisioned by a ceremony pivots to `tessera-fetcher` with the manifest's arguments (the
 //! egress proxy, the allow-list, the pinned test CA) and ingress port; a fetch through the real
-//! `tessera-egress` proxy comes back signed by the ceremony's quorum key, and
-//! `tessera fetch verify` accepts it offline against the manifest and refuses it altered.
+//! `tessera-egress` proxy comes back signed by the ceremony's quorum key, also when asked with
+//! `tessera fetch get` over the relay's app bridge; `tessera fetch verify` accepts the proof
+//! offline against the manifest and refuses it altered.
 
 mod support;
 
@@ -35,6 +36,49 @@ fn call_when_up(addr: &Address, request: &FetchAppRequest) -> FetchAppResponse {
             }
             Err(e) => panic!("the pivot fetcher never answered at {addr}: {e}"),
         }
+    }
+}
+
+/// A relay with the app bridge on; killed when dropped. Its bridge address.
+struct Bridge(std::process::Child, String);
+
+impl Bridge {
+    fn start(enclave: &Address) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(support::relay_binary())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--app-listen",
+                "127.0.0.1:0",
+                "--enclave",
+            ])
+            .arg(enclave.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tessera-relay");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("tessera-relay: app bridge on tcp://") {
+                    let _ = tx.send(a.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(STEP)
+            .expect("the relay announces its app bridge");
+        Self(child, addr)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -161,4 +205,49 @@ fn the_pivot_fetcher_signs_with_the_quorum_key_of_the_ceremony() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not verify with quorum key"), "{err}");
     assert!(out.stdout.is_empty());
+
+    // Through the relay's app bridge, as a client outside the host would ask.
+    let bridge = Bridge::start(&c.enclave.addr);
+    let got = dir.join("bridged.proof");
+    let out = tessera(&[
+        "fetch",
+        "get",
+        "--bridge",
+        &bridge.1,
+        "--manifest",
+        &path(&manifest_path),
+        &url,
+        "--out",
+        &path(&got),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("status       200"), "{text}");
+    let bridged = FetchProof::decode(&std::fs::read(&got).unwrap()).unwrap();
+    assert_eq!(
+        bridged.verify(&quorum).unwrap().body.as_slice(),
+        b"hello from the test server"
+    );
+    let out = tessera(&[
+        "fetch",
+        "get",
+        "--bridge",
+        &bridge.1,
+        "--manifest",
+        &path(&manifest_path),
+        "https://example.com/",
+        "--out",
+        &path(&dir.join("refused.proof")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not-allowed") && err.contains("nothing was signed"),
+        "{err}"
+    );
+    assert!(!dir.join("refused.proof").exists());
 }

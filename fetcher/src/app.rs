@@ -9,66 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use p256::ecdsa::SigningKey;
-use serde::{Deserialize, Serialize};
 use tessera_core::cbor;
-use tessera_core::fetch::{FetchProof, HeaderField};
 use tessera_core::protocol::{FrameError, read_frame};
 use tessera_core::transport::{Address, Listener, Stream};
 
 use crate::fetch::Fetcher;
 use crate::oidc;
 
-/// Largest request frame the app reads.
-pub const MAX_APP_REQUEST: usize = 64 * 1024;
-
-/// Largest answer frame: two proofs at the fetcher's largest body limit.
-pub const MAX_APP_RESPONSE: usize = 8 << 20;
-
-/// A request to the fetcher app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FetchAppRequest {
-    /// GET `url` and sign what came back.
-    Fetch {
-        url: String,
-        /// Extra request headers (accept, accept-language, authorization).
-        headers: Vec<HeaderField>,
-    },
-    /// Fetch the issuer's discovery document and JWKS, and check `token` with them.
-    VerifyIdToken {
-        issuer: String,
-        audience: String,
-        token: String,
-    },
-}
-
-/// The fetcher app's answer.
-// Answers are built once and moved, never stored in bulk: variant size does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FetchAppResponse {
-    Fetched {
-        proof: FetchProof,
-    },
-    /// The token verified; the claims (JSON text) and the two proofs to re-check it offline.
-    IdTokenVerified {
-        claims: String,
-        discovery: FetchProof,
-        jwks: FetchProof,
-    },
-    /// The request failed; nothing was signed.
-    Error {
-        kind: String,
-        message: String,
-    },
-}
-
-impl FetchAppResponse {
-    pub fn decode(bytes: &[u8]) -> Result<Self, cbor::CborError> {
-        cbor::decode_bounded(bytes, MAX_APP_RESPONSE, "fetcher response")
-    }
-}
+pub use tessera_core::fetch::{
+    FetchAppRequest, FetchAppResponse, MAX_APP_REQUEST, MAX_APP_RESPONSE,
+};
 
 /// The app: a fetcher and the key that signs its records.
 pub struct FetchApp {
@@ -216,11 +166,9 @@ pub enum ClientError {
     #[error("cannot reach the fetcher at {addr}: {source}")]
     Connect { addr: String, source: io::Error },
     #[error("fetcher connection: {0}")]
-    Frame(#[from] FrameError),
-    #[error("fetcher connection: {0}")]
     Io(#[from] io::Error),
-    #[error("invalid answer from the fetcher: {0}")]
-    Decode(#[from] cbor::CborError),
+    #[error(transparent)]
+    Call(#[from] tessera_core::fetch::FetchCallError),
 }
 
 /// One request to the fetcher app at `addr` on a fresh connection.
@@ -235,7 +183,5 @@ pub fn call(
     })?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    tessera_core::protocol::write_frame(&mut s, &cbor::encode(request))?;
-    let bytes = read_frame(&mut s, MAX_APP_RESPONSE)?;
-    Ok(FetchAppResponse::decode(&bytes)?)
+    Ok(tessera_core::fetch::call_app(&mut s, request)?)
 }

@@ -13,7 +13,7 @@ use tessera_core::egress::{AllowList, EgressError};
 use tessera_core::fetch::{FETCH_PROOF_VERSION, FetchRecord, FetchedRequest, HeaderField};
 use tessera_core::transport::Address;
 
-use crate::conn::ProxyConn;
+use crate::conn::{ChannelPool, ProxyConn};
 use crate::http::{self, HttpError};
 use crate::url::{HttpsUrl, UrlError};
 
@@ -119,6 +119,7 @@ pub fn tls_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, FetchError>
 pub struct Fetcher {
     config: FetcherConfig,
     tls: Arc<ClientConfig>,
+    channels: Arc<ChannelPool>,
 }
 
 impl Fetcher {
@@ -129,7 +130,12 @@ impl Fetcher {
             )));
         }
         let tls = tls_config(root_store(&config.extra_roots)?)?;
-        Ok(Self { config, tls })
+        let channels = ChannelPool::new(config.proxy.clone(), config.step_timeout);
+        Ok(Self {
+            config,
+            tls,
+            channels,
+        })
     }
 
     #[must_use]
@@ -146,19 +152,14 @@ impl Fetcher {
             return Err(FetchError::NotAllowed(url.destination().to_string()));
         }
         let deadline = Instant::now() + self.config.fetch_timeout;
-        let conn = ProxyConn::open(
-            &self.config.proxy,
-            url.destination(),
-            self.config.step_timeout,
-            deadline,
-        )
-        .map_err(|e| {
-            if e.is_timeout() {
-                FetchError::Timeout(e.to_string())
-            } else {
-                FetchError::Proxy(e)
-            }
-        })?;
+        let conn =
+            ProxyConn::open_pooled(&self.channels, url.destination(), deadline).map_err(|e| {
+                if e.is_timeout() {
+                    FetchError::Timeout(e.to_string())
+                } else {
+                    FetchError::Proxy(e)
+                }
+            })?;
         self.fetch_over(&url, headers, conn)
     }
 

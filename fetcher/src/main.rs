@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 struct Args {
     /// Where requests arrive: vsock:PORT in a Nitro enclave, unix:PATH locally. As the
     /// enclave's pivot app, the address of the manifest's ingress port, which the enclave passes
-    /// in TESSERA_APP_INGRESS.
+    /// in `TESSERA_APP_INGRESS`.
     #[arg(long, env = "TESSERA_APP_INGRESS")]
     listen: Address,
     /// The host's egress proxy: vsock:3:PORT from a Nitro enclave (CID 3 is the parent),

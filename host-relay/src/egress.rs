@@ -157,8 +157,13 @@ impl<'a> Channel<'a> {
         {
             return;
         }
+        // Frames are read through a buffer: one system call per request instead of two.
+        let Ok(reader) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = std::io::BufReader::with_capacity(MAX_EGRESS_FRAME, reader);
         loop {
-            let bytes = match read_frame(&mut stream, MAX_EGRESS_FRAME) {
+            let bytes = match read_frame(&mut reader, MAX_EGRESS_FRAME) {
                 Ok(b) => b,
                 Err(FrameError::Closed) => break,
                 Err(FrameError::TooLarge { len, max }) => {

@@ -95,7 +95,7 @@ pub fn default_routes() -> Routes {
 }
 
 /// A local HTTPS server on 127.0.0.1 with a certificate from a test CA; one thread per
-/// connection, one request per connection, then close_notify.
+/// connection, one request per connection, then `close_notify`.
 pub struct HttpsServer {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
@@ -442,7 +442,7 @@ fn hostile_channel(mut s: std::os::unix::net::UnixStream, lie: Lie, opened: &Mut
                     && from_server >= n
                 {
                     // Hold the channel open and never answer.
-                    std::thread::sleep(Duration::from_secs(3600));
+                    std::thread::sleep(Duration::from_hours(1));
                     return;
                 }
                 let mut buf = vec![0u8; max as usize];

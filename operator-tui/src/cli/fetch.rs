@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use airgap_bundle::BundleKind;
-use tessera_core::fetch::{FetchProof, FetchRecord, describe_certificate};
+use tessera_core::fetch::{
+    FetchAppRequest, FetchAppResponse, FetchProof, FetchRecord, HeaderField, call_app,
+    describe_certificate,
+};
 use tessera_core::manifest::{Manifest, ManifestEnvelope};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -33,6 +36,27 @@ pub enum Command {
         #[arg(long)]
         body_out: Option<PathBuf>,
     },
+    /// Ask the enclave's fetcher app, over the relay's app bridge, to fetch URL; verify the
+    /// proof it returns against the manifest's quorum key and save it.
+    Get {
+        /// The relay's app bridge, HOST:PORT (`tessera-relay --app-listen`).
+        #[arg(long)]
+        bridge: String,
+        /// The manifest or envelope whose quorum public key must sign the proof.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The https:// URL to fetch (it must be on the manifest's allow-list for the fetcher).
+        url: String,
+        /// A request header, NAME:VALUE (accept, accept-language or authorization); repeatable.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// Where to write the proof (a new file).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: Command) -> ExitCode {
@@ -46,15 +70,90 @@ pub fn run(cmd: Command) -> ExitCode {
             "fetch verify",
             verify(&proof, &manifest, json, body_out.as_deref()),
         ),
+        Command::Get {
+            bridge,
+            manifest,
+            url,
+            headers,
+            out,
+            json,
+        } => finish(
+            "fetch get",
+            get(&bridge, &manifest, &url, &headers, &out, json),
+        ),
     }
 }
 
-fn verify(proof: &Path, manifest: &Path, json: bool, body_out: Option<&Path>) -> CmdResult {
-    let manifest = load(manifest, BundleKind::Manifest, |b| {
+fn load_manifest(path: &Path) -> Result<Manifest, Failure> {
+    load(path, BundleKind::Manifest, |b| {
         ManifestEnvelope::decode(b)
             .map(|e| e.manifest)
             .or_else(|_| Manifest::decode(b))
+    })
+}
+
+fn get(
+    bridge: &str,
+    manifest: &Path,
+    url: &str,
+    headers: &[String],
+    out: &Path,
+    json: bool,
+) -> CmdResult {
+    let manifest = load_manifest(manifest)?;
+    let headers = headers
+        .iter()
+        .map(|h| {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| Failure::usage(format!("--header {h:?}: expected NAME:VALUE")))?;
+            Ok(HeaderField {
+                name: name.trim().to_ascii_lowercase(),
+                value: value.trim().to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let mut stream = std::net::TcpStream::connect(bridge)
+        .map_err(|e| Failure::usage(format!("cannot reach the app bridge at {bridge}: {e}")))?;
+    let timeout = Some(std::time::Duration::from_secs(120));
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|()| stream.set_write_timeout(timeout))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let request = FetchAppRequest::Fetch {
+        url: url.to_owned(),
+        headers,
+    };
+    let answer = call_app(&mut stream, &request)
+        .map_err(|e| Failure::usage(format!("app bridge {bridge}: {e}")))?;
+    let proof = match answer {
+        FetchAppResponse::Fetched { proof } => proof,
+        FetchAppResponse::Error { kind, message } => {
+            return Err(Failure::refused(format!(
+                "the fetcher refused ({kind}): {message}\nnothing was signed"
+            )));
+        }
+        FetchAppResponse::IdTokenVerified { .. } => {
+            return Err(Failure::usage("the app answered another kind of request"));
+        }
+    };
+    let quorum = manifest.namespace.quorum_public_key;
+    let record = proof.verify(&quorum).map_err(|e| {
+        Failure::refused(format!(
+            "the proof from the app bridge: {e}\nhint: is --manifest namespace {:?}'s manifest, and is the bridge in front of its enclave?",
+            manifest.namespace.name
+        ))
     })?;
+    super::common::write_new(out, &proof.encode())?;
+    show(record, &manifest, json);
+    if !json {
+        println!("proof        {}", out.display());
+    }
+    Ok(())
+}
+
+fn verify(proof: &Path, manifest: &Path, json: bool, body_out: Option<&Path>) -> CmdResult {
+    let manifest = load_manifest(manifest)?;
     let bytes = read(proof)?;
     let parsed = FetchProof::decode(&bytes).map_err(|e| {
         Failure::refused(format!(
@@ -73,12 +172,19 @@ fn verify(proof: &Path, manifest: &Path, json: bool, body_out: Option<&Path>) ->
     if let Some(out) = body_out {
         super::common::write_new(out, &record.body)?;
     }
+    show(record, &manifest, json);
+    Ok(())
+}
+
+/// Prints a verified record, as text or JSON.
+fn show(record: &FetchRecord, manifest: &Manifest, json: bool) {
+    let quorum = manifest.namespace.quorum_public_key;
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(record, &manifest)).unwrap_or_default()
+            serde_json::to_string_pretty(&to_json(record, manifest)).unwrap_or_default()
         );
-        return Ok(());
+        return;
     }
     checked(format!(
         "signed by the quorum key {} of namespace {:?} (purpose fetch)",
@@ -122,7 +228,6 @@ fn verify(proof: &Path, manifest: &Path, json: bool, body_out: Option<&Path>) ->
         println!("header       {}: {}", h.name, h.value);
     }
     println!("body         {} bytes", record.body.len());
-    Ok(())
 }
 
 fn time_text(secs: u64) -> String {
