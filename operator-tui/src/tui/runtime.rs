@@ -176,8 +176,13 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
     })
 }
 
-fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
-    let Some(dir) = dir else { return Vec::new() };
+/// The payloads of the bundles of `kind` in `dir` that decode as `T`; anything else there is
+/// skipped.
+fn payloads_in<T>(
+    dir: &Path,
+    kind: airgap_bundle::BundleKind,
+    decode: impl Fn(&[u8]) -> Option<T>,
+) -> Vec<T> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -188,32 +193,27 @@ fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
                 airgap_bundle::usb::read_limited(&e.path(), crate::cli::common::limits::OBJECT)
                     .ok()?;
             let b = airgap_bundle::Bundle::decode(&bytes).ok()?;
-            Manifest::decode(b.payload()).ok()
+            (b.kind() == kind).then(|| decode(b.payload())).flatten()
         })
         .collect()
 }
 
+/// The manifests this member approved, one per namespace, kept in the state folder.
+fn previous_approvals(dir: Option<&Path>) -> Vec<Manifest> {
+    dir.map_or_else(Vec::new, |d| {
+        payloads_in(d, airgap_bundle::BundleKind::Manifest, |p| {
+            Manifest::decode(p).ok()
+        })
+    })
+}
+
 /// The patches in `dir`: approved earlier, or lying beside the bundles.
 fn earlier_patches(dir: &Path) -> Vec<tessera_core::objects::Patch> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let bytes =
-                airgap_bundle::usb::read_limited(&e.path(), crate::cli::common::limits::OBJECT)
-                    .ok()?;
-            let b = airgap_bundle::Bundle::decode(&bytes).ok()?;
-            (b.kind() == airgap_bundle::BundleKind::Patch).then_some(())?;
-            tessera_core::cbor::decode::<tessera_core::objects::PatchEnvelope>(
-                b.payload(),
-                "patch envelope",
-            )
+    payloads_in(dir, airgap_bundle::BundleKind::Patch, |p| {
+        tessera_core::cbor::decode::<tessera_core::objects::PatchEnvelope>(p, "patch envelope")
             .ok()
             .map(|env| env.patch)
-        })
-        .collect()
+    })
 }
 
 fn find_share(dir: &Path) -> Option<PathBuf> {
