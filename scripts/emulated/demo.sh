@@ -47,8 +47,14 @@ wait_for() {
 step "the enclave image (kernel, tessera-init, modules, tessera-enclave, the pivot app)"
 EIF=${EIF:-$OUT/tessera-enclave.eif}
 [ -f "$EIF" ] || OUT="$EIF" BIN="$BIN" "$here/image.sh" | tail -n 4
-"${tessera[@]}" pcrs "$EIF" --json >"$OUT/image-pcrs.json"
+# The parent instance's IAM role, which the machine measures into PCR3 as Nitro does.
+ROLE_ARN=${ROLE_ARN:-arn:aws:iam::123456789012:role/tessera-emulated}
+export ROLE_ARN
+pcr3=$("${tessera[@]}" pcrs --role-arn "$ROLE_ARN")
+"${tessera[@]}" pcrs "$EIF" --json | sed "s/\"PCR2\": \"\([0-9a-f]*\)\"/\"PCR2\": \"\1\",\n    \"PCR3\": \"$pcr3\"/" \
+  >"$OUT/image-pcrs.json"
 "${tessera[@]}" pcrs "$EIF"
+echo "PCR3 $pcr3 (role $ROLE_ARN)"
 
 step "prepare QEMU, vhost-device-vsock and the kernel (cached after the first run)"
 "$here/qemu.sh" >/dev/null
@@ -88,14 +94,14 @@ grep -m1 -o "EMULATED enclave's unsigned document[^:]*" "$OUT/refused.txt"
 "${tessera[@]}" attest verify "$OUT/genesis/genesis-attestation.cbor" --root EMULATED >"$OUT/emulated.txt"
 sed -n 1,5p "$OUT/emulated.txt"
 
-step "the enclave attests the PCR0-2 that tessera pcrs computed from the image"
+step "the enclave attests the PCR0-2 that tessera pcrs computed from the image, and the role's PCR3"
 "${tessera[@]}" attest verify "$OUT/genesis/genesis-attestation.cbor" --root EMULATED --at doc --json \
   >"$OUT/attested.json" 2>/dev/null
-for i in 0 1 2; do
+for i in 0 1 2 3; do
   want=$(sed -n "s/.*\"PCR$i\": \"\([0-9a-f]*\)\".*/\1/p" "$OUT/image-pcrs.json")
   grep -q "\"$i\":\"$want\"" "$OUT/attested.json" \
     || { echo "emulated-demo: attested PCR$i differs from the image's $want" >&2; exit 1; }
-  echo "  PCR$i attested = image: ${want:0:32}..."
+  echo "  PCR$i attested = expected: ${want:0:32}..."
 done
 
 step "members verify the genesis attestation (EMULATED, PCRs of the image) and their shares"
