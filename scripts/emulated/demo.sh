@@ -100,7 +100,7 @@ step "the enclave attests the PCR0-2 that tessera pcrs computed from the image, 
 for i in 0 1 2 3; do
   want=$(sed -n "s/.*\"PCR$i\": \"\([0-9a-f]*\)\".*/\1/p" "$OUT/image-pcrs.json")
   grep -q "\"$i\":\"$want\"" "$OUT/attested.json" \
-    || { echo "emulated-demo: attested PCR$i differs from the image's $want" >&2; exit 1; }
+    || { echo "emulated-demo: attested PCR$i differs from the expected $want" >&2; exit 1; }
   echo "  PCR$i attested = expected: ${want:0:32}..."
 done
 
