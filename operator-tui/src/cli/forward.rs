@@ -19,7 +19,7 @@ use tessera_core::protocol::Response;
 use tessera_core::transcript::Record;
 
 use super::ceremony::{VerifyArgs, expect_ok, verify_doc};
-use super::common::{CmdResult, Failure, Relay, checked, record};
+use super::common::{CmdResult, Failure, Relay, checked, record, write_new};
 use super::objects::load;
 
 #[derive(Subcommand)]
@@ -45,6 +45,10 @@ pub enum Command {
         /// The joining node's relay.
         #[arg(long)]
         to: String,
+        /// Also keep the messages carried (forward-request.cbor, forward-export.cbor) in this
+        /// folder, for the record; it must not hold them already.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -55,7 +59,7 @@ pub fn run(cmd: Command) -> CmdResult {
             envelope,
             verify,
         } => join(&relay, &envelope, &verify),
-        Command::Run { from, to } => forward(&from, &to),
+        Command::Run { from, to, out } => forward(&from, &to, out.as_deref()),
     }
 }
 
@@ -92,7 +96,7 @@ fn join(relay: &str, envelope: &std::path::Path, verify: &VerifyArgs) -> CmdResu
     Ok(())
 }
 
-fn forward(from: &str, to: &str) -> CmdResult {
+fn forward(from: &str, to: &str, out: Option<&std::path::Path>) -> CmdResult {
     let exporter = Relay::new(from);
     let joiner = Relay::new(to);
     let Response::ForwardChallenge { challenge } = expect_ok(decode(&exporter.post(
@@ -140,6 +144,12 @@ fn forward(from: &str, to: &str) -> CmdResult {
         "{to} accepted the key and is provisioned with manifest {}",
         hex_groups(&manifest_hash.0[..8])
     ));
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::usage(format!("{}: {e}", dir.display())))?;
+        write_new(&dir.join("forward-request.cbor"), &request_bytes)?;
+        write_new(&dir.join("forward-export.cbor"), &export.encode())?;
+    }
     record(
         Record::new("forward.run", "key forwarded")
             .input("forward-request", &request_bytes)
