@@ -567,3 +567,106 @@ fn forwarding_through_two_relays() {
     assert_eq!(status["phase"], "provisioned");
     assert_signs(&b.enclave, ns.manifest());
 }
+
+/// The `tessera` binary, built once per test process next to the enclave binary.
+fn tessera_binary() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let enclave_bin = Path::new(env!("CARGO_BIN_EXE_tessera-enclave"));
+    let out_dir = enclave_bin.parent().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    BUILD.call_once(|| {
+        let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cmd.current_dir(root).args([
+            "build",
+            "--locked",
+            "-p",
+            "operator-tui",
+            "--bin",
+            "tessera",
+        ]);
+        if out_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "cargo build -p operator-tui failed"
+        );
+    });
+    out_dir.join("tessera")
+}
+
+/// `tessera forward join` and `tessera forward run` as an operator runs them, between two relays;
+/// a second run finds nothing to do and says so with exit code 1.
+#[test]
+fn the_cli_joins_a_node_and_carries_the_forward() {
+    use support::RelayProc;
+
+    let ns = Namespace::new(&[]);
+    let b = ns.node("b");
+    let relay_a = RelayProc::start(&ns.a.enclave.addr);
+    let relay_b = RelayProc::start(&b.enclave.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let envelope = dir.path().join("envelope.cbor");
+    std::fs::write(&envelope, ns.a.envelope.encode()).unwrap();
+    // The dev root node A wrote at start, which every node of this dev CA shares.
+    let root = ns.a.dir.path().join("e0-root.pem");
+    let tessera = |args: &[&str]| {
+        std::process::Command::new(tessera_binary())
+            .args(args)
+            .env("TESSERA_TRANSCRIPT", dir.path().join("transcript.jsonl"))
+            .output()
+            .unwrap()
+    };
+    let url_a = format!("http://{}", relay_a.addr);
+    let url_b = format!("http://{}", relay_b.addr);
+
+    let out = tessera(&[
+        "forward",
+        "join",
+        "--relay",
+        &url_b,
+        envelope.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.enclave.status().phase, Phase::WaitingForForward);
+
+    let saved = dir.path().join("forward");
+    let out = tessera(&[
+        "forward",
+        "run",
+        "--from",
+        &url_a,
+        "--to",
+        &url_b,
+        "--out",
+        saved.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("accepted the key and is provisioned"),
+        "{stdout}"
+    );
+    ForwardRequest::decode(&std::fs::read(saved.join("forward-request.cbor")).unwrap()).unwrap();
+    ForwardExport::decode(&std::fs::read(saved.join("forward-export.cbor")).unwrap()).unwrap();
+    assert_signs(&b.enclave, ns.manifest());
+
+    // B has its key: nothing more to forward, and the command says why.
+    let out = tessera(&["forward", "run", "--from", &url_a, "--to", &url_b]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting-for-forward"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
