@@ -247,3 +247,46 @@ fn idle_and_slow_connections_are_closed() {
     );
     request_eventually(&bridge, &m, b"after the slow one");
 }
+
+/// `tessera bridge sign` as a client runs it: the app's signature over the bridge, verified with
+/// the manifest's quorum key; a manifest that declares no ingress is refused before connecting.
+#[test]
+fn the_cli_signs_over_the_bridge() {
+    let (_app_dir, mut c) = provisioned_with_ingress();
+    c.boot();
+    c.complete();
+    let m = c.manifest().clone();
+    let bridge = Bridge::start(&c.enclave.addr, &[]);
+    request_eventually(&bridge, &m, b"the app is up");
+    let dir = tempfile::tempdir().unwrap();
+    let envelope = dir.path().join("envelope.cbor");
+    std::fs::write(&envelope, c.envelope.encode()).unwrap();
+    let tessera = |manifest: &Path| {
+        Command::new(support::tessera_binary())
+            .args(["bridge", "sign", "--bridge", &bridge.addr, "--manifest"])
+            .arg(manifest)
+            .args(["--message", "hello over the bridge"])
+            .env("TESSERA_TRANSCRIPT", dir.path().join("transcript.jsonl"))
+            .output()
+            .unwrap()
+    };
+    let out = tessera(&envelope);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("signature verifies with quorum key"),
+        "{stdout}"
+    );
+
+    let mut without = m.clone();
+    without.pivot.ingress_port = None;
+    let plain = dir.path().join("manifest.cbor");
+    std::fs::write(&plain, without.encode()).unwrap();
+    let out = tessera(&plain);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("declares no app ingress port"));
+}

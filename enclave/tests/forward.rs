@@ -568,33 +568,6 @@ fn forwarding_through_two_relays() {
     assert_signs(&b.enclave, ns.manifest());
 }
 
-/// The `tessera` binary, built once per test process next to the enclave binary.
-fn tessera_binary() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let enclave_bin = Path::new(env!("CARGO_BIN_EXE_tessera-enclave"));
-    let out_dir = enclave_bin.parent().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    BUILD.call_once(|| {
-        let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cmd.current_dir(root).args([
-            "build",
-            "--locked",
-            "-p",
-            "operator-tui",
-            "--bin",
-            "tessera",
-        ]);
-        if out_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cargo build -p operator-tui failed"
-        );
-    });
-    out_dir.join("tessera")
-}
-
 /// `tessera forward join` and `tessera forward run` as an operator runs them, between two relays;
 /// a second run finds nothing to do and says so with exit code 1.
 #[test]
@@ -611,7 +584,7 @@ fn the_cli_joins_a_node_and_carries_the_forward() {
     // The dev root node A wrote at start, which every node of this dev CA shares.
     let root = ns.a.dir.path().join("e0-root.pem");
     let tessera = |args: &[&str]| {
-        std::process::Command::new(tessera_binary())
+        std::process::Command::new(support::tessera_binary())
             .args(args)
             .env("TESSERA_TRANSCRIPT", dir.path().join("transcript.jsonl"))
             .output()

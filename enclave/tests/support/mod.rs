@@ -781,3 +781,30 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[eol + 4 + size..];
     }
 }
+
+/// The `tessera` binary, built once per test process next to the enclave binary.
+pub fn tessera_binary() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let enclave_bin = Path::new(env!("CARGO_BIN_EXE_tessera-enclave"));
+    let out_dir = enclave_bin.parent().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    BUILD.call_once(|| {
+        let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cmd.current_dir(root).args([
+            "build",
+            "--locked",
+            "-p",
+            "operator-tui",
+            "--bin",
+            "tessera",
+        ]);
+        if out_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "cargo build -p operator-tui failed"
+        );
+    });
+    out_dir.join("tessera")
+}
