@@ -37,6 +37,10 @@ seed eif "$generated"/eif_vectors/*.eif
 seed bundle "$root"/demo-out/**/*.tbundle
 seed transcript "$root"/demo-out/transcript.jsonl
 seed relay_body # created empty so every target has a corpus dir
+seed egress_request # the egress proxy protocol, proxy side
+seed egress_response # the egress proxy protocol, enclave side
+seed http_response "$root"/fuzz/seeds/http_response/*
+seed fetch_proof
 seed forward "$root"/demo-out/forward/*.cbor
 
 t0=$(date +%s)
