@@ -827,6 +827,25 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
 // boot, status, app
 
 pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
+    boot_at(relay, "/v1/boot", envelope, verify, |manifest, key| {
+        (
+            format!("enclave booted manifest {manifest} with ephemeral key {key}"),
+            Record::new("boot", "booted"),
+        )
+    })
+}
+
+/// Posts an approved envelope to `path` (`/v1/boot`, or `/v1/join` for a node that waits for a
+/// forwarded key), and verifies the attestation that comes back: the manifest's PCRs, the
+/// envelope's hash as user_data and the ephemeral key as public_key. `said` names the result
+/// line and the transcript record from the short manifest hash and ephemeral key.
+pub(crate) fn boot_at(
+    relay: &str,
+    path: &str,
+    envelope: &Path,
+    verify: &VerifyArgs,
+    said: impl FnOnce(&str, &str) -> (String, Record),
+) -> CmdResult {
     let env = load(envelope, BundleKind::Manifest, ManifestEnvelope::decode)?;
     let report = env.verify().map_err(|e| Failure::refused(e.to_string()))?;
     checked(format!("approvals by {}", report.approved.join(", ")));
@@ -834,11 +853,11 @@ pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
         manifest_hash,
         ephemeral_key,
         attestation,
-    } = expect_ok(Relay::new(relay).post_cbor("/v1/boot", &env)?)?
+    } = expect_ok(Relay::new(relay).post_cbor(path, &env)?)?
     else {
-        return Err(Failure::usage(
-            "relay returned an unexpected response to boot",
-        ));
+        return Err(Failure::usage(format!(
+            "relay returned an unexpected response to {path}"
+        )));
     };
     verify_doc(
         &attestation,
@@ -846,14 +865,13 @@ pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
         crate::member::review::manifest_policy(&env.manifest, &env.manifest.hash())
             .expect_public_key(ephemeral_key.0.to_vec()),
     )?;
-    checked(format!(
-        "enclave booted manifest {} with ephemeral key {}",
-        hex_groups(&manifest_hash.0[..8]),
-        hex_groups(&ephemeral_key.0[..8])
-    ));
+    let (line, rec) = said(
+        &hex_groups(&manifest_hash.0[..8]),
+        &hex_groups(&ephemeral_key.0[..8]),
+    );
+    checked(line);
     record(
-        Record::new("boot", "booted")
-            .input_hash("envelope", &cbor::hash(&env))
+        rec.input_hash("envelope", &cbor::hash(&env))
             .output("attestation", &attestation),
     );
     Ok(())

@@ -9,18 +9,14 @@
 
 use std::path::PathBuf;
 
-use airgap_bundle::BundleKind;
 use clap::Subcommand;
 use tessera_core::bytes::hex_groups;
-use tessera_core::cbor;
 use tessera_core::forward::{ForwardExport, ForwardRequest};
-use tessera_core::manifest::ManifestEnvelope;
 use tessera_core::protocol::Response;
 use tessera_core::transcript::Record;
 
-use super::ceremony::{VerifyArgs, expect_ok, verify_doc};
+use super::ceremony::{VerifyArgs, expect_ok};
 use super::common::{CmdResult, Failure, Relay, checked, record, write_new};
-use super::objects::load;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -64,36 +60,14 @@ pub fn run(cmd: Command) -> CmdResult {
 }
 
 fn join(relay: &str, envelope: &std::path::Path, verify: &VerifyArgs) -> CmdResult {
-    let env = load(envelope, BundleKind::Manifest, ManifestEnvelope::decode)?;
-    let report = env.verify().map_err(|e| Failure::refused(e.to_string()))?;
-    checked(format!("approvals by {}", report.approved.join(", ")));
-    let Response::Booted {
-        manifest_hash,
-        ephemeral_key,
-        attestation,
-    } = expect_ok(Relay::new(relay).post_cbor("/v1/join", &env)?)?
-    else {
-        return Err(Failure::usage(
-            "relay returned an unexpected response to join",
-        ));
-    };
-    verify_doc(
-        &attestation,
-        verify,
-        crate::member::review::manifest_policy(&env.manifest, &env.manifest.hash())
-            .expect_public_key(ephemeral_key.0.to_vec()),
-    )?;
-    checked(format!(
-        "node joined with manifest {} and ephemeral key {}; it waits for a forwarded key (next: tessera forward run --from PROVISIONED-RELAY --to {relay})",
-        hex_groups(&manifest_hash.0[..8]),
-        hex_groups(&ephemeral_key.0[..8])
-    ));
-    record(
-        Record::new("forward.join", "waiting for a forwarded key")
-            .input_hash("envelope", &cbor::hash(&env))
-            .output("attestation", &attestation),
-    );
-    Ok(())
+    super::ceremony::boot_at(relay, "/v1/join", envelope, verify, |manifest, key| {
+        (
+            format!(
+                "node joined with manifest {manifest} and ephemeral key {key}; it waits for a forwarded key (next: tessera forward run --from PROVISIONED-RELAY --to {relay})"
+            ),
+            Record::new("forward.join", "waiting for a forwarded key"),
+        )
+    })
 }
 
 fn forward(from: &str, to: &str, out: Option<&std::path::Path>) -> CmdResult {
