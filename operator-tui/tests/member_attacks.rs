@@ -709,3 +709,81 @@ fn posting_the_same_share_twice_is_already_accepted() {
     let status = w.ok(&["status", "--relay", &w.real.relay, "--json"]);
     assert!(status.contains("\"shares_from\":[\"carol\"]"), "{status}");
 }
+
+/// At 80x24 a manifest whose change lies below the first screen cannot be approved until that
+/// row has been on screen; paging down to it, then the code, writes the approval.
+#[test]
+fn the_app_approves_a_long_manifest_only_after_every_change_was_on_screen() {
+    let w = world();
+    // Nonce 2 with the Patch set's threshold raised: a change far down the field list.
+    let m2 = w.p("manifest2.tbundle");
+    let genesis = w.p("genesis/genesis-output.tbundle");
+    let pcrs = w.p("real-pcrs.json");
+    let members: Vec<String> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|m| w.p(&format!("{m}.member")))
+        .collect();
+    let mut args = vec![
+        "manifest",
+        "new",
+        "--namespace",
+        "real",
+        "--nonce",
+        "2",
+        "--genesis",
+        &genesis,
+        "--pcrs",
+        &pcrs,
+        "--manifest-threshold",
+        "2",
+        "--patch-threshold",
+        "2",
+        "--app-sha256",
+        "0000000000000000000000000000000000000000000000000000000000000001",
+    ];
+    for m in &members {
+        args.extend_from_slice(&["--manifest-member", m, "--patch-member", m]);
+    }
+    args.extend_from_slice(&["-o", &m2]);
+    w.ok(&args);
+    let code2 = w
+        .ok(&["manifest", "show", &m2, "--confirm-code"])
+        .trim()
+        .to_owned();
+    // carol's last approval is manifest 1: the baseline of the diff.
+    let state = w.p("carol-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(w.p("manifest1.tbundle"), format!("{state}/real.manifest")).unwrap();
+    let usb = w.p("usb-m2");
+    std::fs::create_dir_all(&usb).unwrap();
+
+    let tmux = Tmux {
+        socket: format!("tessera-long-{}", std::process::id()),
+    };
+    let app = format!(
+        "TESSERA_TRANSCRIPT={} {} open {m2} --software {} --pins {} --root {} --state-dir {state} --dir {usb}",
+        w.t().display(),
+        env!("CARGO_BIN_EXE_tessera"),
+        w.p("carol.keys"),
+        w.p("carol.pins"),
+        w.p("real-root.pem"),
+    );
+    tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
+    let first = tmux.wait_for("not yet on screen");
+    assert!(first.contains("↓ more"), "{first}");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Cannot sign");
+    tmux.keys(&["Enter"]);
+    // Two pages down bring the Patch set's rows on screen.
+    tmux.keys(&["Space"]);
+    tmux.keys(&["Space"]);
+    let bottom = tmux.wait_for("patch_set.threshold");
+    assert!(!bottom.contains("not yet on screen"), "{bottom}");
+    tmux.keys(&["a"]);
+    tmux.wait_for("coordinator announced");
+    tmux.keys(&[&code2, "Enter"]);
+    tmux.wait_for("approval written");
+    assert_eq!(files(Path::new(&usb), "approval").len(), 1);
+    tmux.keys(&["Enter", "q"]);
+    drop(tmux);
+}
