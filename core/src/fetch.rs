@@ -301,6 +301,7 @@ pub fn describe_certificate(der: &[u8]) -> Option<CertificateSummary> {
 mod tests {
     use super::*;
     use crate::quorum::QuorumSeed;
+    use p256::ecdsa::signature::Signer;
 
     fn record() -> FetchRecord {
         let body = b"{\"ok\":true}".to_vec();
@@ -353,7 +354,6 @@ mod tests {
         ));
         // The same bytes signed for another purpose are not a fetch proof.
         let app = signed_message(Purpose::AppMessage, &record().hash());
-        use p256::ecdsa::signature::Signer;
         let sig: p256::ecdsa::Signature = seed.signing_key().sign(&app);
         let mut cross = decoded;
         cross.signature = Signature::from_ecdsa(&sig);
