@@ -837,7 +837,7 @@ pub fn boot(relay: &str, envelope: &Path, verify: &VerifyArgs) -> CmdResult {
 
 /// Posts an approved envelope to `path` (`/v1/boot`, or `/v1/join` for a node that waits for a
 /// forwarded key), and verifies the attestation that comes back: the manifest's PCRs, the
-/// envelope's hash as user_data and the ephemeral key as public_key. `said` names the result
+/// envelope's hash as `user_data` and the ephemeral key as `public_key`. `said` names the result
 /// line and the transcript record from the short manifest hash and ephemeral key.
 pub(crate) fn boot_at(
     relay: &str,
