@@ -68,6 +68,31 @@ fn read_response(s: &mut TcpStream) -> io::Result<(u16, Vec<u8>)> {
     Ok((code, raw[split + 4..].to_vec()))
 }
 
+/// Posts the headers of a share bundle with `Expect: 100-continue`, waits for the relay's
+/// `100 Continue` (its handler has started reading the body: the request is in progress, not
+/// waiting in the accept queue or unparsed), then sends the first half of the body.
+fn send_half_in_progress(s: &mut TcpStream, bundle: &[u8]) {
+    write!(
+        s,
+        "POST /v1/share-bundle HTTP/1.1\r\nHost: relay\r\nExpect: 100-continue\r\n\
+         Content-Length: {}\r\n\r\n",
+        bundle.len()
+    )
+    .unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        s.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    s.write_all(&bundle[..bundle.len() / 2]).unwrap();
+}
+
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
@@ -373,28 +398,7 @@ fn a_relay_killed_mid_request_loses_nothing_and_a_retry_is_already_accepted() {
     // Killed while the share bundle is half sent: the enclave never saw it.
     let mut s = TcpStream::connect(&relay.addr).unwrap();
     s.set_read_timeout(Some(STEP)).unwrap();
-    // `Expect: 100-continue` makes the relay say when its handler has started reading the
-    // body: until then the request could still be waiting in the accept queue or unparsed,
-    // and a connection with no request in progress is rightly closed by the drain.
-    write!(
-        s,
-        "POST /v1/share-bundle HTTP/1.1\r\nHost: relay\r\nExpect: 100-continue\r\n\
-         Content-Length: {}\r\n\r\n",
-        b0.len()
-    )
-    .unwrap();
-    let mut interim = Vec::new();
-    while !interim.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        s.read_exact(&mut byte).unwrap();
-        interim.push(byte[0]);
-    }
-    assert!(
-        interim.starts_with(b"HTTP/1.1 100"),
-        "{}",
-        String::from_utf8_lossy(&interim)
-    );
-    s.write_all(&b0[..b0.len() / 2]).unwrap();
+    send_half_in_progress(&mut s, &b0);
     assert_eq!(relay.signal_and_wait(Signal::SIGKILL), None);
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
@@ -450,28 +454,7 @@ fn sigterm_drains_the_relay_and_stops_the_enclave() {
     // A share bundle half sent when SIGTERM arrives.
     let mut s = TcpStream::connect(&relay.addr).unwrap();
     s.set_read_timeout(Some(STEP)).unwrap();
-    // `Expect: 100-continue` makes the relay say when its handler has started reading the
-    // body: until then the request could still be waiting in the accept queue or unparsed,
-    // and a connection with no request in progress is rightly closed by the drain.
-    write!(
-        s,
-        "POST /v1/share-bundle HTTP/1.1\r\nHost: relay\r\nExpect: 100-continue\r\n\
-         Content-Length: {}\r\n\r\n",
-        b0.len()
-    )
-    .unwrap();
-    let mut interim = Vec::new();
-    while !interim.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        s.read_exact(&mut byte).unwrap();
-        interim.push(byte[0]);
-    }
-    assert!(
-        interim.starts_with(b"HTTP/1.1 100"),
-        "{}",
-        String::from_utf8_lossy(&interim)
-    );
-    s.write_all(&b0[..b0.len() / 2]).unwrap();
+    send_half_in_progress(&mut s, &b0);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(relay.pid()).unwrap());
     nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
     // Once the relay has acted on it, it accepts no new connection.
