@@ -115,7 +115,7 @@ fn get(
         .collect::<Result<Vec<_>, Failure>>()?;
     let mut stream = std::net::TcpStream::connect(bridge)
         .map_err(|e| Failure::usage(format!("cannot reach the app bridge at {bridge}: {e}")))?;
-    let timeout = Some(std::time::Duration::from_secs(120));
+    let timeout = Some(std::time::Duration::from_mins(2));
     stream
         .set_read_timeout(timeout)
         .and_then(|()| stream.set_write_timeout(timeout))
