@@ -242,31 +242,39 @@ impl Enclave {
     }
 
     fn boot(&mut self, env: &ManifestEnvelope) -> Outcome {
-        let manifest_hash = self.check_boot(env)?;
-        let ephemeral = age::x25519::Identity::generate();
-        let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
-        let attestation = self.attest(Some(&manifest_hash.0), None, Some(&ephemeral_key.0))?;
-        let m = &env.manifest;
-        self.highest_nonce
-            .insert(m.namespace.name.clone(), m.namespace.nonce);
-        self.state = State::WaitingForShares(Box::new(Boot {
-            envelope: env.clone(),
-            manifest_hash,
-            ephemeral,
-            ephemeral_key,
-            shares: BTreeMap::new(),
-            seen: BTreeSet::new(),
-        }));
-        Ok(Response::Booted {
-            manifest_hash,
-            ephemeral_key,
-            attestation: ByteBuf::from(attestation),
+        self.start(env, |manifest_hash, ephemeral, ephemeral_key| {
+            State::WaitingForShares(Box::new(Boot {
+                envelope: env.clone(),
+                manifest_hash,
+                ephemeral,
+                ephemeral_key,
+                shares: BTreeMap::new(),
+                seen: BTreeSet::new(),
+            }))
         })
     }
 
     /// Boots like [`Self::boot`] (the same checks), then waits for a provisioned node of the
     /// namespace to forward the key instead of collecting shares.
     fn join(&mut self, env: &ManifestEnvelope) -> Outcome {
+        self.start(env, |manifest_hash, ephemeral, ephemeral_key| {
+            State::WaitingForForward(Box::new(Joining {
+                envelope: env.clone(),
+                manifest_hash,
+                ephemeral,
+                ephemeral_key,
+            }))
+        })
+    }
+
+    /// What boot and join share: every check of [`Self::check_boot`], a fresh ephemeral key
+    /// bound in an attestation with the manifest's hash, the nonce recorded, then the waiting
+    /// state `next` makes from the hash and the key.
+    fn start(
+        &mut self,
+        env: &ManifestEnvelope,
+        next: impl FnOnce(Hash32, age::x25519::Identity, ByteArray<32>) -> State,
+    ) -> Outcome {
         let manifest_hash = self.check_boot(env)?;
         let ephemeral = age::x25519::Identity::generate();
         let ephemeral_key = x25519_recipient_bytes(&ephemeral.to_public());
@@ -274,12 +282,7 @@ impl Enclave {
         let m = &env.manifest;
         self.highest_nonce
             .insert(m.namespace.name.clone(), m.namespace.nonce);
-        self.state = State::WaitingForForward(Box::new(Joining {
-            envelope: env.clone(),
-            manifest_hash,
-            ephemeral,
-            ephemeral_key,
-        }));
+        self.state = next(manifest_hash, ephemeral, ephemeral_key);
         Ok(Response::Booted {
             manifest_hash,
             ephemeral_key,
