@@ -16,13 +16,13 @@ use axum::response::Response;
 use tessera_core::cbor;
 use tessera_core::forward::{FORWARD_VERSION, ForwardExport, ForwardRequest};
 use tessera_core::manifest::ManifestEnvelope;
-use tessera_core::protocol::{self as wire, ClientError, Phase};
+use tessera_core::protocol::{self as wire, Phase};
 
 use crate::AppState;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::limits::ClientIp;
-use crate::routes::{cbor_body, parse_nonce, typed, unexpected};
+use crate::routes::{attest_in_phase, cbor_body, parse_nonce, typed, unexpected};
 
 type Shared = State<Arc<AppState>>;
 
@@ -62,20 +62,7 @@ pub(crate) async fn request(
         ApiError::bad_request("nonce=HEX (the exporting node's challenge) is required")
     })?;
     s.attestations.take(ip)?;
-    // One job: nothing reaches the enclave between the phase check and the attestation.
-    let (status, attestation) = s
-        .enclave
-        .run(s.config.enclave_timeout, move |c| {
-            let status = c.call(&wire::Request::Status)?;
-            let waiting = matches!(&status,
-                wire::Response::Status(st) if st.phase == Phase::WaitingForForward);
-            if !waiting {
-                return Ok::<_, ClientError>((status, None));
-            }
-            let attestation = c.call(&wire::Request::Attestation { nonce: Some(nonce) })?;
-            Ok((status, Some(attestation)))
-        })
-        .await??;
+    let (status, attestation) = attest_in_phase(&s, Phase::WaitingForForward, Some(nonce)).await?;
     let phase = match status {
         wire::Response::Status(st) => st.phase,
         wire::Response::Error { code, message } => {

@@ -155,21 +155,7 @@ pub(crate) async fn request_bundle(
     let nonce = parse_nonce(query.as_deref())?;
     // Each request bundle costs an attestation: rationed per client and in total.
     s.attestations.take(ip)?;
-    // Both calls in one job: nothing else reaches the enclave between the phase check and the
-    // attestation, and an enclave that is not collecting shares is not asked to attest at all.
-    let (status, attestation) = s
-        .enclave
-        .run(s.config.enclave_timeout, move |c| {
-            let status = c.call(&wire::Request::Status)?;
-            let waiting = matches!(&status,
-                wire::Response::Status(st) if st.phase == Phase::WaitingForShares);
-            if !waiting {
-                return Ok::<_, ClientError>((status, None));
-            }
-            let attestation = c.call(&wire::Request::Attestation { nonce })?;
-            Ok((status, Some(attestation)))
-        })
-        .await??;
+    let (status, attestation) = attest_in_phase(&s, Phase::WaitingForShares, nonce).await?;
     let phase = match status {
         wire::Response::Status(st) => st.phase,
         wire::Response::Error { code, message } => {
@@ -344,6 +330,27 @@ fn not_waiting(phase: Phase) -> ApiError {
 }
 
 /// `nonce=HEX` is the only query parameter.
+/// The enclave's status, and an attestation (with `nonce`) only when it is in `phase`. Both
+/// calls run in one job: nothing else reaches the enclave between the phase check and the
+/// attestation, and an enclave in another phase is not asked to attest at all.
+pub(crate) async fn attest_in_phase(
+    s: &AppState,
+    phase: Phase,
+    nonce: Option<ByteBuf>,
+) -> Result<(wire::Response, Option<wire::Response>), ApiError> {
+    Ok(s.enclave
+        .run(s.config.enclave_timeout, move |c| {
+            let status = c.call(&wire::Request::Status)?;
+            let waiting = matches!(&status, wire::Response::Status(st) if st.phase == phase);
+            if !waiting {
+                return Ok::<_, ClientError>((status, None));
+            }
+            let attestation = c.call(&wire::Request::Attestation { nonce })?;
+            Ok((status, Some(attestation)))
+        })
+        .await??)
+}
+
 pub(crate) fn parse_nonce(query: Option<&str>) -> Result<Option<ByteBuf>, ApiError> {
     let mut nonce = None;
     for pair in query
