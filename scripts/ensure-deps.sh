@@ -10,12 +10,18 @@ set -euo pipefail
 # gnupg, sq: the OpenPGP tests check Tessera's signatures with both.
 # tmux: the app's end-to-end test drives it in a terminal.
 # python3-venv: scripts/check-deploy.sh installs the Kubernetes schema validator from PyPI.
+# nodejs, npm: the UR interoperability tests run @ngraveio/bc-ur (tools/bc-ur-interop); any
+#   node and npm on the PATH do.
 packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev gnupg sq tmux python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -eq 0 ]; then
+  exec "$(dirname "$0")/../tools/bc-ur-interop/install.sh"
+fi
 
 echo "tessera: installing missing Debian packages: ${missing[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then
@@ -28,3 +34,4 @@ else
   echo "tessera: please install: ${missing[*]}" >&2
   exit 1
 fi
+exec "$(dirname "$0")/../tools/bc-ur-interop/install.sh"
