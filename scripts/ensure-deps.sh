@@ -6,13 +6,15 @@ set -euo pipefail
 # libpcsclite-dev, pkg-config: the PC/SC bindings of the YubiKey and OpenPGP card backends.
 # pcscd, vsmartcard-vpcd: the smart-card daemon and the virtual reader the test cards sit in.
 # libclang-dev: bindgen, run when the virtual cards (tools/virtual-card) are built, loads
-#   libclang.so and clang's own headers (libclang-cpp is a different library and does not do).
+#   libclang.so and clang's own headers (libclang-cpp is a different library and does not do);
+#   the webcam capture (v4l2-sys-mit) runs bindgen too, over the kernel's linux/videodev2.h.
+# linux-libc-dev: that header.
 # gnupg, sq: the OpenPGP tests check Tessera's signatures with both.
 # tmux: the app's end-to-end test drives it in a terminal.
 # python3-venv: scripts/check-deploy.sh installs the Kubernetes schema validator from PyPI.
 # nodejs, npm: the UR interoperability tests run @ngraveio/bc-ur (tools/bc-ur-interop); any
 #   node and npm on the PATH do.
-packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev gnupg sq tmux python3-venv)
+packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev linux-libc-dev gnupg sq tmux python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,7 @@ const MAJOR_UINT: u8 = 0;
 const MAJOR_BYTES: u8 = 2;
 const MAJOR_TEXT: u8 = 3;
 const MAJOR_ARRAY: u8 = 4;
+const MAJOR_MAP: u8 = 5;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
@@ -73,6 +74,16 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn array_len(&mut self) -> Result<u64, CborError> {
         self.head(MAJOR_ARRAY)
+    }
+
+    pub(crate) fn map_len(&mut self) -> Result<u64, CborError> {
+        self.head(MAJOR_MAP)
+    }
+
+    /// Only the head of a byte string, for peeking into an embedded item whose end may lie
+    /// beyond the input.
+    pub(crate) fn bytes_head(&mut self) -> Result<u64, CborError> {
+        self.head(MAJOR_BYTES)
     }
 
     fn string(&mut self, major: u8) -> Result<&'a [u8], CborError> {

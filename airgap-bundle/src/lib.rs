@@ -20,8 +20,10 @@
 
 mod bundle;
 mod cbor;
+pub mod frames;
 pub mod parts;
 pub mod qr;
+pub mod receive;
 pub mod usb;
 
 pub use bundle::{

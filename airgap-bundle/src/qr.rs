@@ -213,6 +213,11 @@ pub fn max_fragment_for_terminal(cols: usize, rows: usize) -> Option<usize> {
 
 /// Every QR code's text found in an image (PNG or JPEG), in detection order.
 pub fn decode_image(bytes: &[u8]) -> Result<Vec<String>, QrError> {
+    decode_gray(&load_gray(bytes)?)
+}
+
+/// A PNG or JPEG picture as grey pixels, within [`MAX_IMAGE_SIDE`] and a bounded allocation.
+pub fn load_gray(bytes: &[u8]) -> Result<image::GrayImage, QrError> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| QrError::Image(e.to_string()))?;
@@ -225,6 +230,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<String>, QrError> {
         .decode()
         .map_err(|e| QrError::Image(e.to_string()))?
         .to_luma8();
+    Ok(img)
+}
+
+/// Every QR code's text found in a grey image (a camera or video frame), in detection order.
+pub fn decode_gray(img: &image::GrayImage) -> Result<Vec<String>, QrError> {
     let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
         img.width() as usize,
         img.height() as usize,
