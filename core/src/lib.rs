@@ -9,11 +9,13 @@ pub mod bytes;
 pub mod cbor;
 pub mod dev_pki;
 pub mod device;
+pub mod dr;
 pub mod egress;
 pub mod eif;
 pub mod eif_build;
 pub mod fetch;
 pub mod forward;
+pub mod genesis;
 pub mod hardening;
 pub mod keys;
 #[cfg(feature = "logging")]

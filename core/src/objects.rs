@@ -71,6 +71,11 @@ pub struct GenesisRequest {
     pub namespace: String,
     /// Share-set members (their Share keys) and the reconstruction threshold.
     pub share_set: MemberSet,
+    /// An offline disaster-recovery key (an age recipient, `age1…` or `age1yubikey1…`) the
+    /// enclave also wraps the whole seed to (`docs/runbook.md`). Omitted from the encoding
+    /// when absent, so requests without it keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr_recipient: Option<String>,
 }
 
 impl MemberDescriptor {
@@ -101,6 +106,21 @@ pub struct GenesisBody {
     pub quorum_public_key: QuorumPublicKey,
     pub threshold: u8,
     pub shares: Vec<GenesisShare>,
+    /// The seed wrapped to the disaster-recovery key, when genesis was asked for one. Inside
+    /// the body, so both the test signature and the genesis attestation bind it. Omitted from
+    /// the encoding when absent, so outputs without it keep their bytes and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr: Option<DrWrap>,
+}
+
+/// The whole quorum seed wrapped to an offline disaster-recovery key (`tessera_core::dr`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrWrap {
+    /// The age recipient as text: `age1…` (X25519) or `age1yubikey1…` (`piv-p256`).
+    pub recipient: String,
+    /// An age file to `recipient` whose plaintext is the 32-byte seed.
+    pub encrypted_seed: ByteBuf,
 }
 
 /// The result of genesis, bound into the genesis attestation (`user_data` = its hash).

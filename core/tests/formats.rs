@@ -79,11 +79,13 @@ fn objects() -> Vec<(&'static str, Vec<u8>)> {
             })
             .collect(),
         created_at: "2026-11-21T00:00:00Z".to_owned(),
+        attestation: None,
     };
     let request = GenesisRequest {
         version: OBJECT_VERSION,
         namespace: "payments-prod".to_owned(),
         share_set: manifest.share_set.as_member_set(),
+        dr_recipient: None,
     };
     let genesis = GenesisOutput {
         body: GenesisBody {
@@ -97,6 +99,7 @@ fn objects() -> Vec<(&'static str, Vec<u8>)> {
                 commitment: Hash32::sha256(b"c"),
                 encrypted_share: ByteBuf::from(b"age-file".to_vec()),
             }],
+            dr: None,
         },
         test_signature: Signature(ByteArray([1; 64])),
     };
@@ -420,6 +423,7 @@ fn descriptor_refuses_a_role_listed_twice() {
             },
         ],
         created_at: "2026-11-21T00:00:00Z".into(),
+        attestation: None,
     };
     assert!(MemberDescriptor::decode(&cbor::encode(&d)).is_err());
 }

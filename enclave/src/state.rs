@@ -8,21 +8,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use p256::ecdsa::signature::Signer;
 use serde_bytes::ByteBuf;
-use tessera_core::age_share::{self, PivP256Recipient};
+use tessera_core::age_share;
 use tessera_core::bytes::{ByteArray, Hash32};
 use tessera_core::cbor;
+use tessera_core::dr::DrRecipient;
 use tessera_core::forward::{ForwardExport, ForwardRequest};
+use tessera_core::genesis::SplitError;
 use tessera_core::keys::{PublicKey, Signature};
 use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet};
 use tessera_core::objects::{
-    GenesisBody, GenesisOutput, GenesisRequest, GenesisShare, OBJECT_VERSION, PatchEnvelope,
-    ReshardEnvelope, ShareSubmission,
+    GenesisOutput, GenesisRequest, OBJECT_VERSION, PatchEnvelope, ReshardEnvelope, ShareSubmission,
 };
 use tessera_core::protocol::{AppRequest, ErrorCode, Phase, Request, Response, Status};
 use tessera_core::quorum::{QuorumSeed, x25519_recipient_bytes};
 use tessera_core::shamir::{self, Share};
 use tessera_core::sign::{Purpose, check_threshold, signed_message};
-use zeroize::Zeroizing;
 
 use crate::forward::{self, Challenges, Joining};
 use crate::nsm::Nsm;
@@ -232,8 +232,15 @@ impl Enclave {
         req.share_set
             .validate("share_set")
             .map_err(|e| rejected(e.to_string()))?;
+        // Parsed before the seed exists: a bad recipient changes nothing.
+        let dr: Option<DrRecipient> = req
+            .dr_recipient
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: tessera_core::dr::DrError| rejected(format!("dr_recipient: {e}")))?;
         let seed = QuorumSeed::generate();
-        let output = split_and_seal(&seed, &req.namespace, &req.share_set)?;
+        let output = split_and_seal(&seed, &req.namespace, &req.share_set, dr.as_ref())?;
         let attestation = self.attest(Some(&output.hash().0), None, None)?;
         Ok(Response::Genesis {
             output,
@@ -626,7 +633,7 @@ impl Enclave {
         check_threshold(&m.manifest_set, Purpose::Reshard, &r.hash(), &env.approvals)
             .require()
             .map_err(|e| rejected(format!("reshard approvals: {e}")))?;
-        let output = split_and_seal(&p.seed, &m.namespace.name, &r.new_share_set)?;
+        let output = split_and_seal(&p.seed, &m.namespace.name, &r.new_share_set, None)?;
         let attestation = self.attest(Some(&output.hash().0), None, None)?;
         Ok(Response::Resharded {
             output,
@@ -676,46 +683,16 @@ fn aliases<'a>(m: &Manifest, keys: impl Iterator<Item = &'a PublicKey>) -> Vec<S
     .collect()
 }
 
-/// Splits `seed` to `set`, seals each share to its member's Share key, and signs the result with
-/// the quorum key (genesis and reshard).
+/// Splits `seed` to `set` ([`tessera_core::genesis::split_and_seal`]): a set that cannot be
+/// split is the request's fault, anything else the enclave's.
 fn split_and_seal(
     seed: &QuorumSeed,
     namespace: &str,
     set: &MemberSet,
+    dr: Option<&DrRecipient>,
 ) -> Result<GenesisOutput, (ErrorCode, String)> {
-    let n = set.members.len();
-    let shares = shamir::split(
-        seed,
-        usize::from(set.threshold),
-        n,
-        &mut rand::rand_core::UnwrapErr(rand::rngs::SysRng),
-    )
-    .map_err(|e| rejected(e.to_string()))?;
-    let mut sealed = Vec::with_capacity(n);
-    for (member, share) in set.members.iter().zip(&shares) {
-        let recipient = PivP256Recipient::new(member.public_key);
-        let bytes: Zeroizing<Vec<u8>> = share.to_bytes();
-        let encrypted = age_share::encrypt(&bytes, &[&recipient])
-            .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
-        sealed.push(GenesisShare {
-            alias: member.alias.clone(),
-            share_key: member.public_key,
-            commitment: share.commitment(),
-            encrypted_share: ByteBuf::from(encrypted),
-        });
-    }
-    let body = GenesisBody {
-        version: OBJECT_VERSION,
-        namespace: namespace.to_owned(),
-        quorum_public_key: seed.public_key(),
-        threshold: set.threshold,
-        shares: sealed,
-    };
-    let sig: p256::ecdsa::Signature = seed
-        .signing_key()
-        .sign(&signed_message(Purpose::Genesis, &cbor::hash(&body)));
-    Ok(GenesisOutput {
-        body,
-        test_signature: Signature::from_ecdsa(&sig),
+    tessera_core::genesis::split_and_seal(seed, namespace, set, dr).map_err(|e| match e {
+        SplitError::Set(m) => rejected(m),
+        other => (ErrorCode::Internal, other.to_string()),
     })
 }

@@ -340,6 +340,7 @@ fn requests_in_the_wrong_phase_are_refused() {
                     })
                     .collect(),
             },
+            dr_recipient: None,
         })
     };
 
@@ -401,6 +402,7 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
             version: OBJECT_VERSION,
             namespace: namespace.to_owned(),
             share_set: tessera_core::manifest::MemberSet { threshold, members },
+            dr_recipient: None,
         })
     };
     let mut twice = members.clone();

@@ -362,6 +362,7 @@ fn a_genesis_too_large_for_one_frame_gets_413_and_changes_nothing() {
                 public_key: support::key(&mut c.members[0], tessera_core::keys::Role::Share),
             }],
         },
+        dr_recipient: None,
     };
     let base = cbor::encode(&req).len();
     req.namespace = "n".repeat(MAX_FRAME - 2 - base - 4);

@@ -162,6 +162,7 @@ fn boot(address: &Address, pcrs_path: &Path) {
         version: OBJECT_VERSION,
         namespace: "bench".to_owned(),
         share_set: set(Role::Share, &mut members, 2),
+        dr_recipient: None,
     };
     let Response::Genesis { output, .. } =
         client.call(&Request::Genesis(request)).expect("genesis")

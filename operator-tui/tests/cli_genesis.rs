@@ -49,6 +49,7 @@ fn genesis_from_an_unexpected_image_is_refused_before_decryption() {
             commitment: Hash32::sha256(b"c"),
             encrypted_share: ByteBuf::from(b"not used".to_vec()),
         }],
+        dr: None,
     };
     let sig: p256::ecdsa::Signature = seed
         .signing_key()

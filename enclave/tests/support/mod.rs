@@ -246,6 +246,7 @@ pub fn genesis(
         version: OBJECT_VERSION,
         namespace: "test".to_owned(),
         share_set: MemberSet { threshold, members },
+        dr_recipient: None,
     };
     match enclave.call(&Request::Genesis(req)) {
         Response::Genesis {

@@ -201,6 +201,10 @@ pub enum GenesisCommand {
         /// Member descriptors of the share set.
         #[arg(long = "member", required = true)]
         members: Vec<PathBuf>,
+        /// Also wrap the whole seed to this offline disaster-recovery key (an age recipient:
+        /// `age1…` X25519, or `age1yubikey1…` for a YubiKey kept offline). See the runbook.
+        #[arg(long, value_name = "RECIPIENT")]
+        dr_recipient: Option<String>,
         /// Directory for genesis-output and genesis-attestation files.
         #[arg(short, long)]
         out: PathBuf,
@@ -226,6 +230,15 @@ pub enum GenesisCommand {
         /// Your namespace pins: the verified quorum key is recorded here.
         #[command(flatten)]
         pins: super::trust::PinArgs,
+        /// The disaster-recovery key your organisation agreed on (from the ceremony plan). A
+        /// genesis that wraps the seed to any DR key is refused unless it is this one.
+        #[arg(long, value_name = "RECIPIENT")]
+        dr_recipient: Option<String>,
+        /// OUTPUT is a share set restored from the disaster-recovery key (`tessera dr
+        /// restore`): this is the namespace's original, attested genesis output, whose
+        /// attestation `--attestation` is; OUTPUT must keep its namespace and quorum key.
+        #[arg(long, value_name = "GENESIS_OUTPUT")]
+        restored_from: Option<PathBuf>,
     },
 }
 
@@ -283,6 +296,50 @@ fn humantime(d: time::Duration) -> String {
     }
 }
 
+/// Checks that the genesis attestation `doc` comes from the image whose PCR0-2 are in `pcrs` and
+/// binds `output` (`user_data` = its hash), then the quorum key's test signature. Everything a
+/// genesis output carries, its shares and its DR wrap, is trusted only through this.
+pub(crate) fn verify_genesis(
+    output: &GenesisOutput,
+    doc: &[u8],
+    pcrs: &Path,
+    verify: &VerifyArgs,
+) -> CmdResult {
+    let image: serde_json::Value = serde_json::from_slice(&read(pcrs)?)
+        .map_err(|e| Failure::usage(format!("{}: {e}", pcrs.display())))?;
+    let mut policy = Policy::new().expect_user_data(output.hash().0.to_vec());
+    for (i, name) in ["PCR0", "PCR1", "PCR2"].into_iter().enumerate() {
+        policy = policy.expect_pcr(i as u8, pcr_from_json(&image, name)?.0.to_vec());
+    }
+    verify_doc(doc, verify, policy)?;
+    checked(format!(
+        "genesis ran the expected image (PCR0-2) and bound this output ({})",
+        hex_groups(&output.hash().0[..8])
+    ));
+    output
+        .verify_test_signature()
+        .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
+    checked(format!(
+        "test signature by quorum key {}",
+        output.body.quorum_public_key.signing.fingerprint()
+    ));
+    Ok(())
+}
+
+/// One line on a genesis output's disaster-recovery wrap, for `genesis run` and `verify`.
+pub(crate) fn dr_line(output: &GenesisOutput) -> String {
+    match &output.body.dr {
+        None => "disaster-recovery key: none (the seed exists only as these shares)".to_owned(),
+        Some(w) => format!(
+            "disaster-recovery key: the whole seed is ALSO wrapped to {} ({})",
+            w.recipient,
+            w.recipient
+                .parse::<tessera_core::dr::DrRecipient>()
+                .map_or("unreadable recipient", |r| r.kind())
+        ),
+    }
+}
+
 pub fn genesis(cmd: GenesisCommand) -> CmdResult {
     match cmd {
         GenesisCommand::Run {
@@ -290,14 +347,20 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             namespace,
             threshold,
             members,
+            dr_recipient,
             out,
         } => {
             let descs = descriptors(&members)?;
             let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
+            if let Some(r) = &dr_recipient {
+                r.parse::<tessera_core::dr::DrRecipient>()
+                    .map_err(|e| Failure::usage(format!("--dr-recipient: {e}")))?;
+            }
             let req = GenesisRequest {
                 version: OBJECT_VERSION,
                 namespace: namespace.clone(),
                 share_set,
+                dr_recipient: dr_recipient.clone(),
             };
             let Response::Genesis {
                 output,
@@ -312,8 +375,11 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 namespace: Some(namespace.clone()),
                 ..Metadata::default()
             };
+            tessera_core::dr::check_expected(&output, dr_recipient.as_deref())
+                .map_err(|e| Failure::refused(format!("the enclave's answer: {e}")))?;
             let path = store_genesis(&out, meta, &output, &attestation)?;
             checked("test signature by the new quorum key");
+            println!("{}", dr_line(&output));
             println!(
                 "genesis {namespace}: {}-of-{} shares, quorum key {} -> {}",
                 output.body.threshold,
@@ -337,27 +403,28 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             device,
             share_out,
             pins,
+            dr_recipient,
+            restored_from,
         } => {
             let store = pins.store()?;
             let out = load(&output, BundleKind::Genesis, GenesisOutput::decode)?;
             let doc = read(&attestation)?;
-            let image: serde_json::Value = serde_json::from_slice(&read(&pcrs)?)
-                .map_err(|e| Failure::usage(format!("{}: {e}", pcrs.display())))?;
-            let mut policy = Policy::new().expect_user_data(out.hash().0.to_vec());
-            for (i, name) in ["PCR0", "PCR1", "PCR2"].into_iter().enumerate() {
-                policy = policy.expect_pcr(i as u8, pcr_from_json(&image, name)?.0.to_vec());
+            match &restored_from {
+                None => verify_genesis(&out, &doc, &pcrs, &verify)?,
+                Some(original) => {
+                    let original = load(original, BundleKind::Genesis, GenesisOutput::decode)?;
+                    verify_genesis(&original, &doc, &pcrs, &verify)?;
+                    tessera_core::dr::check_restored(&original, &out).map_err(Failure::refused)?;
+                    checked(format!(
+                        "RESTORED share set: signed by the attested genesis's quorum key {}, namespace {}",
+                        out.body.quorum_public_key.signing.fingerprint(),
+                        out.body.namespace
+                    ));
+                }
             }
-            verify_doc(&doc, &verify, policy)?;
-            checked(format!(
-                "genesis ran the expected image (PCR0-2) and bound this output ({})",
-                hex_groups(&out.hash().0[..8])
-            ));
-            out.verify_test_signature()
-                .map_err(|e| Failure::refused(format!("genesis test signature: {e}")))?;
-            checked(format!(
-                "test signature by quorum key {}",
-                out.body.quorum_public_key.signing.fingerprint()
-            ));
+            tessera_core::dr::check_expected(&out, dr_recipient.as_deref())
+                .map_err(|e| Failure::refused(format!("{e}; nothing was stored")))?;
+            checked(dr_line(&out));
             let mut dev = open(&device)?;
             let mine = dev.public_key(Role::Share)?;
             let entry = out
