@@ -32,3 +32,6 @@ pub mod sign;
 pub mod statement;
 pub mod transcript;
 pub mod transport;
+pub mod yubikey_attest;
+pub mod yubikey_attest_fake;
+pub mod yubikey_attest_policy;

@@ -37,6 +37,28 @@ pub struct MemberDescriptor {
     pub keys: Vec<DescriptorKey>,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// Proof that the keys were generated on a YubiKey (`tessera_core::yubikey_attest`).
+    /// Omitted from the encoding when absent, so descriptors without it keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<PivAttestation>,
+}
+
+/// A YubiKey's PIV attestation of a descriptor's keys: the device's attestation certificate
+/// (slot `f9`, issued by Yubico) and, per role key, the card's ATTEST certificate for its slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivAttestation {
+    /// DER of slot `f9`'s certificate.
+    pub device_certificate: ByteBuf,
+    pub slots: Vec<SlotCertificate>,
+}
+
+/// The card's ATTEST answer for one role key's slot (DER).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotCertificate {
+    pub role: Role,
+    pub certificate: ByteBuf,
 }
 
 impl MemberDescriptor {

@@ -111,6 +111,7 @@ pub fn member(cmd: MemberCommand) -> CmdResult {
                     })
                     .collect::<Result<_, Failure>>()?,
                 created_at: now_rfc3339(),
+                attestation: None,
             };
             let path = save(
                 &out,

@@ -627,6 +627,7 @@ pub fn descriptor(
         serial: info.serial,
         keys,
         created_at,
+        attestation: None,
     })
 }
 
