@@ -41,6 +41,7 @@ seed egress_request # the egress proxy protocol, proxy side
 seed egress_response # the egress proxy protocol, enclave side
 seed http_response "$root"/fuzz/seeds/http_response/*
 seed fetch_proof
+seed yubikey_attest "$root"/fuzz/seeds/yubikey_attest/*
 seed forward "$root"/demo-out/forward/*.cbor
 
 t0=$(date +%s)
