@@ -1,13 +1,18 @@
 //! Air-gap transport benchmark: prints the tables quoted in `docs/airgap.md`.
 //!
-//! `cargo bench -p airgap-bundle` (add `-- --quick` for fewer trials).
+//! `cargo bench -p airgap-bundle` (add `-- --quick` for fewer trials). The frames-needed table
+//! also runs `@ngraveio/bc-ur` through node (`make setup` installs both).
 //!
 //! "Frames needed" counts every frame shown, received or lost, from the first frame until the
-//! scanner completes, divided by the minimal number of frames (the fragment count). Loss is
-//! independent per frame, seeded, and averaged over many trials.
+//! decoder completes, divided by the minimal number of frames (the fragment count). Loss is
+//! independent per frame, seeded, and averaged over many trials; every decoder sees the same
+//! stream and the same loss patterns.
 
 // Frame counts and sizes here are far below 2^52, and QR versions are 1..=40.
 #![allow(clippy::cast_precision_loss, clippy::cast_sign_loss)]
+
+#[path = "../tests/bc_ur/mod.rs"]
+mod bc_ur;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -47,48 +52,139 @@ fn encoder(bytes: &[u8], fragment: Option<usize>) -> PartEncoder {
     }
 }
 
-/// Frames shown until complete, over fragment count, averaged; and the 95th percentile.
-fn frames_ratio(bytes: &[u8], fragment: Option<usize>, loss: f64, trials: u64) -> (f64, f64) {
-    let mut ratios = Vec::new();
-    for t in 0..trials {
-        let mut rng = StdRng::seed_from_u64(0x7e55_e7a0 ^ (t * 1_000_003) ^ loss.to_bits());
-        let mut enc = encoder(bytes, fragment);
+/// The first `count` parts of the stream Tessera shows.
+fn stream(bytes: &[u8], fragment: Option<usize>, count: usize) -> Vec<String> {
+    let mut enc = encoder(bytes, fragment);
+    (0..count).map(|_| enc.next_part()).collect()
+}
+
+/// For comparison only: the stream Tessera showed before it sent the standard one. The
+/// fragments, then only the mixed parts combining 30 % to 70 % of the fragments (the other
+/// sequence numbers skipped). Valid UR parts, but a peeling decoder can rarely use them.
+fn dense_stream(bytes: &[u8], fragment: usize, count: usize) -> Vec<String> {
+    let mut fountain = ur::fountain::Encoder::new(bytes, fragment).unwrap();
+    let k = fountain.fragment_count();
+    let lo = (k * 3).div_ceil(10).max(1);
+    let hi = (k * 7 / 10).max(lo);
+    let mut parts = Vec::with_capacity(count);
+    while parts.len() < count {
+        let part = fountain.next_part();
+        let seq = fountain.current_sequence();
+        let degree = part.indexes().len();
+        if seq > k && !(lo..=hi).contains(&degree) {
+            continue;
+        }
+        let cbor = minicbor::to_vec(&part).unwrap();
+        let body = ur::bytewords::encode(&cbor, ur::bytewords::Style::Minimal);
+        parts.push(format!("ur:{}/{seq}-{k}/{body}", parts::UR_TYPE));
+    }
+    parts
+}
+
+/// Which of `n` shown frames arrive in trial `t` at this loss rate.
+fn received(t: u64, loss: f64, n: usize) -> Vec<bool> {
+    let mut rng = StdRng::seed_from_u64(0x7e55_e7a0 ^ (t * 1_000_003) ^ loss.to_bits());
+    (0..n).map(|_| !rng.random_bool(loss)).collect()
+}
+
+/// A decoder under test: given the shown frames and which arrived, the frames shown until it
+/// completed (`None`: not within the frames given).
+type Decode<'a> = dyn FnMut(&[String], &[bool]) -> Option<usize> + 'a;
+
+fn tessera_decode(bytes: &[u8]) -> impl FnMut(&[String], &[bool]) -> Option<usize> + '_ {
+    move |shown, arrived| {
         let mut scanner = Scanner::new();
-        let mut shown = 0usize;
-        while !scanner.is_complete() {
-            let part = enc.next_part();
-            shown += 1;
-            if !rng.random_bool(loss) {
-                scanner.receive(&part).unwrap();
+        for (i, (part, ok)) in shown.iter().zip(arrived).enumerate() {
+            if *ok {
+                scanner.receive(part).unwrap();
+                if scanner.is_complete() {
+                    assert_eq!(scanner.finish().unwrap(), bytes);
+                    return Some(i + 1);
+                }
             }
         }
-        assert_eq!(scanner.finish().unwrap(), bytes);
-        ratios.push(shown as f64 / enc.fragment_count() as f64);
+        None
+    }
+}
+
+fn ur_crate_decode(bytes: &[u8]) -> impl FnMut(&[String], &[bool]) -> Option<usize> + '_ {
+    move |shown, arrived| {
+        let mut dec = ur::Decoder::default();
+        for (i, (part, ok)) in shown.iter().zip(arrived).enumerate() {
+            if *ok {
+                dec.receive(part).unwrap();
+                if dec.complete() {
+                    assert_eq!(dec.message().unwrap().unwrap(), bytes);
+                    return Some(i + 1);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn bc_ur_decode<'a>(
+    bc: &'a mut bc_ur::BcUr,
+    bytes: &'a [u8],
+) -> impl FnMut(&[String], &[bool]) -> Option<usize> + 'a {
+    move |shown, arrived| {
+        let (positions, parts): (Vec<usize>, Vec<String>) = shown
+            .iter()
+            .zip(arrived)
+            .enumerate()
+            .filter(|(_, (_, ok))| **ok)
+            .map(|(i, (p, _))| (i, p.clone()))
+            .unzip();
+        match bc.decode(&parts) {
+            bc_ur::Decoded::Complete { after, message, .. } => {
+                assert_eq!(message, bytes);
+                Some(positions[after - 1] + 1)
+            }
+            bc_ur::Decoded::Incomplete => None,
+            bc_ur::Decoded::Error { part, message } => panic!("bc-ur at part {part}: {message}"),
+        }
+    }
+}
+
+/// Frames shown until complete over the fragment count: mean and 95th percentile over `trials`,
+/// and how many trials did not complete within the stream given (counted as its length).
+fn measure(
+    shown: &[String],
+    k: usize,
+    loss: f64,
+    trials: u64,
+    decode: &mut Decode<'_>,
+) -> (f64, f64, usize) {
+    let mut ratios = Vec::new();
+    let mut unfinished = 0;
+    for t in 0..trials {
+        let arrived = received(t, loss, shown.len());
+        let frames = decode(shown, &arrived).unwrap_or_else(|| {
+            unfinished += 1;
+            shown.len()
+        });
+        ratios.push(frames as f64 / k as f64);
     }
     ratios.sort_by(f64::total_cmp);
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     let p95 = ratios[(ratios.len() * 95 / 100).min(ratios.len() - 1)];
-    (mean, p95)
+    (mean, p95, unfinished)
 }
 
-/// The same measurement with the `ur` crate's own encoder order and peeling decoder.
-fn reference_ratio(bytes: &[u8], fragment: usize, loss: f64, trials: u64) -> f64 {
-    let mut total = 0.0;
-    for t in 0..trials {
-        let mut rng = StdRng::seed_from_u64(0x7e55_e7a0 ^ (t * 1_000_003) ^ loss.to_bits());
-        let mut enc = ur::Encoder::new(bytes, fragment, parts::UR_TYPE).unwrap();
-        let mut dec = ur::Decoder::default();
-        let mut shown = 0usize;
-        while !dec.complete() {
-            let part = enc.next_part().unwrap();
-            shown += 1;
-            if !rng.random_bool(loss) {
-                dec.receive(&part).unwrap();
-            }
-        }
-        total += shown as f64 / enc.fragment_count() as f64;
+/// One table cell: `mean (p95)`, with `, n unfinished` when some trials did not complete.
+fn cell((mean, p95, unfinished): (f64, f64, usize)) -> String {
+    if unfinished == 0 {
+        format!("{mean:.3} ({p95:.2})")
+    } else {
+        format!("{mean:.3} ({p95:.2}), {unfinished} unfinished")
     }
-    total / trials as f64
+}
+
+/// Tessera's frames-needed ratio at this loss (density table).
+fn frames_ratio(bytes: &[u8], fragment: Option<usize>, loss: f64, trials: u64) -> f64 {
+    let k = encoder(bytes, fragment).fragment_count();
+    let shown = stream(bytes, fragment, 8 * k);
+    measure(&shown, k, loss, trials, &mut tessera_decode(bytes)).0
 }
 
 fn max_version(bytes: &[u8], fragment: Option<usize>) -> i16 {
@@ -123,35 +219,70 @@ fn main() {
     };
 
     println!(
-        "\n## Frames needed / minimal frames (default density: single code up to {} B, else {} B fragments)\n",
+        "\n## Frames needed / minimal frames, mean (p95) (default density: single code up to {} B, else {} B fragments)\n",
         parts::SINGLE_PART_MAX_BYTES,
         parts::DEFAULT_FRAGMENT_BYTES
     );
+    let mut bc = bc_ur::BcUr::start();
     println!(
-        "| bundle | frames (min) | QR version | 0 % loss | 20 % loss (p95) | 40 % loss (p95) | ur reference decoder, 20 % / 40 % |"
+        "| bundle | frames (min) | QR version | stream | decoder | trials | 0 % loss | 20 % loss | 40 % loss |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &size in &sizes {
         let bytes = bundle_bytes(size);
         let k = encoder(&bytes, None).fragment_count();
         let version = max_version(&bytes, None);
-        let n = trials(size);
-        let (r0, _) = frames_ratio(&bytes, None, 0.0, n);
-        let (r20, p20) = frames_ratio(&bytes, None, 0.2, n);
-        let (r40, p40) = frames_ratio(&bytes, None, 0.4, n);
-        let reference = if k > 1 {
-            let rt = n.min(100);
-            format!(
-                "{:.2} / {:.2}",
-                reference_ratio(&bytes, parts::DEFAULT_FRAGMENT_BYTES, 0.2, rt),
-                reference_ratio(&bytes, parts::DEFAULT_FRAGMENT_BYTES, 0.4, rt)
-            )
+        // Every decoder gets the same trials (bc-ur through node is the slow one).
+        let n = if k > 1 {
+            trials(size) / 2
         } else {
-            "same (one code)".into()
+            trials(size)
         };
-        println!(
-            "| {size} B | {k} | {version} | {r0:.2} | {r20:.3} ({p20:.2}) | {r40:.3} ({p40:.2}) | {reference} |"
-        );
+        // Enough frames for the slowest decoder at 40 % loss.
+        let shown = stream(&bytes, None, 10 * k);
+        let mut rows: Vec<(&str, &str, u64, Box<Decode<'_>>)> = vec![(
+            "standard",
+            "Tessera (elimination)",
+            n,
+            Box::new(tessera_decode(&bytes)),
+        )];
+        if k > 1 {
+            rows.push((
+                "standard",
+                "`ur` crate (peeling)",
+                n,
+                Box::new(ur_crate_decode(&bytes)),
+            ));
+            rows.push((
+                "standard",
+                "bc-ur 1.1.13 (peeling)",
+                n,
+                Box::new(bc_ur_decode(&mut bc, &bytes)),
+            ));
+        }
+        let mut cells = Vec::new();
+        for (stream_name, decoder, trials, mut decode) in rows {
+            let c: Vec<String> = [0.0, 0.2, 0.4]
+                .into_iter()
+                .map(|loss| cell(measure(&shown, k, loss, trials, &mut *decode)))
+                .collect();
+            cells.push((stream_name, decoder, trials, c));
+        }
+        if k > 1 {
+            // The previous, private mixing, decoded by Tessera: what the standard stream costs.
+            let dense = dense_stream(&bytes, parts::DEFAULT_FRAGMENT_BYTES, 10 * k);
+            let c: Vec<String> = [0.0, 0.2, 0.4]
+                .into_iter()
+                .map(|loss| cell(measure(&dense, k, loss, n, &mut tessera_decode(&bytes))))
+                .collect();
+            cells.push(("dense 30-70 % (before)", "Tessera (elimination)", n, c));
+        }
+        for (stream_name, decoder, trials, c) in cells {
+            println!(
+                "| {size} B | {k} | {version} | {stream_name} | {decoder} | {trials} | {} | {} | {} |",
+                c[0], c[1], c[2]
+            );
+        }
     }
 
     println!(
@@ -167,7 +298,7 @@ fn main() {
         let version = qr::version_for_fragment(fragment).unwrap();
         let side = 17 + 4 * version as usize + 2 * qr::TERMINAL_QUIET_ZONE;
         let k = encoder(&five_k, Some(fragment)).fragment_count();
-        let (r20, _) = frames_ratio(&five_k, Some(fragment), 0.2, trials(5_000) / 2);
+        let r20 = frames_ratio(&five_k, Some(fragment), 0.2, trials(5_000) / 2);
         let secs = r20 * k as f64 / f64::from(qr::DEFAULT_FPS);
         println!(
             "| {fragment} B | {version} | {side} × {} | {k} | {r20:.3} | {secs:.1} |",

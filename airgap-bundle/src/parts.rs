@@ -2,19 +2,17 @@
 //! typed by a keyboard-wedge scanner, or pasted.
 //!
 //! A bundle no longer than one fragment becomes a single-part UR, one static QR code. A longer
-//! one is split by the `ur` crate's fountain encoder into `K` fragments. The first `K` parts are
-//! the fragments themselves, in order; after that every part is the XOR of a pseudo-random set of
-//! fragments, named by its sequence number, so a reader can join at any frame and miss any frames.
+//! one is split into `K` fragments and sent as the standard multi-part UR stream of
+//! BCR-2020-005: the first `K` parts are the fragments themselves, in order; every later part
+//! `n` is the XOR of the fragments the standard chooses for `n` (Xoshiro256** seeded from
+//! SHA-256 of `n` and the bundle's CRC-32, the standard degree distribution and shuffle). Every
+//! sequence number is shown, so any conforming UR decoder can join at any frame, miss any frames
+//! and still finish.
 //!
-//! Two choices here depart from the reference UR tooling, both wire-compatible with it:
-//!
-//! - The encoder only shows repair parts that combine at least half of the fragments. The
-//!   reference stream is dominated by parts of degree 1 and 2, which mostly repeat fragments the
-//!   reader already has; dense parts almost always carry something new.
-//! - The [`Scanner`] solves the received parts by Gaussian elimination over GF(2) instead of the
-//!   reference peeling decoder, so any `K` independent parts complete the bundle. Peeling
-//!   needed about 1.8 K frames at 20 % frame loss; elimination with dense repair parts needs
-//!   about 1.27 K (see `docs/airgap.md` for the measurements).
+//! The [`Scanner`] reads the same stream with its own decoder: it derives each part's fragment
+//! set by the standard rule and solves the received parts by Gaussian elimination over GF(2)
+//! instead of the reference peeling decoder, so any `K` independent parts complete the bundle
+//! (see `docs/airgap.md` for the measurements against peeling decoders).
 //!
 //! Every part is checked (bytewords CRC, header consistency, size limits) before it touches the
 //! solver, and the reassembled bundle must match the stream's CRC-32.
@@ -288,10 +286,7 @@ enum EncoderInner {
     Single(String),
     Multi {
         fountain: Box<ur::fountain::Encoder>,
-        /// Sequence number of the last part the fountain produced (shown or skipped).
-        sequence: usize,
         fragments: usize,
-        repair_degrees: (usize, usize),
     },
 }
 
@@ -338,9 +333,7 @@ impl PartEncoder {
         Ok(Self {
             inner: EncoderInner::Multi {
                 fountain: Box::new(fountain),
-                sequence: 0,
                 fragments,
-                repair_degrees: repair_degrees(fragments),
             },
             emitted: 0,
         })
@@ -385,35 +378,17 @@ impl PartEncoder {
             EncoderInner::Single(text) => text.clone(),
             EncoderInner::Multi {
                 fountain,
-                sequence,
                 fragments,
-                repair_degrees,
-            } => loop {
+            } => {
+                // The standard stream: the fragments in order, then the standard mixed parts.
                 let part = fountain.next_part();
-                *sequence += 1;
-                // The fragments themselves go first; after them, only dense repair parts.
-                if *sequence > *fragments {
-                    let degree = part.indexes().len();
-                    if degree < repair_degrees.0 || degree > repair_degrees.1 {
-                        continue;
-                    }
-                }
                 let cbor = minicbor::to_vec(&part).expect("encoding into a Vec cannot fail");
                 let body = ur::bytewords::encode(&cbor, ur::bytewords::Style::Minimal);
-                break format!("ur:{UR_TYPE}/{}-{}/{body}", *sequence, *fragments);
-            },
+                let sequence = fountain.current_sequence();
+                format!("ur:{UR_TYPE}/{sequence}-{fragments}/{body}")
+            }
         }
     }
-}
-
-/// Degrees of the repair parts shown: about a third to two thirds of the fragments. Over the
-/// fragments a reader is missing, such a part looks like a uniformly random GF(2) equation, the
-/// best case for elimination (about 1.6 parts beyond the missing count on average). Denser parts
-/// are nearly identical to each other; sparser ones often miss every fragment still needed.
-fn repair_degrees(fragments: usize) -> (usize, usize) {
-    let lo = (fragments * 3).div_ceil(10).max(1);
-    let hi = (fragments * 7 / 10).max(lo);
-    (lo, hi)
 }
 
 /// How far a scan has got.
@@ -773,7 +748,7 @@ impl Solver {
     }
 }
 
-/// The first `count` parts of `bundle` (fragments first, then repair parts), for `--text`
+/// The first `count` parts of `bundle` (fragments first, then mixed parts), for `--text`
 /// output and tests.
 pub fn encode_parts(
     bundle: &[u8],
