@@ -344,6 +344,45 @@ fn status_is_answered_during_a_request_bundle_flood() {
     complete_via(&relay, &mut c);
 }
 
+/// An attestation costs the enclave an NSM call whichever route asks for it: `GET
+/// /v1/attestation` and a raw `Attestation` request through `POST /v1/raw` draw on one client's
+/// ration (4 per second, bursts of 8), so neither route is a way around the other's limit.
+#[test]
+fn attestations_by_any_route_share_one_ration() {
+    let _serial = serial();
+    let c = Ceremony::new(3, 2);
+    let relay = RelayProc::start(&c.enclave.addr);
+    let raw = cbor::encode(&Request::Attestation { nonce: None });
+    let (mut ok, mut limited, mut raw_ok) = (0u64, 0u64, 0u64);
+    let t0 = Instant::now();
+    for i in 0..200 {
+        let answer = if i % 2 == 0 {
+            try_http(&relay.addr, "GET", "/v1/attestation?nonce=0102", b"")
+        } else {
+            try_http(&relay.addr, "POST", "/v1/raw", &raw)
+        };
+        match answer.unwrap() {
+            (200, _) => {
+                ok += 1;
+                raw_ok += u64::from(i % 2 == 1);
+            }
+            (429, _) => limited += 1,
+            (code, body) => panic!("{code}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    let elapsed = t0.elapsed();
+    // What one client's bucket can give in `elapsed`, with one token of slack for rounding.
+    let allowed = 8 + (elapsed.as_secs_f64() * 4.0).ceil() as u64 + 1;
+    eprintln!(
+        "200 attestation requests in {elapsed:?}: {ok} answered ({raw_ok} raw), {limited} rationed"
+    );
+    assert!(
+        ok <= allowed,
+        "{ok} attestations answered in {elapsed:?}, more than the ration's {allowed}"
+    );
+    assert!(limited > 0, "200 requests and none rationed");
+}
+
 #[test]
 fn a_genesis_too_large_for_one_frame_gets_413_and_changes_nothing() {
     let _serial = serial();

@@ -140,6 +140,7 @@ pub fn app(config: Config) -> Router {
         .route("/v1/status", get(routes::status))
         .route("/v1/genesis", post(routes::genesis))
         .route("/v1/boot", post(routes::boot))
+        .route("/v1/attestation", get(routes::attestation))
         .route("/v1/request-bundle", get(routes::request_bundle))
         .route("/v1/share-bundle", post(routes::share_bundle))
         .route("/v1/patch", post(routes::patch))

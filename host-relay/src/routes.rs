@@ -134,15 +134,46 @@ pub(crate) async fn app(State(s): Shared, Body(b): Body) -> Result<Response, Api
 
 /// Any request, as CBOR bytes; the enclave's response bytes come back untouched, errors
 /// included (with 200: the HTTP exchange worked, the CBOR says what the enclave thought).
-pub(crate) async fn raw(State(s): Shared, Body(b): Body) -> Result<Response, ApiError> {
+pub(crate) async fn raw(
+    State(s): Shared,
+    ClientIp(ip): ClientIp,
+    Body(b): Body,
+) -> Result<Response, ApiError> {
     // Refused here rather than by the enclave so a garbage body never costs an enclave round trip
     // and the caller gets a JSON error like everywhere else.
-    wire::Request::decode(&b).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request = wire::Request::decode(&b).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // An attestation costs the same whichever route asks for it.
+    if matches!(request, wire::Request::Attestation { .. }) {
+        s.attestations.take(ip)?;
+    }
     let bytes = s
         .enclave
         .run(s.config.enclave_timeout, move |c| c.call_raw(&b))
         .await??;
     Ok(cbor_body(bytes))
+}
+
+/// A fresh attestation document for the current boot, bound to the caller's nonce: what
+/// `tessera attest audit --relay` checks. Rationed like request bundles (each costs an NSM call);
+/// any phase. The relay adds nothing: the body is the document the enclave returned.
+pub(crate) async fn attestation(
+    State(s): Shared,
+    ClientIp(ip): ClientIp,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let nonce = parse_nonce(query.as_deref())?;
+    s.attestations.take(ip)?;
+    let answer = s
+        .enclave
+        .run(s.config.enclave_timeout, move |c| {
+            c.call(&wire::Request::Attestation { nonce })
+        })
+        .await??;
+    match answer {
+        wire::Response::Attestation { document, .. } => Ok(cbor_body(document.into_vec())),
+        wire::Response::Error { code, message } => Err(ApiError::from_enclave(code, message)),
+        other => Err(unexpected("attestation", &other)),
+    }
 }
 
 /// A `request` bundle for the current boot: the envelope the enclave booted and a fresh

@@ -84,8 +84,12 @@ impl CheckArgs {
 #[derive(clap::Args)]
 pub struct AuditArgs {
     /// Attestation documents, or folders whose every file is one.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "relay")]
     pub docs: Vec<PathBuf>,
+    /// A relay to ask, live, for a fresh document bound to a new random nonce (repeat for every
+    /// node); a document that does not carry that nonce is refused as a replay.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relay: Vec<String>,
     /// Expect PCR0-3 of this manifest (a manifest or envelope, bare or as a bundle).
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
@@ -243,36 +247,45 @@ fn audit(args: &AuditArgs) -> ExitCode {
         }
     }
     let verifier = attestation::FleetVerifier::new(&anchor, 256);
+    let check = |doc: Result<Vec<u8>, String>, policy: &Policy| {
+        doc.and_then(|doc| {
+            let at = match args.check.time_for(&doc) {
+                Ok(t) => t,
+                Err(Ok(e)) => return Err(e.to_string()),
+                Err(Err(m)) => return Err(m),
+            };
+            verifier.verify(&doc, at, policy).map_err(|e| e.to_string())
+        })
+    };
     let mut rows = Vec::new();
     for file in &files {
         // Documents are a few KiB; anything past the largest bundle is no document.
-        let outcome = airgap_bundle::usb::read_limited(file, super::common::limits::OBJECT)
-            .map_err(|e| e.to_string())
-            .and_then(|doc| {
-                let at = match args.check.time_for(&doc) {
-                    Ok(t) => t,
-                    Err(Ok(e)) => return Err(e.to_string()),
-                    Err(Err(m)) => return Err(m),
-                };
-                verifier
-                    .verify(&doc, at, &policy)
-                    .map_err(|e| e.to_string())
-            });
-        rows.push((file, outcome));
+        let doc = airgap_bundle::usb::read_limited(file, super::common::limits::OBJECT)
+            .map_err(|e| e.to_string());
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        rows.push((file.display().to_string(), name, check(doc, &policy)));
     }
-    let failed = rows.iter().filter(|(_, r)| r.is_err()).count();
+    for url in &args.relay {
+        let (doc, nonce) = fetch_fresh(url);
+        let fresh = policy.clone().expect_nonce(nonce);
+        rows.push((url.clone(), url.clone(), check(doc, &fresh)));
+    }
+    let failed = rows.iter().filter(|(_, _, r)| r.is_err()).count();
     if args.check.json {
         let docs: Vec<Value> = rows
             .iter()
-            .map(|(file, r)| match r {
+            .map(|(file, _, r)| match r {
                 Ok(v) => json!({
-                    "file": file.display().to_string(),
+                    "file": file,
                     "valid": true,
                     "module_id": v.module_id(),
                     "timestamp": rfc3339(v.timestamp()),
                     "age_secs": (v.validated_at() - v.timestamp()).whole_seconds(),
                 }),
-                Err(e) => json!({"file": file.display().to_string(), "valid": false, "error": e}),
+                Err(e) => json!({"file": file, "valid": false, "error": e}),
             })
             .collect();
         println!(
@@ -296,11 +309,7 @@ fn audit(args: &AuditArgs) -> ExitCode {
             "{:<36} {:<40} {:>8}  {:<5}  verdict",
             "document", "module", "age", "PCRs"
         );
-        for (file, r) in &rows {
-            let name = file.file_name().map_or_else(
-                || file.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
+        for (_, name, r) in &rows {
             match r {
                 Ok(v) => println!(
                     "{name:<36} {:<40} {:>7}s  {pcrs:<5}  VALID ({})",
@@ -327,6 +336,32 @@ fn audit(args: &AuditArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Asks the relay at `url` for a document bound to a new random nonce; returns the document (or
+/// why there is none) and the nonce it must carry. The relay is not trusted: the document is
+/// checked like any other, and the nonce proves it was made for this request.
+fn fetch_fresh(url: &str) -> (Result<Vec<u8>, String>, Vec<u8>) {
+    use rand::TryRng;
+    let mut nonce = vec![0u8; 32];
+    if let Err(e) = rand::rngs::SysRng.try_fill_bytes(&mut nonce) {
+        return (Err(format!("no randomness for a nonce: {e}")), nonce);
+    }
+    let path = format!("/v1/attestation?nonce={}", hex::encode(&nonce));
+    let doc = super::common::Relay::new(url)
+        .get(&path)
+        .map_err(|f| f.message)
+        .and_then(|doc| {
+            if doc.len() > super::common::limits::OBJECT {
+                Err(format!(
+                    "the relay's document is over {} bytes",
+                    super::common::limits::OBJECT
+                ))
+            } else {
+                Ok(doc)
+            }
+        });
+    (doc, nonce)
 }
 
 fn hex_or_null(v: Option<&[u8]>) -> Value {

@@ -77,18 +77,25 @@ pub struct Services {
 /// Starts a fresh dev enclave (writing its root and PCRs as `<tag>-root.pem`, `<tag>-pcrs.json`)
 /// and a relay in front of it.
 pub fn services(dir: &Path, tag: &str) -> Services {
+    services_of(dir, tag, None)
+}
+
+/// Like [`services`], with the dev NSM's certificates issued by the dev CA at `ca` (created if
+/// missing), so several enclaves share one root and intermediates, as a region's nodes do.
+pub fn services_of(dir: &Path, tag: &str, ca: Option<&Path>) -> Services {
     let sock = dir.join(format!("{tag}.sock"));
-    let (enclave, _) = start(
-        Command::new(binary("tessera-enclave"))
-            .arg("--listen")
-            .arg(format!("unix:{}", sock.display()))
-            .arg("--dev")
-            .arg("--dev-root-out")
-            .arg(dir.join(format!("{tag}-root.pem")))
-            .arg("--dev-pcrs-out")
-            .arg(dir.join(format!("{tag}-pcrs.json"))),
-        "listening on",
-    );
+    let mut cmd = Command::new(binary("tessera-enclave"));
+    cmd.arg("--listen")
+        .arg(format!("unix:{}", sock.display()))
+        .arg("--dev")
+        .arg("--dev-root-out")
+        .arg(dir.join(format!("{tag}-root.pem")))
+        .arg("--dev-pcrs-out")
+        .arg(dir.join(format!("{tag}-pcrs.json")));
+    if let Some(ca) = ca {
+        cmd.arg("--dev-ca").arg(ca);
+    }
+    let (enclave, _) = start(&mut cmd, "listening on");
     let (relay_proc, line) = start(
         Command::new(binary("tessera-relay"))
             .args(["--listen", "127.0.0.1:0", "--enclave"])
