@@ -89,6 +89,8 @@ impl DrRecipient {
 pub enum DrError {
     #[error("DR recipient: {0} (give an age1… X25519 recipient or an age1yubikey1… recipient)")]
     Recipient(String),
+    #[error("DR identity file: {0}")]
+    Identity(String),
     #[error("this genesis output has no disaster-recovery wrap")]
     NoWrap,
     #[error(
@@ -233,4 +235,41 @@ pub fn check_restored(original: &GenesisOutput, restored: &GenesisOutput) -> Res
     restored.verify_test_signature().map_err(|_| {
         "the restored share set's test signature does not verify under the quorum key: it was not made by a holder of the seed, or was altered".to_owned()
     })
+}
+
+/// An X25519 DR identity read from an age identity file (age zeroizes its secret on drop).
+pub struct X25519Identity(age::x25519::Identity);
+
+impl fmt::Debug for X25519Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("X25519Identity(<redacted>)")
+    }
+}
+
+impl X25519Identity {
+    /// The first `AGE-SECRET-KEY-1…` line of an identity file's text. Errors never quote it.
+    pub fn parse_file(text: &str) -> Result<Self, DrError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .ok_or_else(|| {
+                DrError::Identity("no AGE-SECRET-KEY-1 line (an X25519 identity file)".to_owned())
+            })?;
+        age::x25519::Identity::from_str(line)
+            .map(Self)
+            .map_err(|_| DrError::Identity("not a valid X25519 identity".to_owned()))
+    }
+
+    #[must_use]
+    pub fn recipient(&self) -> DrRecipient {
+        DrRecipient::X25519(self.0.to_public())
+    }
+
+    /// Decrypts with this identity, for [`recover`].
+    pub fn decryptor(
+        &self,
+    ) -> impl FnOnce(&[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> + '_ {
+        x25519_decrypt(&self.0)
+    }
 }

@@ -45,6 +45,9 @@ enum Command {
     /// Genesis: make the quorum key in the enclave; members verify and store their shares.
     #[command(subcommand)]
     Genesis(cli::ceremony::GenesisCommand),
+    /// The disaster-recovery key, offline: keygen, drill, and restore as the last resort.
+    #[command(subcommand)]
+    Dr(cli::dr::Command),
     /// Draft, review, approve and collect manifests.
     #[command(subcommand)]
     Manifest(cli::ceremony::ManifestCommand),
@@ -159,6 +162,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Member(c)) => finish("member", ceremony::member(c)),
         Some(Command::Genesis(c)) => finish("genesis", ceremony::genesis(c)),
         Some(Command::Manifest(c)) => finish("manifest", ceremony::manifest(c)),
+        Some(Command::Dr(c)) => finish("dr", cli::dr::run(c)),
         Some(Command::Boot {
             relay,
             envelope,
