@@ -489,6 +489,39 @@ impl YubicoTrust {
         })
     }
 
+    /// A trust set from a PEM file of certificates: the self-signed ones become roots, the
+    /// others intermediates (test PKIs and private deployments).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, PivAttestationError> {
+        let bad = |e: String| PivAttestationError::TrustSet(e);
+        let mut roots = Vec::new();
+        let mut intermediates = Vec::new();
+        for block in x509_parser::pem::Pem::iter_from_buffer(pem) {
+            let block = block.map_err(|e| bad(format!("not PEM: {e}")))?;
+            if block.label != "CERTIFICATE" {
+                return Err(bad(format!(
+                    "a {} block, expected CERTIFICATE",
+                    block.label
+                )));
+            }
+            let cert =
+                parse(&block.contents, "pinned certificate").map_err(|e| bad(e.to_string()))?;
+            let self_issued = cert.subject().as_raw() == cert.issuer().as_raw();
+            let ca = Ca::from_der(&block.contents)?;
+            if self_issued {
+                roots.push(ca);
+            } else {
+                intermediates.push(ca);
+            }
+        }
+        if roots.is_empty() {
+            return Err(bad("no self-signed root certificate".into()));
+        }
+        Ok(Self {
+            roots,
+            intermediates,
+        })
+    }
+
     /// `(name, SHA-256 hex)` of every root, for display.
     #[must_use]
     pub fn roots(&self) -> Vec<(String, String)> {

@@ -151,6 +151,23 @@ impl FakeYubico {
         &self.root_der
     }
 
+    /// The root and the intermediate (if any) as PEM, as `--yubikey-root` reads them.
+    #[must_use]
+    pub fn trust_pem(&self) -> String {
+        use base64::Engine as _;
+        let mut out = String::new();
+        for der in std::iter::once(&self.root_der).chain(self.intermediate_der.iter()) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            out.push_str("-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                out.push_str(&String::from_utf8_lossy(line));
+                out.push('\n');
+            }
+            out.push_str("-----END CERTIFICATE-----\n");
+        }
+        out
+    }
+
     /// The card's ATTEST answer for a P-256 key in `spec.slot`.
     pub fn attest(&self, key: &PublicKey, spec: &SlotSpec) -> Result<Vec<u8>, rcgen::Error> {
         let mut params = CertificateParams::default();

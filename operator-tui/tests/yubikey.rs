@@ -32,7 +32,7 @@ fn software_ecdh(peer: &p256::NonZeroScalar, key: &tessera_core::keys::PublicKey
 
 /// Provision, list, export and self-test through the CLI, then sign and ECDH through the
 /// library: the whole member setup on one card.
-fn provision_list_export_selftest(card: &Card) {
+fn provision_list_export_selftest(card: &Card, attests: bool) {
     let out = ok(&card.provision("share,manifest,patch", &["--touch", "never"]));
     let serial = card.serial.to_string();
     let keys = out["outcome"]["keys"].as_array().expect("keys");
@@ -90,7 +90,7 @@ fn provision_list_export_selftest(card: &Card) {
 
     // export: the descriptor holds the same keys and slots.
     let file = card.path("alice.member");
-    ok(&tessera(&[
+    let exported = ok(&tessera(&[
         "key",
         "export",
         "--serial",
@@ -102,6 +102,23 @@ fn provision_list_export_selftest(card: &Card) {
         "--json",
     ]));
     let d = MemberDescriptor::decode(&std::fs::read(&file).unwrap()).expect("descriptor");
+    // The virtual card has no attestation key: the export works and says so. A YubiKey
+    // attests every role key (checked in detail by hardware_attestation_end_to_end).
+    assert_eq!(
+        exported["attestation"]["included"], attests,
+        "{}",
+        exported["attestation"]
+    );
+    assert_eq!(d.attestation.is_some(), attests);
+    if !attests {
+        assert!(
+            exported["attestation"]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("none: the card has no attestation certificate in slot f9"),
+            "{exported}"
+        );
+    }
     assert_eq!(d.alias, "alice");
     assert_eq!(d.serial, Some(card.serial));
     assert_eq!(d.keys.len(), 3);
@@ -173,7 +190,7 @@ fn provision_list_export_selftest(card: &Card) {
 #[test]
 fn virtual_provision_list_export_selftest_sign_ecdh() {
     if let Some(card) = virtual_card("virtual_provision_list_export_selftest_sign_ecdh") {
-        provision_list_export_selftest(&card);
+        provision_list_export_selftest(&card, false);
     }
 }
 
@@ -181,7 +198,7 @@ fn virtual_provision_list_export_selftest_sign_ecdh() {
 #[ignore = "RESETS the YubiKey named by TESSERA_YUBIKEY_SERIAL"]
 fn hardware_provision_list_export_selftest_sign_ecdh() {
     if let Some(card) = hardware_card("hardware_provision_list_export_selftest_sign_ecdh") {
-        provision_list_export_selftest(&card);
+        provision_list_export_selftest(&card, true);
     }
 }
 
@@ -570,4 +587,58 @@ fn virtual_unknown_serial_and_empty_card() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A real YubiKey end to end: provision with the production policies (PIN once, touch cached),
+/// export, and the descriptor's attestation verifies under Yubico's published roots with every
+/// key, slot and the serial matching; then the same descriptor with one key swapped is refused.
+fn attestation_end_to_end(card: &Card) {
+    use tessera_core::yubikey_attest::{PinPolicy, TouchPolicy, YubicoTrust};
+    use tessera_core::yubikey_attest_policy::{AttestationPolicy, MemberVerdict, check_member};
+    ok(&card.provision("share,manifest,patch", &["--touch", "cached"]));
+    let file = card.path("alice.member");
+    let exported = ok(&tessera(&[
+        "key",
+        "export",
+        "--serial",
+        &card.serial.to_string(),
+        "--alias",
+        "alice",
+        "-o",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(exported["attestation"]["included"], true, "{exported}");
+    let d = MemberDescriptor::decode(&std::fs::read(&file).unwrap()).expect("descriptor");
+    // Whatever the key's firmware: the policy's other minimums, at the time of the test.
+    let policy = AttestationPolicy {
+        min_firmware: None,
+        ..AttestationPolicy::production()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let verdict = check_member(&d, &policy, YubicoTrust::published(), now).expect("attested");
+    let MemberVerdict::Attested(a) = &verdict else {
+        panic!("not attested: {verdict:?}")
+    };
+    eprintln!("alice: {}", verdict.summary());
+    assert_eq!(a.keys.len(), 3);
+    for (role, slot) in &a.keys {
+        assert_eq!(slot.serial, card.serial);
+        assert_eq!(slot.pin_policy, PinPolicy::Once, "{role}");
+        assert_eq!(slot.touch_policy, TouchPolicy::Cached, "{role}");
+    }
+    let mut swapped = d.clone();
+    swapped.keys.swap(0, 1);
+    let roles: Vec<Role> = d.keys.iter().map(|k| k.role).collect();
+    swapped.keys[0].role = roles[0];
+    swapped.keys[1].role = roles[1];
+    assert!(check_member(&swapped, &policy, YubicoTrust::published(), now).is_err());
+}
+
+#[test]
+#[ignore = "RESETS the YubiKey named by TESSERA_YUBIKEY_SERIAL; touch it when it blinks"]
+fn hardware_attestation_end_to_end() {
+    if let Some(card) = hardware_card("hardware_attestation_end_to_end") {
+        attestation_end_to_end(&card);
+    }
 }

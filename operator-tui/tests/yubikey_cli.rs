@@ -29,7 +29,12 @@ fn export_and_selftest_a_software_device() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("SOFTWARE KEYS (dev/test only)"), "{text}");
     assert!(text.contains("WARNING"), "{text}");
+    assert!(
+        text.contains("attestation  none (software keys cannot be attested"),
+        "{text}"
+    );
     let d = MemberDescriptor::decode(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(d.attestation, None);
     assert_eq!(d.device, DeviceKind::Software);
     assert_eq!(d.serial, None);
     assert_eq!(d.keys.len(), 3);

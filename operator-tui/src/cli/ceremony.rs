@@ -150,6 +150,7 @@ pub fn member(cmd: MemberCommand) -> CmdResult {
                     PivP256Recipient::new(k.public_key)
                 );
             }
+            println!("  attestation {}", super::yubikey_policy::describe(&d));
             Ok(())
         }
     }
@@ -206,6 +207,9 @@ pub enum GenesisCommand {
         /// `age1…` X25519, or `age1yubikey1…` for a YubiKey kept offline). See the runbook.
         #[arg(long, value_name = "RECIPIENT")]
         dr_recipient: Option<String>,
+        /// The namespace's YubiKey attestation policy for the share set.
+        #[command(flatten)]
+        member_attestation: super::yubikey_policy::AttestationArgs,
         /// Directory for genesis-output and genesis-attestation files.
         #[arg(short, long)]
         out: PathBuf,
@@ -349,10 +353,12 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             threshold,
             members,
             dr_recipient,
+            member_attestation,
             out,
         } => {
             let descs = descriptors(&members)?;
             let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
+            super::yubikey_policy::check_descriptors(&descs, &member_attestation)?;
             if let Some(r) = &dr_recipient {
                 r.parse::<tessera_core::dr::DrRecipient>()
                     .map_err(|e| Failure::usage(format!("--dr-recipient: {e}")))?;
@@ -617,6 +623,9 @@ pub struct NewManifest {
     /// port to it once the enclave is provisioned. Without it the app takes no outside traffic.
     #[arg(long, value_name = "PORT")]
     app_ingress_port: Option<u32>,
+    /// The namespace's YubiKey attestation policy for the Manifest and Patch sets.
+    #[command(flatten)]
+    member_attestation: super::yubikey_policy::AttestationArgs,
     #[arg(short, long)]
     out: PathBuf,
 }
@@ -642,6 +651,16 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
         (None, Some(h)) => Hash32::from_hex(h).map_err(Failure::usage)?,
         (None, None) => return Err(Failure::usage("give --app or --app-sha256")),
     };
+    let manifest_descs = descriptors(&a.manifest_members)?;
+    let patch_descs = descriptors(&a.patch_members)?;
+    let mut attested = manifest_descs.clone();
+    attested.extend(
+        patch_descs
+            .iter()
+            .filter(|p| !manifest_descs.contains(p))
+            .cloned(),
+    );
+    super::yubikey_policy::check_descriptors(&attested, &a.member_attestation)?;
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         namespace: Namespace {
@@ -664,7 +683,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
         },
         manifest_set: set_of(
             "manifest_set",
-            &descriptors(&a.manifest_members)?,
+            &manifest_descs,
             Role::Manifest,
             a.manifest_threshold,
         )?,
@@ -681,12 +700,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
                 })
                 .collect(),
         },
-        patch_set: set_of(
-            "patch_set",
-            &descriptors(&a.patch_members)?,
-            Role::Patch,
-            a.patch_threshold,
-        )?,
+        patch_set: set_of("patch_set", &patch_descs, Role::Patch, a.patch_threshold)?,
     };
     manifest
         .validate()

@@ -644,7 +644,8 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
         .ok_or_else(|| Failure::Usage("--output is required".to_owned()))?;
     let selector = a.device.selector()?;
     let mut device = open_device(&selector, a.device.pin_source())?;
-    let d = descriptor(&mut *device, &selector, &a.alias)?;
+    let mut d = descriptor(&mut *device, &selector, &a.alias)?;
+    let attestation = attach_attestation(&mut d, &selector)?;
     let bytes = tessera_core::cbor::encode(&d);
     airgap_bundle::usb::write_new_file(output, &bytes)
         .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -673,6 +674,7 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
             "fingerprint": k.public_key.fingerprint(),
         }));
     }
+    let _ = writeln!(text, "  attestation  {}", attestation.line);
     Ok(Output {
         text,
         json: json!({
@@ -682,8 +684,69 @@ fn export(a: &ExportArgs) -> Result<Output, Failure> {
             "serial": d.serial,
             "created_at": d.created_at,
             "keys": keys,
+            "attestation": {
+                "included": d.attestation.is_some(),
+                "meets_production_policy": attestation.meets_production,
+                "detail": attestation.line,
+            },
         }),
     })
+}
+
+/// What `key export` says about the attestation it included (or could not).
+pub struct ExportAttestation {
+    pub line: String,
+    pub meets_production: bool,
+}
+
+/// Reads the YubiKey's PIV attestation of `d`'s keys into `d` and checks it as a production
+/// namespace would (Yubico's published roots, now), so the member learns before the
+/// coordinator does. A card that cannot attest (the virtual card) leaves `d` without one and
+/// says why; software keys never have one.
+pub fn attach_attestation(
+    d: &mut MemberDescriptor,
+    selector: &DeviceSelector,
+) -> Result<ExportAttestation, DeviceError> {
+    use tessera_core::yubikey_attest::YubicoTrust;
+    use tessera_core::yubikey_attest_policy::{AttestationPolicy, check_member};
+    let DeviceSelector::Yubikey { serial, slots } = selector else {
+        return Ok(ExportAttestation {
+            line: "none (software keys cannot be attested; refused where a namespace requires attestation)".to_owned(),
+            meets_production: false,
+        });
+    };
+    let roles: Vec<Role> = d.keys.iter().map(|k| k.role).collect();
+    match crate::piv::attest::read(*serial, slots, &roles)? {
+        crate::piv::attest::CardAttestation::Unavailable(why) => Ok(ExportAttestation {
+            line: format!(
+                "none: {why}; a namespace that requires attestation will refuse this descriptor"
+            ),
+            meets_production: false,
+        }),
+        crate::piv::attest::CardAttestation::Attested(att) => {
+            d.attestation = Some(att);
+            let verdict = check_member(
+                d,
+                &AttestationPolicy::production(),
+                YubicoTrust::published(),
+                time::OffsetDateTime::now_utc(),
+            );
+            Ok(match verdict {
+                Ok(v) => ExportAttestation {
+                    line: format!("included: {}", v.summary()),
+                    meets_production: true,
+                },
+                Err(refusal) => ExportAttestation {
+                    line: format!(
+                        "included, but WARNING: {} (default production policy: {})",
+                        refusal.reason,
+                        AttestationPolicy::production().describe()
+                    ),
+                    meets_production: false,
+                },
+            })
+        }
+    }
 }
 
 /// `key export --openpgp`: the Manifest key as an OpenPGP certificate, self-signed on the

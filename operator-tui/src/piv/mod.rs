@@ -15,6 +15,7 @@
 // "YubiKey" is a product name, not an item to link.
 #![allow(clippy::doc_markdown)]
 
+pub mod attest;
 pub mod pin;
 pub mod provision;
 
