@@ -578,7 +578,9 @@ fn export_descriptor(
     written: &Sender<Msg>,
 ) -> Result<String, String> {
     let selector = selector.ok_or("no key device")?;
-    let d = crate::cli::key::descriptor(dev, selector, alias)
+    let mut d = crate::cli::key::descriptor(dev, selector, alias)
+        .map_err(|e| format!("{e} — {}", e.hint()))?;
+    let attestation = crate::cli::key::attach_attestation(&mut d, selector)
         .map_err(|e| format!("{e} — {}", e.hint()))?;
     let meta = Metadata {
         member: Some(alias.to_owned()),
@@ -588,8 +590,9 @@ fn export_descriptor(
         crate::cli::objects::save(out_dir, BundleKind::Member, meta, &d).map_err(|e| e.message)?;
     let _ = written.send(Msg::Written(path.clone()));
     Ok(format!(
-        "member descriptor of {alias} written to {}; v shows it as QR",
-        path.display()
+        "member descriptor of {alias} written to {}; v shows it as QR; attestation {}",
+        path.display(),
+        attestation.line
     ))
 }
 
