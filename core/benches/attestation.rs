@@ -219,6 +219,9 @@ criterion_group! {
     targets = bench
 }
 
+/// A named function timed in [`paired_ratios`].
+type Contender<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
 /// The ratios the fleet verifier's goals name (warm at most 0.45x, cold at most 1.02x the
 /// five-signature floor), measured in interleaved rounds: each round times a batch of every
 /// contender back to back, starting with a different one each round, and the table reports the
@@ -244,7 +247,7 @@ fn paired_ratios() {
     };
     let fleet = attestation::FleetVerifier::new(root, 256);
     fleet.verify(DOC, at, &policy).unwrap();
-    let contenders: Vec<(&str, Box<dyn Fn()>)> = vec![
+    let contenders: Vec<Contender<'_>> = vec![
         (
             "floor: five P-384 signature checks",
             Box::new(|| {
