@@ -125,10 +125,7 @@ pub fn describe(d: &MemberDescriptor) -> String {
     if d.attestation.is_none() {
         return "none (refused where a namespace requires attestation)".to_owned();
     }
-    let lenient = AttestationPolicy {
-        required: false,
-        ..AttestationPolicy::dev()
-    };
+    let lenient = AttestationPolicy::dev();
     let now = OffsetDateTime::now_utc();
     match check_member(d, &lenient, YubicoTrust::published(), now) {
         Err(refusal) => format!("DOES NOT VERIFY: {}", refusal.reason),
