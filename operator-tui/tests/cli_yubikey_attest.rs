@@ -256,7 +256,7 @@ fn manifest_new_refuses_each_lie_and_writes_nothing() {
         ),
         (
             s.descriptor(2, true, |_, spec| {
-                spec.firmware = tessera_core::yubikey_attest::Firmware(5, 4, 3)
+                spec.firmware = tessera_core::yubikey_attest::Firmware(5, 4, 3);
             }),
             "member carol: the YubiKey's firmware is 5.4.3, this namespace requires at least 5.7.0",
         ),
