@@ -602,3 +602,20 @@ fn descriptors_without_an_attestation_keep_their_bytes() {
     );
     assert_eq!(MemberDescriptor::decode(&bytes).unwrap(), d);
 }
+
+#[test]
+fn an_explicit_null_attestation_is_a_different_encoding_and_refused() {
+    let mut m = Member::new("alice", 1);
+    let d = m.descriptor("alice", None);
+    let mut value: ciborium::Value = ciborium::from_reader(cbor::encode(&d).as_slice()).unwrap();
+    let ciborium::Value::Map(entries) = &mut value else {
+        panic!("a descriptor is a map")
+    };
+    entries.push((
+        ciborium::Value::Text("attestation".into()),
+        ciborium::Value::Null,
+    ));
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&value, &mut bytes).unwrap();
+    assert!(MemberDescriptor::decode(&bytes).is_err());
+}
