@@ -191,6 +191,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| cose_webpki(black_box(DOC), root.der(), unix_at));
         },
     );
+    group.bench_function("peer as shipped: nitro_attest 0.2 (ring)", |b| {
+        b.iter(|| {
+            nitro_attest::UnparsedAttestationDoc::from(black_box(DOC))
+                .parse_and_verify(at)
+                .unwrap()
+        });
+    });
     group.finish();
 
     // evervault's crate validates chains only at the wall clock against its bundled root, which
@@ -247,7 +254,7 @@ fn paired_ratios() {
     };
     let fleet = attestation::FleetVerifier::new(root, 256);
     fleet.verify(DOC, at, &policy).unwrap();
-    let contenders: Vec<Contender<'_>> = vec![
+    let mut contenders: Vec<Contender<'_>> = vec![
         (
             "floor: five P-384 signature checks",
             Box::new(|| {
@@ -283,6 +290,14 @@ fn paired_ratios() {
             }),
         ),
     ];
+    contenders.push((
+        "peer as shipped: nitro_attest 0.2 (ring)",
+        Box::new(|| {
+            nitro_attest::UnparsedAttestationDoc::from(black_box(DOC))
+                .parse_and_verify(at)
+                .unwrap();
+        }),
+    ));
     let n = contenders.len();
     let mut times = vec![Vec::with_capacity(ROUNDS); n];
     for round in 0..ROUNDS {
