@@ -11,10 +11,12 @@ set -euo pipefail
 # linux-libc-dev: that header.
 # gnupg, sq: the OpenPGP tests check Tessera's signatures with both.
 # tmux: the app's end-to-end test drives it in a terminal.
+# faketime: the attestation bench runs evervault's verifier, which reads only the wall clock, at
+#   the sample document's own time (libfaketime, wall clock only).
 # python3-venv: scripts/check-deploy.sh installs the Kubernetes schema validator from PyPI.
 # nodejs, npm: the UR interoperability tests run @ngraveio/bc-ur (tools/bc-ur-interop); any
 #   node and npm on the PATH do.
-packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev linux-libc-dev gnupg sq tmux python3-venv)
+packages=(libpcsclite-dev pkg-config pcscd vsmartcard-vpcd libclang-dev linux-libc-dev gnupg sq tmux python3-venv faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
