@@ -22,15 +22,16 @@ use airgap_bundle::qr::{self, QrFrame};
 use airgap_bundle::{Bundle, BundleKind, Metadata};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
-/// A real bundle whose encoding is exactly `size` bytes.
-fn bundle_bytes(size: usize) -> Vec<u8> {
+/// A real bundle whose encoding is exactly `size` bytes; each `variant` has other contents (so
+/// another CRC, so other mixed parts).
+fn bundle_variant(size: usize, variant: u64) -> Vec<u8> {
     let meta = Metadata {
         namespace: Some("payments".into()),
         member: Some("alice".into()),
         nonce: Some(7),
         file_name: None,
     };
-    let mut rng = StdRng::seed_from_u64(size as u64);
+    let mut rng = StdRng::seed_from_u64(size as u64 ^ (variant << 32));
     let mut payload_len = size.saturating_sub(100);
     loop {
         let payload: Vec<u8> = (0..payload_len).map(|_| rng.random()).collect();
@@ -43,6 +44,10 @@ fn bundle_bytes(size: usize) -> Vec<u8> {
             std::cmp::Ordering::Greater => payload_len -= (bytes.len() - size).min(payload_len),
         }
     }
+}
+
+fn bundle_bytes(size: usize) -> Vec<u8> {
+    bundle_variant(size, 0)
 }
 
 fn encoder(bytes: &[u8], fragment: Option<usize>) -> PartEncoder {
@@ -58,9 +63,9 @@ fn stream(bytes: &[u8], fragment: Option<usize>, count: usize) -> Vec<String> {
     (0..count).map(|_| enc.next_part()).collect()
 }
 
-/// For comparison only: the stream Tessera showed before it sent the standard one. The
-/// fragments, then only the mixed parts combining 30 % to 70 % of the fragments (the other
-/// sequence numbers skipped). Valid UR parts, but a peeling decoder can rarely use them.
+/// For comparison only, the private alternative to the standard stream: the fragments, then
+/// only the mixed parts combining 30 % to 70 % of the fragments (the other sequence numbers
+/// skipped). Valid UR parts, but a peeling decoder can rarely use them.
 fn dense_stream(bytes: &[u8], fragment: usize, count: usize) -> Vec<String> {
     let mut fountain = ur::fountain::Encoder::new(bytes, fragment).unwrap();
     let k = fountain.fragment_count();
@@ -146,29 +151,41 @@ fn bc_ur_decode<'a>(
     }
 }
 
-/// Frames shown until complete over the fragment count: mean and 95th percentile over `trials`,
-/// and how many trials did not complete within the stream given (counted as its length).
-fn measure(
-    shown: &[String],
-    k: usize,
-    loss: f64,
-    trials: u64,
-    decode: &mut Decode<'_>,
-) -> (f64, f64, usize) {
-    let mut ratios = Vec::new();
-    let mut unfinished = 0;
-    for t in 0..trials {
-        let arrived = received(t, loss, shown.len());
-        let frames = decode(shown, &arrived).unwrap_or_else(|| {
-            unfinished += 1;
-            shown.len()
-        });
-        ratios.push(frames as f64 / k as f64);
+/// Frames shown until complete over the fragment count, one per trial, and how many trials did
+/// not complete within the stream given (counted as its length).
+#[derive(Default)]
+struct Samples {
+    ratios: Vec<f64>,
+    unfinished: usize,
+}
+
+impl Samples {
+    fn measure(
+        &mut self,
+        shown: &[String],
+        k: usize,
+        loss: f64,
+        trials: std::ops::Range<u64>,
+        decode: &mut Decode<'_>,
+    ) {
+        for t in trials {
+            let arrived = received(t, loss, shown.len());
+            let frames = decode(shown, &arrived).unwrap_or_else(|| {
+                self.unfinished += 1;
+                shown.len()
+            });
+            self.ratios.push(frames as f64 / k as f64);
+        }
     }
-    ratios.sort_by(f64::total_cmp);
-    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-    let p95 = ratios[(ratios.len() * 95 / 100).min(ratios.len() - 1)];
-    (mean, p95, unfinished)
+
+    /// Mean, 95th percentile, unfinished trials.
+    fn summary(mut self) -> (f64, f64, usize) {
+        self.ratios.sort_by(f64::total_cmp);
+        let n = self.ratios.len();
+        let mean = self.ratios.iter().sum::<f64>() / n as f64;
+        let p95 = self.ratios[(n * 95 / 100).min(n - 1)];
+        (mean, p95, self.unfinished)
+    }
 }
 
 /// One table cell: `mean (p95)`, with `, n unfinished` when some trials did not complete.
@@ -180,11 +197,30 @@ fn cell((mean, p95, unfinished): (f64, f64, usize)) -> String {
     }
 }
 
-/// Tessera's frames-needed ratio at this loss (density table).
-fn frames_ratio(bytes: &[u8], fragment: Option<usize>, loss: f64, trials: u64) -> f64 {
-    let k = encoder(bytes, fragment).fragment_count();
-    let shown = stream(bytes, fragment, 8 * k);
-    measure(&shown, k, loss, trials, &mut tessera_decode(bytes)).0
+/// Tessera's frames-needed ratio at this loss (density table), over `trials` spread across
+/// `variants` bundles of the same size.
+fn frames_ratio(
+    size: usize,
+    fragment: Option<usize>,
+    loss: f64,
+    trials: u64,
+    variants: u64,
+) -> f64 {
+    let mut samples = Samples::default();
+    let per = (trials / variants).max(1);
+    for v in 0..variants {
+        let bytes = bundle_variant(size, v);
+        let k = encoder(&bytes, fragment).fragment_count();
+        let shown = stream(&bytes, fragment, 8 * k);
+        samples.measure(
+            &shown,
+            k,
+            loss,
+            v * per..(v + 1) * per,
+            &mut tessera_decode(&bytes),
+        );
+    }
+    samples.summary().0
 }
 
 fn max_version(bytes: &[u8], fragment: Option<usize>) -> i16 {
@@ -228,59 +264,59 @@ fn main() {
         "| bundle | frames (min) | QR version | stream | decoder | trials | 0 % loss | 20 % loss | 40 % loss |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    let rows = [
+        ("standard", "Tessera (elimination)"),
+        ("standard", "`ur` crate (peeling)"),
+        ("standard", "bc-ur 1.1.13 (peeling)"),
+        ("dense 30-70 % (private)", "Tessera (elimination)"),
+    ];
     for &size in &sizes {
-        let bytes = bundle_bytes(size);
-        let k = encoder(&bytes, None).fragment_count();
-        let version = max_version(&bytes, None);
-        // Every decoder gets the same trials (bc-ur through node is the slow one).
-        let n = if k > 1 {
-            trials(size) / 2
+        let k = encoder(&bundle_bytes(size), None).fragment_count();
+        let version = max_version(&bundle_bytes(size), None);
+        // Every decoder gets the same trials (bc-ur through node is the slow one), spread over
+        // bundles with different contents: each has its own mixed parts.
+        let (n, variants) = if k > 1 {
+            (trials(size) / 2, if quick { 4 } else { 20 })
         } else {
-            trials(size)
+            (trials(size), 1)
         };
-        // Enough frames for the slowest decoder at 40 % loss.
-        let shown = stream(&bytes, None, 10 * k);
-        let mut rows: Vec<(&str, &str, u64, Box<Decode<'_>>)> = vec![(
-            "standard",
-            "Tessera (elimination)",
-            n,
-            Box::new(tessera_decode(&bytes)),
-        )];
-        if k > 1 {
-            rows.push((
-                "standard",
-                "`ur` crate (peeling)",
-                n,
-                Box::new(ur_crate_decode(&bytes)),
-            ));
-            rows.push((
-                "standard",
-                "bc-ur 1.1.13 (peeling)",
-                n,
-                Box::new(bc_ur_decode(&mut bc, &bytes)),
-            ));
-        }
-        let mut cells = Vec::new();
-        for (stream_name, decoder, trials, mut decode) in rows {
-            let c: Vec<String> = [0.0, 0.2, 0.4]
-                .into_iter()
-                .map(|loss| cell(measure(&shown, k, loss, trials, &mut *decode)))
-                .collect();
-            cells.push((stream_name, decoder, trials, c));
-        }
-        if k > 1 {
-            // The previous, private mixing, decoded by Tessera: what the standard stream costs.
-            let dense = dense_stream(&bytes, parts::DEFAULT_FRAGMENT_BYTES, 10 * k);
-            let c: Vec<String> = [0.0, 0.2, 0.4]
-                .into_iter()
-                .map(|loss| cell(measure(&dense, k, loss, n, &mut tessera_decode(&bytes))))
-                .collect();
-            cells.push(("dense 30-70 % (before)", "Tessera (elimination)", n, c));
-        }
-        for (stream_name, decoder, trials, c) in cells {
+        let per = n / variants;
+        for (row, (stream_name, decoder)) in rows.iter().enumerate() {
+            if k == 1 && row > 0 {
+                break;
+            }
+            let mut cells = Vec::new();
+            for loss in [0.0, 0.2, 0.4] {
+                let mut samples = Samples::default();
+                for v in 0..variants {
+                    let bytes = bundle_variant(size, v);
+                    // Enough frames for the slowest decoder at 40 % loss.
+                    let shown = if row == 3 {
+                        dense_stream(&bytes, parts::DEFAULT_FRAGMENT_BYTES, 10 * k)
+                    } else {
+                        stream(&bytes, None, 10 * k)
+                    };
+                    let range = v * per..(v + 1) * per;
+                    match row {
+                        1 => samples.measure(&shown, k, loss, range, &mut ur_crate_decode(&bytes)),
+                        2 => samples.measure(
+                            &shown,
+                            k,
+                            loss,
+                            range,
+                            &mut bc_ur_decode(&mut bc, &bytes),
+                        ),
+                        _ => samples.measure(&shown, k, loss, range, &mut tessera_decode(&bytes)),
+                    }
+                }
+                cells.push(cell(samples.summary()));
+            }
             println!(
-                "| {size} B | {k} | {version} | {stream_name} | {decoder} | {trials} | {} | {} | {} |",
-                c[0], c[1], c[2]
+                "| {size} B | {k} | {version} | {stream_name} | {decoder} | {} | {} | {} | {} |",
+                per * variants,
+                cells[0],
+                cells[1],
+                cells[2]
             );
         }
     }
@@ -298,7 +334,13 @@ fn main() {
         let version = qr::version_for_fragment(fragment).unwrap();
         let side = 17 + 4 * version as usize + 2 * qr::TERMINAL_QUIET_ZONE;
         let k = encoder(&five_k, Some(fragment)).fragment_count();
-        let r20 = frames_ratio(&five_k, Some(fragment), 0.2, trials(5_000) / 2);
+        let r20 = frames_ratio(
+            5_000,
+            Some(fragment),
+            0.2,
+            trials(5_000) / 2,
+            if quick { 4 } else { 20 },
+        );
         let secs = r20 * k as f64 / f64::from(qr::DEFAULT_FPS);
         println!(
             "| {fragment} B | {version} | {side} × {} | {k} | {r20:.3} | {secs:.1} |",
