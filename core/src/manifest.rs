@@ -82,6 +82,11 @@ pub struct Namespace {
     /// it accepted and a member's app refuses to approve one not above the last they approved.
     pub nonce: u64,
     pub quorum_public_key: QuorumPublicKey,
+    /// The disaster-recovery key the genesis wrapped the whole seed to (an age recipient), so
+    /// members approving a manifest see that one exists (`tessera_core::dr`). Omitted from the
+    /// encoding when absent, so manifests without it keep their bytes and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr_recipient: Option<String>,
 }
 
 /// The enclave image the manifest allows.
@@ -260,6 +265,10 @@ impl Manifest {
             if pcr.0 == [0; 48] {
                 return Err(invalid(field, "all zero (a debug-mode measurement)"));
             }
+        }
+        if let Some(r) = &self.namespace.dr_recipient {
+            r.parse::<crate::dr::DrRecipient>()
+                .map_err(|e| invalid("namespace.dr_recipient", e.to_string()))?;
         }
         if let Some(port) = self.pivot.ingress_port
             && (port == 0 || port == u32::MAX)

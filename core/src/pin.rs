@@ -81,6 +81,11 @@ pub struct NamespacePin {
     pub highest: Option<Highest>,
     /// Counts the pin's changes, so two copies can be told apart at a glance.
     pub sequence: u64,
+    /// The disaster-recovery key the namespace's genesis wrapped the seed to, as the member
+    /// accepted it (`tessera_core::dr`); every manifest must name the same. Omitted from the
+    /// encoding when absent, so pins without one keep their bytes and signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr_recipient: Option<String>,
 }
 
 impl NamespacePin {
@@ -101,6 +106,7 @@ impl NamespacePin {
             pcr_policy,
             highest: None,
             sequence: 1,
+            dr_recipient: None,
         }
     }
 

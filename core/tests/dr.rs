@@ -166,3 +166,19 @@ fn a_restored_set_must_keep_namespace_and_key_and_be_signed_by_it() {
     relabelled.body.quorum_public_key = original.body.quorum_public_key;
     assert!(dr::check_restored(&original, &relabelled).is_err());
 }
+
+#[test]
+fn a_manifest_records_the_dr_key_and_refuses_a_garbled_one() {
+    let mut devs = common::members();
+    let mut m = common::manifest(&mut devs);
+    let plain = cbor::encode(&m);
+    let r = DrRecipient::X25519(age::x25519::Identity::generate().to_public()).to_string();
+    m.namespace.dr_recipient = Some(r.clone());
+    m.validate().unwrap();
+    let with = cbor::encode(&m);
+    assert_ne!(plain, with);
+    assert_eq!(tessera_core::manifest::Manifest::decode(&with).unwrap(), m);
+    m.namespace.dr_recipient = Some(r.to_uppercase());
+    let err = m.validate().unwrap_err().to_string();
+    assert!(err.contains("namespace.dr_recipient"), "{err}");
+}

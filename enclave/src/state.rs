@@ -633,7 +633,18 @@ impl Enclave {
         check_threshold(&m.manifest_set, Purpose::Reshard, &r.hash(), &env.approvals)
             .require()
             .map_err(|e| rejected(format!("reshard approvals: {e}")))?;
-        let output = split_and_seal(&p.seed, &m.namespace.name, &r.new_share_set, None)?;
+        // The seed does not change, so neither does who can recover it: the manifest's DR key
+        // (wrapped afresh) stays on record in the new share set's output.
+        let dr: Option<DrRecipient> = m
+            .namespace
+            .dr_recipient
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: tessera_core::dr::DrError| {
+                rejected(format!("manifest namespace.dr_recipient: {e}"))
+            })?;
+        let output = split_and_seal(&p.seed, &m.namespace.name, &r.new_share_set, dr.as_ref())?;
         let attestation = self.attest(Some(&output.hash().0), None, None)?;
         Ok(Response::Resharded {
             output,

@@ -178,6 +178,7 @@ fn boot(address: &Address, pcrs_path: &Path) {
             name: output.body.namespace.clone(),
             nonce: 1,
             quorum_public_key: output.body.quorum_public_key,
+            dr_recipient: None,
         },
         enclave: EnclaveSpec {
             pcr0: pcr("PCR0"),

@@ -42,6 +42,7 @@ fn envelope(enclave: &Enclave, nonce: u64, approvers: usize) -> ManifestEnvelope
             name: "relay-test".to_owned(),
             nonce,
             quorum_public_key: QuorumSeed::from_bytes([0x42; 32]).public_key(),
+            dr_recipient: None,
         },
         enclave: EnclaveSpec {
             pcr0: pcr(&pcrs, "PCR0"),

@@ -409,10 +409,55 @@ fn restore_to_a_new_two_of_three_set_signs_with_the_same_quorum_key() {
     }
     args.extend_from_slice(&["-o", &manifest]);
     w.ok(&args);
+    // The manifest records the DR key, and every member reviewing it sees it.
+    let shown = w.ok(&["manifest", "show", &manifest]);
+    assert!(
+        shown.contains("namespace.dr_key") && shown.contains(&recipient),
+        "{shown}"
+    );
     let code = w
         .ok(&["manifest", "show", &manifest, "--confirm-code"])
         .trim()
         .to_owned();
+    // A coordinator who hides the DR key from the manifest: refused by every member whose pin
+    // (from genesis) records it.
+    let mut hidden = tessera_core::manifest::Manifest::decode(
+        &airgap_bundle::Bundle::decode(&std::fs::read(&manifest).unwrap())
+            .unwrap()
+            .into_payload(),
+    )
+    .unwrap();
+    hidden.namespace.dr_recipient = None;
+    let hidden_path = w.p("hidden.cbor");
+    std::fs::write(&hidden_path, cbor::encode(&hidden)).unwrap();
+    let hidden_code = w
+        .ok(&["manifest", "show", &hidden_path, "--confirm-code"])
+        .trim()
+        .to_owned();
+    let out = w.run(&[
+        "manifest",
+        "approve",
+        &hidden_path,
+        "--software",
+        &w.p("dave.keys"),
+        "--confirm",
+        &hidden_code,
+        "--pins",
+        &w.p("dave.pins"),
+        "--root",
+        &root,
+        "--state-dir",
+        &w.p("dave.state"),
+        "-o",
+        &w.p("hidden.approval"),
+    ]);
+    let err = refused(&out, "nothing was signed");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DR key"),
+        "{err}"
+    );
+    assert!(!Path::new(&w.p("hidden.approval")).exists());
+
     let mut env_args = vec![
         "manifest".to_owned(),
         "envelope".to_owned(),

@@ -29,6 +29,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice]) -> Manifest {
             name: "payments-prod".to_owned(),
             nonce: 7,
             quorum_public_key: seed.public_key(),
+            dr_recipient: None,
         },
         enclave: EnclaveSpec {
             pcr0: ByteArray([0x10; 48]),

@@ -327,6 +327,7 @@ pub fn manifest(
             name: output.body.namespace.clone(),
             nonce,
             quorum_public_key: output.body.quorum_public_key,
+            dr_recipient: None,
         },
         enclave: EnclaveSpec {
             pcr0: pcrs[0],

@@ -667,6 +667,7 @@ fn new_manifest(a: &NewManifest) -> CmdResult {
             name: a.namespace.clone(),
             nonce: a.nonce,
             quorum_public_key: genesis.body.quorum_public_key,
+            dr_recipient: genesis.body.dr.as_ref().map(|w| w.recipient.clone()),
         },
         enclave: EnclaveSpec {
             pcr0: pcr_from_json(&pcrs, "PCR0")?,

@@ -217,7 +217,9 @@ pub fn record_genesis(
             output.body.quorum_public_key.signing.fingerprint()
         ))),
         None => {
-            let pin = NamespacePin::new(namespace, owner, output.body.quorum_public_key, policy);
+            let mut pin =
+                NamespacePin::new(namespace, owner, output.body.quorum_public_key, policy);
+            pin.dr_recipient = output.body.dr.as_ref().map(|w| w.recipient.clone());
             Ok(Recorded::Created(store.save(&pin, device)?))
         }
     }

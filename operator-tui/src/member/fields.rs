@@ -79,6 +79,18 @@ pub fn manifest_fields(m: &Manifest) -> Vec<(String, String)> {
             format!("{:?}", m.pivot.restart).to_lowercase(),
         ),
     ];
+    // Only when genesis made one: whoever holds this offline key can recover the whole seed.
+    if let Some(r) = &m.namespace.dr_recipient {
+        f.insert(
+            5,
+            (
+                "namespace.dr_key".to_owned(),
+                format!(
+                    "{r} (the whole seed is ALSO wrapped to this offline disaster-recovery key)"
+                ),
+            ),
+        );
+    }
     // Only when declared: it opens the app to outside traffic through the relay's app bridge.
     if let Some(port) = m.pivot.ingress_port {
         f.push((

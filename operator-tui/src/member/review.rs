@@ -367,6 +367,7 @@ pub fn approve_manifest(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
                     ctx.default_policy(),
                 );
                 p.manifest_set = Some(m.manifest_set.clone());
+                p.dr_recipient.clone_from(&m.namespace.dr_recipient);
                 (None, Some(p))
             }
             None => (None, None),
@@ -685,6 +686,29 @@ fn quorum_key(r: &mut Review, pin: &NamespacePin, m: &Manifest) {
             ),
             format!("this is not your namespace's key: {TELL}"),
         );
+    }
+    dr_key(r, pin, m);
+}
+
+/// The manifest must name the disaster-recovery key the member accepted at genesis, or none if
+/// there was none: a manifest that hides the DR key, or names another, misstates who can
+/// recover the seed. Shown only where a DR key is involved.
+fn dr_key(r: &mut Review, pin: &NamespacePin, m: &Manifest) {
+    match (&pin.dr_recipient, &m.namespace.dr_recipient) {
+        (None, None) => {}
+        (Some(p), Some(x)) if p == x => r.pass(
+            "DR key",
+            format!("{x}: the whole seed is also wrapped to this offline key, as at genesis"),
+        ),
+        (pinned, named) => r.fail(
+            "DR key",
+            format!(
+                "the manifest names disaster-recovery key {}, your pin {}",
+                named.as_deref().unwrap_or("none"),
+                pinned.as_deref().unwrap_or("none")
+            ),
+            format!("the manifest misstates who can recover the seed: {TELL}"),
+        ),
     }
 }
 

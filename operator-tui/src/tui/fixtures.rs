@@ -43,6 +43,7 @@ pub fn manifest(devs: &mut [SoftwareKeyDevice], nonce: u64, pcr0: [u8; 48]) -> M
             name: "payments".to_owned(),
             nonce,
             quorum_public_key: QuorumSeed::from_bytes([0x42; 32]).public_key(),
+            dr_recipient: None,
         },
         enclave: EnclaveSpec {
             pcr0: ByteArray(pcr0),
