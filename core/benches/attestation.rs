@@ -196,8 +196,8 @@ fn bench(c: &mut Criterion) {
             "peer as shipped: attestation-doc-validation 0.10 (evervault, wall clock faked)",
             |b| {
                 b.iter(|| {
-                    attestation_doc_validation::validate_attestation_doc(black_box(DOC)).unwrap()
-                })
+                    attestation_doc_validation::validate_attestation_doc(black_box(DOC)).unwrap();
+                });
             },
         );
     }
