@@ -327,18 +327,18 @@ fn png_frames_then_scan_images() {
         "--png-dir",
         s(&frames),
         "--parts",
-        "24",
+        "30",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stderr(&o).contains("wrote 24 frames"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("wrote 30 frames"), "{}", stderr(&o));
     let mut files: Vec<String> = fs::read_dir(&frames)
         .unwrap()
         .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 24);
+    assert_eq!(files.len(), 30);
 
-    // Skip the first three frames: the repair frames make up for them.
+    // Skip the first three frames: the mixed frames make up for them.
     let out = dir.path().join("back.tbundle");
     let mut args = vec!["bundle", "scan", "-o", s(&out), "--images"];
     args.extend(files[3..].iter().map(String::as_str));
