@@ -10,13 +10,20 @@
 //! The first stream seen is the one collected: a code of another bundle shown mid-scan is
 //! reported, never mixed in. To switch bundles, stop and start a new scan.
 
+use std::collections::HashMap;
 use std::fmt;
+
+use sha2::{Digest, Sha256};
 
 use crate::bundle::{Bundle, BundleError, BundleKind, MAGIC};
 use crate::cbor::Reader;
 use crate::frames::{FrameError, FrameSource};
-use crate::parts::{self, Part, PartError, ScanProgress, Scanner};
+use crate::parts::{self, Part, PartError, ScanProgress, Scanner, StreamId};
 use crate::qr::{self, QrError};
+
+/// Parts remembered by sequence number for the repeat check: far more than a bundle within
+/// [`parts::MAX_FRAGMENTS`] needs, and a bound on memory for an endless stream of new numbers.
+const MAX_REMEMBERED_PARTS: usize = 4 * parts::MAX_FRAGMENTS;
 
 /// Why a code was not taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -158,6 +165,13 @@ pub enum ReceiveError {
 #[derive(Debug, Default)]
 pub struct Reception {
     scanner: Scanner,
+    /// A digest of each multi-part taken, by sequence number: a second, different part under
+    /// the same number is refused rather than silently dropped as a repeat.
+    taken: HashMap<u32, [u8; 32]>,
+    /// The stream collected, to notice when the decoder has started over.
+    stream: Option<StreamId>,
+    /// Set once the decoder is complete: the bytes, already checked as a bundle.
+    done: Option<Result<Bundle, BundleError>>,
     status: ReceptionStatus,
 }
 
@@ -172,9 +186,11 @@ impl Reception {
         &self.status
     }
 
+    /// Whether the decoder has the whole stream; the bundle may still fail its checks, which
+    /// [`Reception::finish`] reports.
     #[must_use]
     pub fn is_complete(&self) -> bool {
-        self.scanner.is_complete()
+        self.done.is_some()
     }
 
     /// Reads every code in a frame and takes the parts. The outcome is the most telling one
@@ -212,18 +228,54 @@ impl Reception {
     }
 
     fn take(&mut self, text: &str) -> Outcome {
+        if self.done.is_some() {
+            return Outcome::Accepted { new: false };
+        }
         let part = match parts::parse_part(text) {
             Ok(p) => p,
             Err(e) => return self.reject(&e),
         };
         let kind = peek_kind(&part);
+        if let Part::Multi(m) = &part
+            && self.stream == Some(m.stream)
+        {
+            let digest: [u8; 32] = Sha256::digest(m.data()).into();
+            match self.taken.get(&m.sequence) {
+                Some(d) if *d != digest => return self.reject(&PartError::Inconsistent),
+                Some(_) => {}
+                None if self.taken.len() < MAX_REMEMBERED_PARTS => {
+                    self.taken.insert(m.sequence, digest);
+                }
+                None => {}
+            }
+        }
+        let first = match &part {
+            Part::Multi(m) if self.stream.is_none() => {
+                Some((m.sequence, Sha256::digest(m.data()).into()))
+            }
+            _ => None,
+        };
         let before = self.status.progress.parts;
         match self.scanner.receive_part(part) {
             Ok(progress) => {
+                if let Some((sequence, digest)) = first {
+                    self.stream = self.scanner.stream();
+                    self.taken.insert(sequence, digest);
+                }
                 self.status.parts_seen += 1;
                 self.status.progress = progress;
                 if self.status.kind.is_none() {
                     self.status.kind = kind;
+                }
+                if progress.complete {
+                    let bytes = std::mem::take(&mut self.scanner).finish();
+                    let checked = bytes
+                        .map_err(|_| BundleError::Truncated)
+                        .and_then(|b| Bundle::decode(&b));
+                    if let Ok(bundle) = &checked {
+                        self.status.kind = Some(bundle.kind());
+                    }
+                    self.done = Some(checked);
                 }
                 Outcome::Accepted {
                     new: progress.parts > before || (progress.complete && before == 0),
@@ -232,9 +284,11 @@ impl Reception {
             Err(e) => {
                 let progress = self.scanner.progress();
                 if progress.total == 0 && self.status.progress.total != 0 {
-                    // The scanner threw away what it had: the parts contradicted each other.
+                    // The decoder threw away what it had: the parts contradicted each other.
                     self.status.restarts += 1;
                     self.status.kind = None;
+                    self.stream = None;
+                    self.taken.clear();
                 }
                 self.status.progress = progress;
                 self.reject(&e)
@@ -260,6 +314,9 @@ impl Reception {
     /// The received bundle, checked: the fountain stream's CRC by the decoder, then the
     /// container's header, checksum and canonical form by [`Bundle::decode`].
     pub fn finish(self) -> Result<Bundle, ReceiveError> {
+        if let Some(done) = self.done {
+            return done.map_err(ReceiveError::Invalid);
+        }
         let status = self.status;
         let bytes = self.scanner.finish().map_err(|e| match e {
             PartError::Incomplete { total: 0, .. } => ReceiveError::NothingRead {

@@ -377,3 +377,171 @@ fn terminal_animation_is_bounded_off_a_terminal() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("not a terminal"), "{}", stderr(&o));
 }
+
+/// PNG frames of `bundle` written by `tessera bundle qr --png-dir` into `dir`.
+fn png_frames(bundle: &Path, dir: &Path, parts: usize) -> Vec<std::path::PathBuf> {
+    let o = tessera(&[
+        "bundle",
+        "qr",
+        s(bundle),
+        "--png-dir",
+        s(dir),
+        "--parts",
+        &parts.to_string(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn scan_text_from_stdin_stops_when_complete_without_waiting_for_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = big_input(dir.path(), 5_000);
+    let o = tessera(&["bundle", "qr", s(&bundle), "--text", "--parts", "200"]);
+    let text = stdout(&o);
+    let out = dir.path().join("back.tbundle");
+    // As `zbarcam --raw` does: lines keep coming, the pipe never closes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["bundle", "scan", "--text", "-", "-o", s(&out)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"QR-Code:something else\n").unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scan still waiting for input after the bundle was complete"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("stdin line 1: not a UR"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&bundle).unwrap());
+}
+
+#[test]
+fn scan_a_frame_folder_with_a_stray_frame_of_another_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = big_input(dir.path(), 3_000);
+    let frames = dir.path().join("frames");
+    let files = png_frames(&bundle, &frames, 60);
+    let other_dir = dir.path().join("other");
+    fs::create_dir(&other_dir).unwrap();
+    let other = big_input(&other_dir, 2_500);
+    let other_frames = png_frames(&other, &other_dir.join("frames"), 2);
+    // Sorted between the 5th and 6th frames; drop every third frame of the real stream.
+    fs::copy(&other_frames[1], frames.join("frame-0005b.png")).unwrap();
+    for f in files.iter().step_by(3) {
+        fs::remove_file(f).unwrap();
+    }
+    let out = dir.path().join("back.tbundle");
+    let o = tessera(&["bundle", "scan", "--frames", s(&frames), "-o", s(&out)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(": part belongs to another bundle"), "{err}");
+    assert!(err.contains("; ignored"), "{err}");
+    assert!(err.contains("rejected: 1 another bundle"), "{err}");
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&bundle).unwrap());
+}
+
+#[test]
+fn scan_writes_nothing_until_the_bundle_is_whole_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = big_input(dir.path(), 3_000);
+    let frames = dir.path().join("frames");
+    let files = png_frames(&bundle, &frames, 30);
+    for f in &files[5..] {
+        fs::remove_file(f).unwrap();
+    }
+    let out = dir.path().join("back.tbundle");
+    let o = tessera(&["bundle", "scan", "--frames", s(&frames), "-o", s(&out)]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("too few parts: 5 of"), "{}", stderr(&o));
+    assert!(!out.exists());
+
+    // A stream that is whole but is not a bundle.
+    let junk: String = (0..2_000u32)
+        .map(|i| char::from_digit(i % 36, 36).unwrap())
+        .collect();
+    let mut encoder = airgap_bundle::parts::PartEncoder::with_defaults(junk.as_bytes()).unwrap();
+    let lines: String = (0..encoder.fragment_count() + 5)
+        .map(|_| encoder.next_part() + "\n")
+        .collect();
+    let o = tessera_stdin(&["bundle", "scan", "--text", "-", "-o", s(&out)], &lines);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a valid bundle"), "{}", stderr(&o));
+    assert!(!out.exists());
+
+    // A folder that does not exist, a video that is not one, a camera that is not there.
+    let o = tessera(&["bundle", "scan", "--frames", "/nonexistent", "-o", s(&out)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let fake = dir.path().join("clip.y4m");
+    fs::write(&fake, "RIFF....AVI LIST\n").unwrap();
+    let o = tessera(&["bundle", "scan", "--video", s(&fake), "-o", s(&out)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("YUV4MPEG2"), "{}", stderr(&o));
+    let o = tessera(&[
+        "bundle",
+        "scan",
+        "--camera",
+        "/dev/null-camera",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("zbarcam --raw"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+#[test]
+fn scan_a_y4m_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = big_input(dir.path(), 3_000);
+    let frames = dir.path().join("frames");
+    let files = png_frames(&bundle, &frames, 100);
+    // Each picture centred on a common canvas, as a video has one frame size.
+    let pictures: Vec<image::GrayImage> = files
+        .iter()
+        .map(|f| airgap_bundle::qr::load_gray(&fs::read(f).unwrap()).unwrap())
+        .collect();
+    let side = pictures
+        .iter()
+        .map(|p| p.width().max(p.height()))
+        .max()
+        .unwrap()
+        + 40;
+    let canvas: Vec<image::GrayImage> = pictures
+        .iter()
+        .map(|p| {
+            let mut c = image::GrayImage::from_pixel(side, side, image::Luma([255]));
+            image::imageops::overlay(&mut c, p, 20, 20);
+            c
+        })
+        .collect();
+    let video = dir.path().join("clip.y4m");
+    airgap_bundle::frames::write_y4m(fs::File::create(&video).unwrap(), &canvas[4..], 30).unwrap();
+    let out = dir.path().join("back.tbundle");
+    let o = tessera(&["bundle", "scan", "--video", s(&video), "-o", s(&out)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&bundle).unwrap());
+}

@@ -346,9 +346,9 @@ fn a_yubikey_otp_is_not_a_pin() {
 
 #[test]
 fn keymap_rebinds_actions_but_never_confirm_or_abort() {
-    let km = Keymap::from_toml("[keys]\napprove = \"s\"\nquit = \"x\"\n").unwrap();
+    let km = Keymap::from_toml("[keys]\napprove = \"y\"\nquit = \"x\"\n").unwrap();
     assert_eq!(
-        km.action(Key::Char('s')),
+        km.action(Key::Char('y')),
         Some(operator_tui::tui::keymap::Action::Approve)
     );
     assert_eq!(km.action(Key::Char('a')), None);
@@ -910,4 +910,119 @@ fn a_share_file_for_another_key_is_refused_when_the_request_opens() {
         "{:?}",
         theirs.popup
     );
+}
+
+/// A reception part-way through `bundle`: `take` of its parts, and one part of another bundle.
+fn part_way(bundle: &[u8], take: usize) -> airgap_bundle::receive::ReceptionStatus {
+    let mut enc = airgap_bundle::parts::PartEncoder::new(bundle, 100).unwrap();
+    let mut reception = airgap_bundle::receive::Reception::new();
+    for _ in 0..take {
+        reception.feed_text(&enc.next_part());
+    }
+    let other = airgap_bundle::parts::encode_parts(&[7; 3000], 100, 1).unwrap();
+    reception.feed_text(&other[0]);
+    reception.status().clone()
+}
+
+#[test]
+fn the_scan_screen_shows_progress_stops_on_esc_and_opens_only_a_checked_bundle() {
+    let f = fixture(PCRS[0]);
+    let mut s = State::new(config(&f, true));
+    app::update(&mut s, Msg::Device(operator_tui::tui::fixtures::device()));
+    app::update(&mut s, operator_tui::tui::fixtures::pins(&f));
+    app::update(&mut s, Msg::Tick(now()));
+    // Only on Home.
+    s.screen = Screen::Keys;
+    assert!(app::update(&mut s, Msg::Key(Key::Char('s'))).is_empty());
+    s.screen = Screen::Home;
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('s'))),
+        vec![Effect::StartScan { id: 1 }]
+    );
+    let bundle = operator_tui::tui::fixtures::request_bundle(&f);
+    let mut status = part_way(&bundle, 5);
+    assert_eq!(status.rejected_line(), "1 another bundle");
+    // The request's contents (so its checksum) differ from run to run.
+    assert!(
+        status
+            .last_rejection
+            .as_ref()
+            .unwrap()
+            .contains("another bundle")
+    );
+    status.last_rejection = Some("part belongs to another bundle (3000 bytes in 30 fragments, crc e196e038); this scan is collecting 4315 bytes in 44 fragments, crc bc035b0d".into());
+    app::update(
+        &mut s,
+        Msg::ScanStatus {
+            id: 1,
+            source: "camera /dev/video0 (640x480 Yuyv)".into(),
+            status,
+        },
+    );
+    snap("scan", &s);
+    // Keys other than Esc do nothing here, and a stale scan's news is ignored.
+    assert!(app::update(&mut s, Msg::Key(Key::Char('a'))).is_empty());
+    app::update(
+        &mut s,
+        Msg::ScanStatus {
+            id: 0,
+            source: "old".into(),
+            status: airgap_bundle::receive::ReceptionStatus::default(),
+        },
+    );
+    assert_eq!(
+        s.scan.as_ref().unwrap().source,
+        "camera /dev/video0 (640x480 Yuyv)"
+    );
+
+    // Esc stops; nothing is opened.
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Esc)),
+        vec![Effect::StopScan]
+    );
+    assert!(s.scan.is_none());
+    assert_eq!(s.screen, Screen::Home);
+
+    // A second scan; the first one's result arriving late changes nothing.
+    assert_eq!(
+        app::update(&mut s, Msg::Key(Key::Char('s'))),
+        vec![Effect::StartScan { id: 2 }]
+    );
+    let path = std::path::PathBuf::from("/media/usb/request-payments-n7.tbundle");
+    assert!(
+        app::update(
+            &mut s,
+            Msg::ScanFinished {
+                id: 1,
+                result: Ok((path.clone(), bundle.clone())),
+            },
+        )
+        .is_empty()
+    );
+    assert!(s.scan.is_some() && s.provision.is_none());
+
+    // A failure stays on screen until Esc.
+    app::update(
+        &mut s,
+        Msg::ScanFinished {
+            id: 2,
+            result: Err("too few parts: 5 of 20 fragments' worth received".into()),
+        },
+    );
+    assert!(render(&s, 80, 24).contains("Stopped: too few parts"));
+    app::update(&mut s, Msg::Key(Key::Esc));
+
+    // The checked bundle opens as if read from the USB stick.
+    app::update(&mut s, Msg::Key(Key::Char('s')));
+    let effects = app::update(
+        &mut s,
+        Msg::ScanFinished {
+            id: 3,
+            result: Ok((path.clone(), bundle)),
+        },
+    );
+    assert!(effects.contains(&Effect::Rescan), "{effects:?}");
+    assert!(s.scan.is_none());
+    assert_eq!(s.screen, Screen::Provision);
+    assert_eq!(s.provision.as_ref().unwrap().request_path, path);
 }

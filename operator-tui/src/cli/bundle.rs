@@ -4,15 +4,17 @@
 //! another bundle, too few parts); 2 usage or I/O (unreadable input, existing output).
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use airgap_bundle::parts::{self, PartEncoder, PartError, Scanner};
+use airgap_bundle::frames::{FrameSource, ImageDir, Y4mVideo};
+use airgap_bundle::parts::{self, PartEncoder};
 use airgap_bundle::qr::{self, QrFrame};
+use airgap_bundle::receive::{self, Flow, Outcome, ReceiveError, Reception, ReceptionStatus};
 use airgap_bundle::usb::{self, UsbError};
-use airgap_bundle::{Bundle, BundleError, BundleKind, Fingerprint, MAX_BUNDLE_BYTES, Metadata};
+use airgap_bundle::{Bundle, BundleKind, Fingerprint, MAX_BUNDLE_BYTES, Metadata};
 use serde_json::json;
 
 #[derive(clap::Subcommand)]
@@ -95,14 +97,24 @@ pub struct QrArgs {
 }
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["text", "images"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["text", "images", "frames", "video", "camera"])))]
 pub struct ScanArgs {
-    /// File of UR text lines, or `-` for standard input (keyboard-wedge scanners, paste).
+    /// File of UR text lines, or `-` for standard input, read as it arrives and left as soon as
+    /// the bundle is complete (keyboard-wedge scanners, `zbarcam --raw`, paste).
     #[arg(long, value_name = "FILE")]
     pub text: Option<PathBuf>,
     /// Photos or screenshots of QR frames (PNG or JPEG).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub images: Vec<PathBuf>,
+    /// A folder of QR frame pictures (PNG or JPEG), read in name order.
+    #[arg(long, value_name = "DIR")]
+    pub frames: Option<PathBuf>,
+    /// A recorded video in YUV4MPEG2 form (`ffmpeg -i clip.mp4 -pix_fmt gray clip.y4m`).
+    #[arg(long, value_name = "FILE")]
+    pub video: Option<PathBuf>,
+    /// Scan from a webcam (V4L2); stops by itself when the bundle is complete, Ctrl-C aborts.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "/dev/video0")]
+    pub camera: Option<String>,
     /// Output file, or an existing folder to get a generated name.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -484,77 +496,217 @@ fn key_pressed(wait: Duration) -> bool {
     }
 }
 
-/// Text input is capped as a whole: far more than the largest bundle's parts, far less than memory.
-const MAX_TEXT_INPUT: u64 = 64 << 20;
+/// Reports a scan on standard error: a live line on a terminal, and each refusal (not repeating
+/// the same message frame after frame, as a camera would).
+struct Progress {
+    live: bool,
+    last_refusal: Option<String>,
+}
 
-fn scan(a: &ScanArgs) -> Result<(), Failure> {
-    let mut scanner = Scanner::new();
-    let show_progress = std::io::stderr().is_terminal();
-    let progress = |scanner: &Scanner| {
-        if show_progress {
-            eprint!("\r{}\x1b[K", scanner.progress().bar(30));
-        }
-    };
-
-    if let Some(source) = &a.text {
-        let text = read_text(source)?;
-        for (n, line) in text.lines().enumerate() {
-            if scanner.is_complete() {
-                break;
-            }
-            scanner.receive(line).map_err(|e| {
-                Failure::refused(format!("{} line {}: {e}", display(source), n + 1))
-            })?;
-            progress(&scanner);
+impl Progress {
+    fn new() -> Self {
+        Self {
+            live: std::io::stderr().is_terminal(),
+            last_refusal: None,
         }
     }
-    for path in &a.images {
-        if scanner.is_complete() {
+
+    fn update(&mut self, label: &str, outcome: &Outcome, status: &ReceptionStatus) {
+        if let Outcome::Rejected { message, .. } = outcome
+            && self.last_refusal.as_deref() != Some(message.as_str())
+        {
+            if self.live {
+                eprint!("\r\x1b[K");
+            }
+            eprintln!("{label}: {message}; ignored");
+            self.last_refusal = Some(message.clone());
+        }
+        if self.live {
+            eprint!("\r{}\x1b[K", status_line(status));
+        }
+    }
+
+    fn done(&self, status: &ReceptionStatus) {
+        if self.live {
+            eprintln!();
+        } else if status.frames > 0 {
+            eprintln!("{}", status_line(status));
+        }
+    }
+}
+
+/// `[############--------] 31 of 51 fragments' worth, 61% · 40 parts · 70 frames, 9 missed ·
+/// rejected: none · request bundle (unverified)`.
+fn status_line(s: &ReceptionStatus) -> String {
+    const WIDTH: usize = 20;
+    let filled = (s.percent() * WIDTH / 100).min(WIDTH);
+    let kind = s.kind.map_or(String::new(), |k| {
+        if s.progress.complete {
+            format!(" · {k} bundle")
+        } else {
+            format!(" · {k} bundle (unverified)")
+        }
+    });
+    format!(
+        "[{}{}] {} · {} parts · {} frames, {} missed · rejected: {}{kind}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        s.progress_line(),
+        s.parts_seen,
+        s.frames,
+        s.missed,
+        s.rejected_line(),
+    )
+}
+
+fn refused(e: ReceiveError) -> Failure {
+    match e {
+        ReceiveError::Source(e) => Failure::io(e.to_string()),
+        ReceiveError::Invalid(ref b) => Failure::refused(format!("{e}\nnext: {}", b.next_step())),
+        e => Failure::refused(e.to_string()),
+    }
+}
+
+fn scan(a: &ScanArgs) -> Result<(), Failure> {
+    let mut progress = Progress::new();
+    let mut last = ReceptionStatus::default();
+    let result = if let Some(source) = &a.text {
+        scan_text(source, &mut progress, &mut last)
+    } else if !a.images.is_empty() {
+        scan_images(&a.images, &mut progress, &mut last)
+    } else {
+        let mut source: Box<dyn FrameSource> = if let Some(dir) = &a.frames {
+            Box::new(ImageDir::open(dir).map_err(|e| Failure::io(e.to_string()))?)
+        } else if let Some(video) = &a.video {
+            Box::new(Y4mVideo::open(video).map_err(|e| Failure::io(e.to_string()))?)
+        } else {
+            open_camera(a.camera.as_deref().unwrap_or("/dev/video0"))?
+        };
+        if progress.live {
+            eprintln!("reading {}", source.describe());
+        }
+        let mut frame = 0usize;
+        receive::scan_frames(source.as_mut(), |outcome, status| {
+            frame += 1;
+            progress.update(&format!("frame {frame}"), outcome, status);
+            last = status.clone();
+            Flow::Continue
+        })
+    };
+    progress.done(&last);
+    // Only a bundle that passed every check reaches this point; nothing was written before.
+    let bundle = result.map_err(refused)?;
+    let path = write_bundle(&a.output, &bundle)?;
+    println!("wrote {}: {}", path.display(), bundle.summary());
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn open_camera(device: &str) -> Result<Box<dyn FrameSource>, Failure> {
+    let camera = airgap_bundle::frames::Camera::open(device).map_err(|e| {
+        Failure::io(format!(
+            "{e}\nnext: check the device with `v4l2-ctl --list-devices`, or scan with \
+             `zbarcam --raw | tessera bundle scan --text - -o DIR`"
+        ))
+    })?;
+    Ok(Box::new(camera))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_camera(_device: &str) -> Result<Box<dyn FrameSource>, Failure> {
+    Err(Failure::io(
+        "camera scanning needs Linux (V4L2); use --frames, --video or --text",
+    ))
+}
+
+/// The listed pictures, each a frame; one that cannot be read is named and counts as missed.
+fn scan_images(
+    paths: &[PathBuf],
+    progress: &mut Progress,
+    last: &mut ReceptionStatus,
+) -> Result<Bundle, ReceiveError> {
+    let mut reception = Reception::new();
+    for path in paths {
+        if reception.is_complete() {
             break;
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
-        let texts = match qr::decode_image(&bytes) {
-            Ok(t) => t,
-            // A blurred or empty photo is a missed frame, not a bad one: the fountain code
-            // covers it, and "too few parts" is reported at the end if it matters.
+        let image = usb::read_limited(path, airgap_bundle::frames::MAX_IMAGE_FILE_BYTES as usize)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| qr::load_gray(&bytes).map_err(|e| e.to_string()));
+        let outcome = match image {
+            Ok(image) => reception.feed_frame(&image),
             Err(e) => {
-                if show_progress {
-                    eprintln!();
-                }
                 eprintln!("warning: {}: {e}; skipped", path.display());
                 continue;
             }
         };
-        for t in texts {
-            scanner
-                .receive(&t)
-                .map_err(|e| Failure::refused(format!("{}: {e}", path.display())))?;
+        if outcome == Outcome::Missed {
+            eprintln!("warning: {}: no readable QR code; skipped", path.display());
         }
-        progress(&scanner);
+        progress.update(&path.display().to_string(), &outcome, reception.status());
+        last.clone_from(reception.status());
     }
-    if show_progress {
-        eprintln!();
-    }
+    reception.finish()
+}
 
-    let bytes = scanner.finish().map_err(|e| match e {
-        PartError::Incomplete { total: 0, .. } => {
-            Failure::refused("no Tessera parts found in the input")
+/// Longest text line taken; a longer one is refused as too long without being held.
+const MAX_LINE: usize = parts::MAX_PART_CHARS + 2;
+
+/// UR text, line by line as it arrives, until the bundle is complete or the input ends.
+fn scan_text(
+    source: &Path,
+    progress: &mut Progress,
+    last: &mut ReceptionStatus,
+) -> Result<Bundle, ReceiveError> {
+    let name = display(source);
+    let reader: Box<dyn BufRead> = if source == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(source).map_err(|e| io_error(&name, e))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut reader = reader;
+    let mut reception = Reception::new();
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    while !reception.is_complete() {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| io_error(&name, e))?;
+        if read == 0 {
+            break;
         }
-        PartError::Incomplete { resolved, total } => Failure::refused(format!(
-            "too few parts: {resolved} of {total} fragments' worth received; scan more frames"
-        )),
-        e => Failure::refused(e.to_string()),
-    })?;
-    let bundle = Bundle::decode(&bytes).map_err(|e: BundleError| {
-        Failure::refused(format!(
-            "reassembled data is not a valid bundle: {e} (fingerprint {})",
-            Fingerprint::of(&bytes)
-        ))
-    })?;
-    let path = write_bundle(&a.output, &bundle)?;
-    println!("wrote {}: {}", path.display(), bundle.summary());
-    Ok(())
+        if line.last() != Some(&b'\n') && read == MAX_LINE {
+            // Skip the rest of an overlong line; what was read is refused as too long.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                let more = (&mut reader)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut rest)
+                    .map_err(|e| io_error(&name, e))?;
+                if more == 0 || rest.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+        }
+        n += 1;
+        // Non-UTF-8 bytes cannot be part of a UR; they surface as a "not a UR" refusal.
+        let text = String::from_utf8_lossy(&line);
+        let outcome = reception.feed_text(&text);
+        progress.update(&format!("{name} line {n}"), &outcome, reception.status());
+        last.clone_from(reception.status());
+    }
+    reception.finish()
+}
+
+fn io_error(name: &str, e: std::io::Error) -> ReceiveError {
+    ReceiveError::Source(airgap_bundle::frames::FrameError::Io {
+        path: name.to_owned(),
+        source: e,
+    })
 }
 
 fn display(source: &Path) -> String {
@@ -563,27 +715,6 @@ fn display(source: &Path) -> String {
     } else {
         source.display().to_string()
     }
-}
-
-fn read_text(source: &Path) -> Result<String, Failure> {
-    let mut raw = Vec::new();
-    let result = if source == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .take(MAX_TEXT_INPUT + 1)
-            .read_to_end(&mut raw)
-    } else {
-        std::fs::File::open(source).and_then(|f| f.take(MAX_TEXT_INPUT + 1).read_to_end(&mut raw))
-    };
-    result.map_err(|e| Failure::io(format!("{}: {e}", display(source))))?;
-    if raw.len() as u64 > MAX_TEXT_INPUT {
-        return Err(Failure::refused(format!(
-            "{}: more than {MAX_TEXT_INPUT} bytes of text",
-            display(source)
-        )));
-    }
-    // Non-UTF-8 bytes cannot be part of a UR; they surface as a "not a UR" line error.
-    Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use airgap_bundle::receive::ReceptionStatus;
 use airgap_bundle::{Bundle, BundleKind};
 use tessera_core::attestation::{self, Policy, TrustAnchor};
 use tessera_core::bytes::{Hash32, Pcr};
@@ -584,6 +585,20 @@ pub struct QrView {
     pub max_fragment: usize,
 }
 
+/// The Scan screen: a bundle arriving as animated QR from the camera (or another frame
+/// source). What it shows comes from [`airgap_bundle::receive`], which alone decides what a
+/// frame is worth; the bundle is opened only once it has passed every check there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanView {
+    /// Tells this scan's messages from those of one stopped earlier.
+    pub id: u64,
+    /// What is read: the camera device, a folder, a video.
+    pub source: String,
+    pub status: ReceptionStatus,
+    /// Why the scan ended without a bundle.
+    pub failed: Option<String>,
+}
+
 /// The QR overlay's density steps: a quarter fewer or more bytes per frame, within what a
 /// frame can carry and what fits the window.
 #[must_use]
@@ -637,6 +652,17 @@ pub enum Msg {
     Pins(Vec<(PathBuf, Result<NamespacePin, PinError>)>),
     /// The terminal's size changed (columns, rows).
     Resize(u16, u16),
+    /// Scan `id` read a frame.
+    ScanStatus {
+        id: u64,
+        source: String,
+        status: ReceptionStatus,
+    },
+    /// Scan `id` ended: the checked bundle, written into the bundle folder, or why not.
+    ScanFinished {
+        id: u64,
+        result: Result<(PathBuf, Vec<u8>), String>,
+    },
 }
 
 // Effects are handed to the runtime one by one and consumed.
@@ -658,6 +684,12 @@ pub enum Effect {
         path: PathBuf,
         fragment: Option<usize>,
     },
+    /// Start reading frames for scan `id`.
+    StartScan {
+        id: u64,
+    },
+    /// Stop the running scan; nothing it read is kept.
+    StopScan,
     Quit,
 }
 
@@ -702,6 +734,9 @@ pub struct State {
     /// The member descriptor written from the Keys screen.
     pub descriptor: Option<PathBuf>,
     pub qr: Option<QrView>,
+    pub scan: Option<ScanView>,
+    /// Scans started so far (the next scan's id).
+    pub scans: u64,
     /// The terminal's size (columns, rows), for what fits on screen.
     pub size: (u16, u16),
     /// The member's pins as last read; `None` until the key device is known.
@@ -731,6 +766,8 @@ impl State {
             transcript: Vec::new(),
             descriptor: None,
             qr: None,
+            scan: None,
+            scans: 0,
             size: (80, 24),
             pins: None,
             popup: None,
@@ -919,6 +956,32 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             ask_confirmation(state, job, "Cannot provision");
             Vec::new()
         }
+        Msg::ScanStatus { id, source, status } => {
+            if let Some(v) = state.scan.as_mut().filter(|v| v.id == id) {
+                v.source = source;
+                v.status = status;
+            }
+            Vec::new()
+        }
+        Msg::ScanFinished { id, result } => {
+            if state.scan.as_ref().is_none_or(|v| v.id != id) {
+                return Vec::new();
+            }
+            match result {
+                Ok((path, bytes)) => {
+                    state.scan = None;
+                    let mut effects = vec![Effect::Rescan];
+                    effects.extend(load(state, &path, &bytes));
+                    effects
+                }
+                Err(why) => {
+                    if let Some(v) = &mut state.scan {
+                        v.failed = Some(why);
+                    }
+                    Vec::new()
+                }
+            }
+        }
         Msg::Key(key) => on_key(state, key),
     }
 }
@@ -952,6 +1015,17 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
     }
     if key == Key::CtrlC {
         return quit(state);
+    }
+    if state.scan.is_some() {
+        match key {
+            Key::Esc | Key::Char('q') => {
+                state.scan = None;
+                return vec![Effect::StopScan];
+            }
+            Key::Char('?') => state.popup = Some(Popup::Help),
+            _ => {}
+        }
+        return Vec::new();
     }
     if let Some(q) = &mut state.qr {
         let steps = q.parts.len().max(1);
@@ -1031,7 +1105,17 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Action::PageUp | Action::PageDown => Vec::new(),
+        Action::Scan if state.screen == Screen::Home && state.busy.is_none() => {
+            state.scans += 1;
+            state.scan = Some(ScanView {
+                id: state.scans,
+                source: String::new(),
+                status: ReceptionStatus::default(),
+                failed: None,
+            });
+            vec![Effect::StartScan { id: state.scans }]
+        }
+        Action::PageUp | Action::PageDown | Action::Scan => Vec::new(),
         Action::Up => {
             state.selected = state.selected.saturating_sub(1);
             Vec::new()

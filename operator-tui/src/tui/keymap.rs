@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [keys]
-//! approve = "s"
+//! approve = "y"
 //! quit = "x"
 //! ```
 
@@ -38,9 +38,11 @@ pub enum Action {
     ChangePuk,
     /// Provision the YubiKey: plan, typed confirmation, then keys, PIN, PUK (Keys screen).
     Provision,
+    /// Receive a bundle as animated QR from the camera (Home screen).
+    Scan,
 }
 
-const NAMES: [(&str, Action); 17] = [
+const NAMES: [(&str, Action); 18] = [
     ("quit", Action::Quit),
     ("help", Action::Help),
     ("next_screen", Action::NextScreen),
@@ -58,6 +60,7 @@ const NAMES: [(&str, Action); 17] = [
     ("change_pin", Action::ChangePin),
     ("change_puk", Action::ChangePuk),
     ("provision", Action::Provision),
+    ("scan", Action::Scan),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +142,7 @@ impl Default for Keymap {
             (KeyName::Char('p'), Action::ChangePin),
             (KeyName::Char('u'), Action::ChangePuk),
             (KeyName::Char('n'), Action::Provision),
+            (KeyName::Char('s'), Action::Scan),
         ] {
             keys.insert(k, a);
         }

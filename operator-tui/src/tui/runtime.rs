@@ -7,10 +7,15 @@
 use std::io::{self, Stdout};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use airgap_bundle::frames::Camera;
+use airgap_bundle::frames::{FrameSource, ImageDir, Y4mVideo};
+use airgap_bundle::receive::{self, Flow, ReceptionStatus};
 use airgap_bundle::{BundleKind, Metadata};
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::terminal::{
@@ -76,6 +81,85 @@ pub struct TuiArgs {
     /// Refuse attestation documents older than this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub max_age_secs: u64,
+    /// Where the Scan screen (`s` on Home) reads QR frames: `camera[:DEVICE]` (default
+    /// `camera:/dev/video0`), `frames:DIR` (pictures in name order) or `video:FILE.y4m`.
+    #[arg(long, value_name = "SOURCE", default_value = "camera:/dev/video0", value_parser = parse_scan_from)]
+    pub scan_from: ScanFrom,
+}
+
+/// A frame source for the Scan screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanFrom {
+    Camera(String),
+    Frames(PathBuf),
+    Video(PathBuf),
+}
+
+impl Default for ScanFrom {
+    fn default() -> Self {
+        Self::Camera("/dev/video0".into())
+    }
+}
+
+fn parse_scan_from(s: &str) -> Result<ScanFrom, String> {
+    match s.split_once(':') {
+        None if s == "camera" => Ok(ScanFrom::Camera("/dev/video0".into())),
+        Some(("camera", dev)) if !dev.is_empty() => Ok(ScanFrom::Camera(dev.into())),
+        Some(("frames", dir)) if !dir.is_empty() => Ok(ScanFrom::Frames(dir.into())),
+        Some(("video", file)) if !file.is_empty() => Ok(ScanFrom::Video(file.into())),
+        _ => Err("expected camera[:DEVICE], frames:DIR or video:FILE".into()),
+    }
+}
+
+fn open_frames(from: &ScanFrom) -> Result<Box<dyn FrameSource>, String> {
+    Ok(match from {
+        #[cfg(target_os = "linux")]
+        ScanFrom::Camera(dev) => Box::new(Camera::open(dev).map_err(|e| e.to_string())?),
+        #[cfg(not(target_os = "linux"))]
+        ScanFrom::Camera(_) => return Err("camera scanning needs Linux (V4L2)".into()),
+        ScanFrom::Frames(dir) => Box::new(ImageDir::open(dir).map_err(|e| e.to_string())?),
+        ScanFrom::Video(file) => Box::new(Y4mVideo::open(file).map_err(|e| e.to_string())?),
+    })
+}
+
+/// Reads frames for scan `id` until the bundle is whole and checked, the source ends, or `stop`
+/// is set. Only a bundle that passed [`airgap_bundle::receive`]'s checks is written (into the
+/// bundle folder, under its generated name) and handed to the app, which opens it as if it had
+/// been read from a USB stick.
+fn scan_worker(id: u64, from: &ScanFrom, dir: &Path, stop: &AtomicBool, tx: &Sender<Msg>) {
+    let finish = |result| {
+        if !stop.load(Ordering::Relaxed) {
+            let _ = tx.send(Msg::ScanFinished { id, result });
+        }
+    };
+    let mut source = match open_frames(from) {
+        Ok(s) => s,
+        Err(e) => return finish(Err(e)),
+    };
+    let name = source.describe();
+    let _ = tx.send(Msg::ScanStatus {
+        id,
+        source: name.clone(),
+        status: ReceptionStatus::default(),
+    });
+    let result = receive::scan_frames(source.as_mut(), |_, status| {
+        let sent = tx.send(Msg::ScanStatus {
+            id,
+            source: name.clone(),
+            status: status.clone(),
+        });
+        if stop.load(Ordering::Relaxed) || sent.is_err() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    });
+    finish(match result {
+        Ok(bundle) => airgap_bundle::usb::write_bundle(dir, &bundle)
+            .map(|path| (path, bundle.encode()))
+            .map_err(|e| format!("the bundle is whole and checked but was not written: {e}")),
+        Err(e) => Err(format!("{e}")),
+    });
 }
 
 fn state_dir(args: &TuiArgs) -> Option<PathBuf> {
@@ -864,6 +948,7 @@ fn event_loop(
     }
     let mut last_tick = Instant::now();
     let mut last_frame = Instant::now();
+    let mut scan_stop: Option<Arc<AtomicBool>> = None;
     loop {
         for effect in std::mem::take(&mut pending) {
             match effect {
@@ -918,6 +1003,24 @@ fn event_loop(
                     pending.extend(app::update(&mut state, Msg::TranscriptLine(summary(&rec))));
                     crate::cli::common::record(rec);
                 }
+                Effect::StartScan { id } => {
+                    if let Some(old) = scan_stop.take() {
+                        old.store(true, Ordering::Relaxed);
+                    }
+                    let stop = Arc::new(AtomicBool::new(false));
+                    scan_stop = Some(Arc::clone(&stop));
+                    let (tx, from, dir) = (
+                        tx.clone(),
+                        args.scan_from.clone(),
+                        state.config.bundle_dir.clone(),
+                    );
+                    std::thread::spawn(move || scan_worker(id, &from, &dir, &stop, &tx));
+                }
+                Effect::StopScan => {
+                    if let Some(old) = scan_stop.take() {
+                        old.store(true, Ordering::Relaxed);
+                    }
+                }
             }
         }
         terminal.draw(|f| super::view::render(&state, f))?;
@@ -937,11 +1040,13 @@ fn event_loop(
             update_now(&mut state);
             last_tick = Instant::now();
         }
-        if !event::poll(Duration::from_millis(if state.qr.is_some() {
-            20
-        } else {
-            100
-        }))? {
+        if !event::poll(Duration::from_millis(
+            if state.qr.is_some() || state.scan.is_some() {
+                20
+            } else {
+                100
+            },
+        ))? {
             continue;
         }
         let k = match event::read()? {

@@ -39,6 +39,9 @@ pub fn render(state: &State, frame: &mut Frame) {
     if let Some(q) = &state.qr {
         qr(q, frame, frame.area());
     }
+    if let Some(v) = &state.scan {
+        scan(v, frame, body);
+    }
     if let Some(p) = &state.popup {
         popup(state, p, frame);
     }
@@ -792,6 +795,89 @@ fn qr(q: &super::app::QrView, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// The Scan screen, over the body: progress, counts and the kind once the first fragment
+/// names it (marked unverified until the whole bundle has passed its checks).
+fn scan(v: &super::app::ScanView, frame: &mut Frame, area: Rect) {
+    frame.render_widget(Clear, area);
+    let s = &v.status;
+    let block = block("Scan a bundle's QR code");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width.saturating_sub(2)).min(60);
+    let filled = (s.percent() * width / 100).min(width);
+    let source = if v.source.is_empty() {
+        "opening the frame source…".to_owned()
+    } else {
+        v.source.clone()
+    };
+    let kind = match s.kind {
+        Some(k) if s.progress.complete => format!("{k} bundle ({})", k.description()),
+        Some(k) => format!("{k} bundle (unverified until complete)"),
+        None => "not known yet (named by the first fragment)".to_owned(),
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("Reading  ", DIM),
+            Span::raw(ellipsize(
+                &source,
+                usize::from(inner.width).saturating_sub(9),
+            )),
+        ]),
+        Line::from(""),
+        Line::from(Span::styled(s.progress_line(), TITLE)),
+        Line::from(vec![
+            Span::styled("█".repeat(filled), OK),
+            Span::styled("░".repeat(width - filled), DIM),
+        ]),
+        Line::from(""),
+        Line::from(vec![Span::styled("Bundle   ", DIM), Span::raw(kind)]),
+        Line::from(vec![
+            Span::styled("Frames   ", DIM),
+            Span::raw(format!(
+                "{} read, {} without a readable code",
+                s.frames, s.missed
+            )),
+        ]),
+        Line::from(vec![
+            Span::styled("Parts    ", DIM),
+            Span::raw(format!("{} taken", s.parts_seen)),
+        ]),
+        Line::from(vec![
+            Span::styled("Rejected ", DIM),
+            Span::styled(
+                s.rejected_line(),
+                if s.rejected.is_empty() {
+                    Style::new()
+                } else {
+                    WARN
+                },
+            ),
+        ]),
+    ];
+    if s.restarts > 0 {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "Started over {} time(s): the parts did not fit together",
+                s.restarts
+            ),
+            WARN,
+        )));
+    }
+    if let Some(last) = &s.last_rejection {
+        lines.push(Line::from(Span::styled(format!("Last: {last}"), DIM)));
+    }
+    lines.push(Line::from(""));
+    match &v.failed {
+        Some(why) => lines.push(Line::from(Span::styled(format!("Stopped: {why}"), BAD))),
+        None => lines.push(Line::from(Span::styled(
+            "Hold the other screen's animated QR code in front of the camera. The bundle opens by itself once whole and checked.",
+            DIM,
+        ))),
+    }
+    lines.push(Line::from(Span::styled("Esc stop", DIM)));
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
@@ -947,6 +1033,17 @@ fn wrapped_height(lines: &[Line], width: u16) -> u16 {
 
 fn help_lines(state: &State) -> Vec<Line<'static>> {
     let km = &state.config.keymap;
+    if state.scan.is_some() {
+        return [
+            "The Scan screen (these keys are fixed):",
+            "Esc q      stop scanning; nothing read is kept",
+            "",
+            "? or Esc closes this list",
+        ]
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    }
     if state.qr.is_some() {
         return [
             "The QR view (these keys are fixed):",
@@ -981,9 +1078,10 @@ fn help_lines(state: &State) -> Vec<Line<'static>> {
     );
     let specific = match state.screen {
         Screen::Home => format!(
-            "↑↓ select a bundle, Enter open, {} rescan, {} confirm the clock",
+            "↑↓ select a bundle, Enter open, {} rescan, {} confirm the clock\n{} scan a bundle's animated QR code with the camera",
             km.hint(Action::Rescan),
-            km.hint(Action::ConfirmClock)
+            km.hint(Action::ConfirmClock),
+            km.hint(Action::Scan)
         ),
         Screen::Manifest => format!(
             "{list}\n{} approve with your Manifest key (then type the code, then the PIN)",
