@@ -242,11 +242,10 @@ impl Reception {
             let digest: [u8; 32] = Sha256::digest(m.data()).into();
             match self.taken.get(&m.sequence) {
                 Some(d) if *d != digest => return self.reject(&PartError::Inconsistent),
-                Some(_) => {}
                 None if self.taken.len() < MAX_REMEMBERED_PARTS => {
                     self.taken.insert(m.sequence, digest);
                 }
-                None => {}
+                _ => {}
             }
         }
         let first = match &part {
