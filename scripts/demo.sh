@@ -4,7 +4,9 @@
 # boot; three members provision through request and share bundles; the provisioned enclave's
 # app signs a message that is verified with the manifest's quorum key, and so does the pivot app
 # over the relay's app bridge; then a live patch, a reshard to a new share set, and a second
-# enclave that joins the namespace by key forwarding and signs with the same quorum key.
+# enclave that joins the namespace by key forwarding and signs with the same quorum key. The
+# genesis also wraps the seed to an offline disaster-recovery key, which is drilled and, as the
+# last resort would, restored to a new share set.
 #
 # Artifacts stay in demo-out/. KEEP=1 leaves the enclave and relay running.
 set -euo pipefail
@@ -71,17 +73,26 @@ for m in "${members[@]}"; do
   "${tessera[@]}" member init-software --alias "$m" --keys "$OUT/members/$m.keys" -o "$OUT/members/$m.member.tbundle"
 done
 
-step "genesis: the enclave makes the quorum key and splits it 3-of-5"
+step "an offline disaster-recovery key (X25519 identity kept in a safe)"
+mkdir -p "$OUT/dr"
+DR=$("${tessera[@]}" dr keygen -o "$OUT/dr/dr.age-identity" | sed -n 's/^recipient: //p')
+echo "DR recipient $DR"
+
+step "genesis: the enclave makes the quorum key, splits it 3-of-5, and wraps it to the DR key"
 member_args=(); for m in "${members[@]}"; do member_args+=(--member "$OUT/members/$m.member.tbundle"); done
-"${tessera[@]}" genesis run --relay "$RELAY" --namespace demo --threshold 3 "${member_args[@]}" -o "$OUT/genesis"
+"${tessera[@]}" genesis run --relay "$RELAY" --namespace demo --threshold 3 "${member_args[@]}" --dr-recipient "$DR" -o "$OUT/genesis"
 
 step "each member verifies the genesis attestation and their own share, stores it, and pins the namespace's quorum key"
 for m in "${members[@]}"; do
   echo "-- $m"
   "${tessera[@]}" genesis verify "$OUT/genesis/genesis-output.tbundle" --attestation "$OUT/genesis/genesis-attestation.cbor" \
     --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/$m.keys" --share-out "$OUT/members/$m.share.age" \
-    --pins "$OUT/members/$m.pins"
+    --pins "$OUT/members/$m.pins" --dr-recipient "$DR"
 done
+
+step "DR drill (offline): the DR key recovers the seed, which derives the published quorum key"
+"${tessera[@]}" dr drill "$OUT/genesis/genesis-output.tbundle" --attestation "$OUT/genesis/genesis-attestation.cbor" \
+  --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --identity "$OUT/dr/dr.age-identity"
 
 step "the coordinator drafts the manifest (nonce 1)"
 mset=(); pset=(); for m in "${members[@]}"; do mset+=(--manifest-member "$OUT/members/$m.member.tbundle"); pset+=(--patch-member "$OUT/members/$m.member.tbundle"); done
@@ -159,7 +170,7 @@ done
 "${tessera[@]}" reshard post --relay "$RELAY" --manifest "$OUT/envelope.tbundle" "$OUT/reshard.tbundle" "${reshard_approvals[@]}" -o "$OUT/reshard"
 "${tessera[@]}" genesis verify "$OUT/reshard/genesis-output.tbundle" --attestation "$OUT/reshard/genesis-attestation.cbor" \
   --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.reshard.share.age" \
-  --pins "$OUT/members/erin.pins" | tail -n 3
+  --pins "$OUT/members/erin.pins" --dr-recipient "$DR" | tail -n 3
 
 step "a second DEV enclave (same image, same dev CA) and its relay join the namespace by key forwarding"
 "$OUT/bin/tessera-enclave" --listen "unix:$OUT/enclave-2.sock" --dev --dev-ca "$OUT/dev-ca.pem" \
@@ -181,6 +192,16 @@ step "the second enclave signs with the same quorum key, without another share c
 "${tessera[@]}" app-sign --relay "$RELAY2" --manifest "$OUT/envelope.tbundle" --message "hello from the second node"
 wait_for "$OUT/enclave-2.log" "tessera-demo-app: listening on"
 "${tessera[@]}" bridge sign --bridge "$BRIDGE2" --manifest "$OUT/envelope.tbundle" --message "hello over the second node's app bridge"
+
+step "DR restore (the last resort, rehearsed): the seed re-split 2-of-3 to bob, dave and erin"
+"${tessera[@]}" dr restore "$OUT/genesis/genesis-output.tbundle" --attestation "$OUT/genesis/genesis-attestation.cbor" \
+  --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" --identity "$OUT/dr/dr.age-identity" --threshold 2 \
+  --member "$OUT/members/bob.member.tbundle" --member "$OUT/members/dave.member.tbundle" --member "$OUT/members/erin.member.tbundle" \
+  --confirm "restore demo" -o "$OUT/dr-restore"
+"${tessera[@]}" genesis verify "$OUT/dr-restore/genesis-output.tbundle" --restored-from "$OUT/genesis/genesis-output.tbundle" \
+  --attestation "$OUT/genesis/genesis-attestation.cbor" --pcrs "$OUT/dev-pcrs.json" --root "$OUT/dev-root.pem" \
+  --software "$OUT/members/erin.keys" --share-out "$OUT/members/erin.restored.share.age" --pins "$OUT/members/erin.pins" \
+  --dr-recipient "$DR" | tail -n 3
 
 if [ "${KEEP:-0}" = 1 ]; then
   echo "$RELAY" > "$OUT/relay.url"

@@ -2,7 +2,10 @@
 //! genesis, approvals, boot, three provisions, an app signature) runs with `RUST_LOG=trace` and
 //! full backtraces, and every byte it printed or wrote is searched for every secret of the
 //! ceremony: the quorum seed, the quorum signing scalar, each member's share (`x || y`, and `y`
-//! alone), each software member's private keys, and the PINs the card tests type.
+//! alone), each software member's private keys, the disaster-recovery identity (its
+//! `AGE-SECRET-KEY-1…` line and its 32-byte scalar; the demo drills it and restores the seed
+//! with it to a new share set, whose shares are searched for too), and the PINs the card tests
+//! type.
 //!
 //! The test learns the seed the way only a quorum could: it decrypts three members' stored
 //! shares with their key files and combines them (and checks another three agree). Nothing in
@@ -10,8 +13,8 @@
 //!
 //! Searched: the demo's stdout and stderr, everything under its output directory (logs,
 //! transcript, bundles, attestation, approvals state), its `$HOME` and `$TMPDIR`, and the app's
-//! screen snapshots. Not searched: the software key files (secret by design) and the age-encrypted
-//! share files (ciphertext). Each secret is looked for as raw bytes, lower and upper hex,
+//! screen snapshots. Not searched: the software key files and the DR identity file (secret by
+//! design) and the age-encrypted share files (ciphertext). Each secret is looked for as raw bytes, lower and upper hex,
 //! standard and URL-safe base64 at every byte alignment (padded or not), and as a Rust `{:?}`
 //! byte list.
 
@@ -196,7 +199,7 @@ fn exempt(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     Path::new(name)
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("keys"))
+        .is_some_and(|e| e.eq_ignore_ascii_case("keys") || e == "age-identity")
         || name.ends_with(".share.age")
 }
 
@@ -257,6 +260,19 @@ fn ceremony_secrets(out: &Path) -> Vec<Secret> {
         secrets.push(Secret::new(format!("{name} y"), &bytes[1..]));
     }
 
+    // The DR identity the demo's genesis wrapped the seed to, as text and as its scalar.
+    let identity = std::fs::read_to_string(out.join("dr/dr.age-identity")).expect("DR identity");
+    let line = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .expect("an AGE-SECRET-KEY-1 line");
+    secrets.push(Secret::new("the DR identity line", line.as_bytes()));
+    secrets.push(Secret::new(
+        "the DR identity's lower-case line",
+        line.to_lowercase().as_bytes(),
+    ));
+    secrets.push(Secret::new("the DR X25519 scalar", &bech32_data(line)));
+
     let seed = shamir::combine(&shares[..3], 3).expect("combining alice, bob, carol");
     let again = shamir::combine(&shares[2..], 3).expect("combining carol, dave, erin");
     assert_eq!(
@@ -270,6 +286,34 @@ fn ceremony_secrets(out: &Path) -> Vec<Secret> {
         &seed.signing_key().to_bytes(),
     ));
     secrets
+}
+
+/// The data of a bech32 string (checksum not checked: the key file was just written).
+fn bech32_data(s: &str) -> Vec<u8> {
+    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let lower = s.to_lowercase();
+    let data = &lower[lower.rfind('1').expect("separator") + 1..];
+    let values: Vec<u32> = data[..data.len() - 6]
+        .bytes()
+        .map(|c| {
+            CHARSET
+                .iter()
+                .position(|&x| x == c)
+                .expect("bech32 character") as u32
+        })
+        .collect();
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for v in values {
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    assert_eq!(out.len(), 32, "an X25519 scalar");
+    out
 }
 
 #[test]
@@ -318,6 +362,14 @@ fn the_demo_never_prints_or_writes_a_secret() {
             .iter()
             .any(|&(i, _)| all[i].label.starts_with("alice's") && all[i].form == "raw"),
         "the scanner does not find alice's keys in her own key file"
+    );
+
+    let dr_identity = std::fs::read(out.join("dr/dr.age-identity")).expect("DR identity");
+    assert!(
+        find(&dr_identity, &all)
+            .iter()
+            .any(|&(i, _)| all[i].label == "the DR identity line"),
+        "the scanner does not find the DR identity in its own file"
     );
 
     let mut leaks = Vec::new();
