@@ -380,3 +380,190 @@ fn member_show_reports_the_attestation() {
     let t = text(&tessera(&["member", "show", &f]));
     assert!(t.contains("attestation none"), "{t}");
 }
+
+impl Setup {
+    /// `manifest approve` of `manifest` by member `i` (software keys, EMULATED enclave root so
+    /// the PCR check is waived), with `extra` arguments; returns the output and the approval path.
+    fn approve(&self, i: usize, manifest: &str, extra: &[&str], tag: &str) -> (Output, PathBuf) {
+        let keys = self.path(&format!("{tag}.keys"));
+        self.devs[i].save(&keys).unwrap();
+        let code = tessera(&["manifest", "show", manifest, "--confirm-code"]);
+        assert!(code.status.success(), "{}", text(&code));
+        let code = String::from_utf8_lossy(&code.stdout).trim().to_owned();
+        let approval = self.path(&format!("{tag}.approval"));
+        let mut a = vec![
+            "manifest",
+            "approve",
+            manifest,
+            "--software",
+            keys.to_str().unwrap(),
+            "--confirm",
+            &code,
+            "--root",
+            "EMULATED",
+            "--attestation-at",
+            AT,
+        ];
+        let pins = self.path(&format!("{tag}.pins"));
+        let state = self.path(&format!("{tag}.state"));
+        a.extend([
+            "--pins",
+            pins.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "-o",
+            approval.to_str().unwrap(),
+        ]);
+        a.extend(extra);
+        (tessera(&a), approval)
+    }
+}
+
+/// Three attested members' descriptor files and a manifest of them (checked by `manifest new`).
+fn attested_manifest(s: &mut Setup) -> (Vec<String>, String) {
+    let files: Vec<String> = (0..3)
+        .map(|i| {
+            let d = s.descriptor(i, true, |_, _| {});
+            s.write(&format!("m{i}.member"), &d)
+        })
+        .collect();
+    let policy = root_args(s);
+    let out = s.manifest_new(&files, &args(&policy), "ok.manifest");
+    assert!(out.status.success(), "{}", text(&out));
+    (files, s.path("ok.manifest").to_str().unwrap().to_owned())
+}
+
+fn with_members<'a>(files: &'a [String], policy: &'a [String]) -> Vec<&'a str> {
+    let mut a = Vec::new();
+    for f in files {
+        a.extend(["--member", f.as_str()]);
+    }
+    a.extend(args(policy));
+    a
+}
+
+#[test]
+fn manifest_approve_shows_each_members_attestation() {
+    let mut s = Setup::new();
+    let (files, manifest) = attested_manifest(&mut s);
+    let policy = root_args(&s);
+    let (out, approval) = s.approve(0, &manifest, &with_members(&files, &policy), "alice");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("YubiKey attestation policy: required")
+            && t.contains("WARNING: attestations are checked against --yubikey-root"),
+        "{t}"
+    );
+    for (alias, serial) in [
+        ("alice", 1_000_000),
+        ("bob", 1_000_001),
+        ("carol", 1_000_002),
+    ] {
+        let line = format!(
+            "{alias}: YubiKey USB-C keychain, serial {serial}, firmware 5.7.1, generated on device; share: PIN once, touch always"
+        );
+        assert!(t.contains(&line), "{line:?} missing in\n{t}");
+    }
+    assert!(approval.exists());
+}
+
+#[test]
+fn manifest_approve_refuses_a_descriptor_of_other_keys() {
+    let mut s = Setup::new();
+    let (mut files, manifest) = attested_manifest(&mut s);
+    // The coordinator hands out a genuinely attested descriptor named carol, of other keys
+    // (another YubiKey's), so that the line shown for carol describes a key the manifest
+    // does not hold.
+    let mut other = SoftwareKeyDevice::from_seed("carol", &[9; 32]);
+    std::mem::swap(&mut s.devs[2], &mut other);
+    let swapped = s.descriptor(2, true, |_, _| {});
+    std::mem::swap(&mut s.devs[2], &mut other);
+    files[2] = s.write("swapped.member", &swapped);
+    let policy = root_args(&s);
+    let (out, approval) = s.approve(0, &manifest, &with_members(&files, &policy), "alice");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("carol: the descriptor's manifest key") && t.contains("is not the manifest's"),
+        "{t}"
+    );
+    assert!(t.contains("nothing was signed"), "{t}");
+    assert!(!approval.exists());
+}
+
+#[test]
+fn manifest_approve_under_required_refuses_a_missing_or_failing_attestation() {
+    let mut s = Setup::new();
+    let (files, manifest) = attested_manifest(&mut s);
+    let policy = root_args(&s);
+    // carol's descriptor not given.
+    let (out, approval) = s.approve(0, &manifest, &with_members(&files[..2], &policy), "a1");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "carol: no member descriptor was given, and this namespace requires YubiKey attestation"
+        ),
+        "{t}"
+    );
+    assert!(!approval.exists());
+    // No descriptor at all under required: every member refused.
+    let (out, approval) = s.approve(0, &manifest, &args(&policy), "a2");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("alice: no member descriptor was given"), "{t}");
+    assert!(!approval.exists());
+    // Given, but judged against Yubico's published roots: the test PKI does not chain.
+    let (out, approval) = s.approve(
+        0,
+        &manifest,
+        &with_members(&files, &["--member-attestation".into(), "required".into()]),
+        "a3",
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("does not chain to a pinned Yubico PIV attestation root"),
+        "{t}"
+    );
+    assert!(!approval.exists());
+    // A share key whose touch policy is below the policy's minimum.
+    let weak = s.descriptor(2, true, |role, spec| {
+        if role == Role::Share {
+            spec.touch_policy = 1;
+        }
+    });
+    let mut weak_files = files.clone();
+    weak_files[2] = s.write("weak.member", &weak);
+    let (out, approval) = s.approve(0, &manifest, &with_members(&weak_files, &policy), "a4");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("member carol: the share key's touch policy is never"),
+        "{t}"
+    );
+    assert!(!approval.exists());
+}
+
+#[test]
+fn manifest_approve_optional_notes_unattested_members() {
+    let mut s = Setup::new();
+    let (mut files, manifest) = attested_manifest(&mut s);
+    let bare = s.descriptor(1, false, |_, _| {});
+    files[1] = s.write("bare.member", &bare);
+    let policy = [
+        "--yubikey-root".to_owned(),
+        s.path("test-root.pem").to_str().unwrap().to_owned(),
+    ];
+    let (out, approval) = s.approve(0, &manifest, &with_members(&files[..2], &policy), "a");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("bob: NOT ATTESTED"), "{t}");
+    assert!(
+        t.contains("carol: not checked (no member descriptor given)"),
+        "{t}"
+    );
+    assert!(t.contains("alice: YubiKey USB-C keychain"), "{t}");
+    assert!(approval.exists());
+}

@@ -579,6 +579,13 @@ pub enum ManifestCommand {
         /// Trust anchor PEM for the PCR policy's mode; default: the pinned AWS Nitro root G1.
         #[arg(long)]
         root: Option<PathBuf>,
+        /// A member descriptor bundle the coordinator distributed (repeat for each member): its
+        /// keys must be the manifest's for that alias, and its YubiKey attestation is judged by
+        /// the policy below, one line per member.
+        #[arg(long = "member", value_name = "FILE")]
+        members: Vec<PathBuf>,
+        #[command(flatten)]
+        attestation: super::yubikey_policy::AttestationArgs,
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -787,10 +794,14 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
             pins,
             reproduce,
             root,
+            members,
+            attestation,
             out,
         } => {
             let m = load_manifest(&file)?;
             let store = pins.store()?;
+            let descriptors = descriptors(&members)?;
+            let evidence = attestation.evidence(!descriptors.is_empty())?;
             let last_path = state_path(state_dir.as_deref(), &m.namespace.name);
             let last = match &last_path {
                 Some(p) if p.exists() => Some(load_manifest(p)?),
@@ -810,7 +821,9 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
                 keys: &keys,
             };
             let pin = act::lookup(&store, &m.namespace.name, &keys);
-            let review = crate::member::review::approve_manifest(&pin, &m, &ctx);
+            let members = evidence.as_ref().map(|e| e.of(&descriptors));
+            let review =
+                crate::member::review::approve_manifest_with(&pin, &m, &ctx, members.as_ref());
             print_review(&review);
             if let Some(why) = review.refusal() {
                 return Err(Failure::refused(format!("{why}\nnothing was signed")));
@@ -823,8 +836,9 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
                 dev.info().label,
             );
             require_confirm(confirm.as_deref(), &m.hash(), "manifest confirmation code")?;
-            let (approval, review) = act::approve_manifest(&store, &m, &ctx, dev.as_mut())
-                .map_err(|e| act_failure(e, "the approval"))?;
+            let (approval, review) =
+                act::approve_manifest_with(&store, &m, &ctx, members.as_ref(), dev.as_mut())
+                    .map_err(|e| act_failure(e, "the approval"))?;
             let meta = Metadata {
                 namespace: Some(m.namespace.name.clone()),
                 nonce: Some(m.namespace.nonce),

@@ -11,6 +11,7 @@ use tessera_core::yubikey_attest_policy::{AttestationPolicy, MemberVerdict, chec
 use time::OffsetDateTime;
 
 use super::common::Failure;
+use crate::member::review::MemberEvidence;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Requirement {
@@ -86,6 +87,46 @@ impl AttestationArgs {
             Some(t) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
                 .map_err(|e| Failure::usage(format!("--attestation-at {t:?}: {e}"))),
         }
+    }
+}
+
+/// The policy, trust and time a member's review judges descriptors by.
+pub struct Evidence {
+    policy: AttestationPolicy,
+    trust: YubicoTrust,
+    at: OffsetDateTime,
+}
+
+impl Evidence {
+    #[must_use]
+    pub fn of<'a>(&'a self, descriptors: &'a [MemberDescriptor]) -> MemberEvidence<'a> {
+        MemberEvidence {
+            descriptors,
+            policy: &self.policy,
+            trust: &self.trust,
+            at: self.at,
+        }
+    }
+}
+
+impl AttestationArgs {
+    /// For a member's review: `None` (nothing to judge) when no descriptor was given and the
+    /// policy does not require attestation; otherwise the policy, announced as
+    /// `check_descriptors` announces it.
+    pub fn evidence(&self, any_given: bool) -> Result<Option<Evidence>, Failure> {
+        let policy = self.policy()?;
+        if !any_given && !policy.required {
+            return Ok(None);
+        }
+        let (trust, private) = self.trust()?;
+        let at = self.at()?;
+        println!("YubiKey attestation policy: {}", policy.describe());
+        if private {
+            println!(
+                "WARNING: attestations are checked against --yubikey-root, NOT Yubico's published roots (test PKIs only)"
+            );
+        }
+        Ok(Some(Evidence { policy, trust, at }))
     }
 }
 

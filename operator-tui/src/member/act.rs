@@ -149,9 +149,20 @@ pub fn approve_manifest(
     ctx: &Context,
     device: &mut dyn KeyDevice,
 ) -> Result<(Approval, Review), ActError> {
+    approve_manifest_with(store, manifest, ctx, None, device)
+}
+
+/// As [`approve_manifest`], also judging the members' descriptors by `members`.
+pub fn approve_manifest_with(
+    store: &PinStore,
+    manifest: &Manifest,
+    ctx: &Context,
+    members: Option<&review::MemberEvidence>,
+    device: &mut dyn KeyDevice,
+) -> Result<(Approval, Review), ActError> {
     same_device(ctx, device)?;
     let pin = lookup(store, &manifest.namespace.name, ctx.keys);
-    let review = review::approve_manifest(&pin, manifest, ctx);
+    let review = review::approve_manifest_with(&pin, manifest, ctx, members);
     if !review.may_proceed() {
         return Err(ActError::Refused(Box::new(review)));
     }

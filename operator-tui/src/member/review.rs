@@ -19,8 +19,10 @@ use tessera_core::bytes::{ByteArray, Hash32, Pcr, hex_groups};
 use tessera_core::device::KeyDevice;
 use tessera_core::keys::{PublicKey, Role};
 use tessera_core::manifest::{Manifest, ManifestEnvelope, MemberSet};
-use tessera_core::objects::{Patch, ProvisionRequest, Reshard};
+use tessera_core::objects::{MemberDescriptor, Patch, ProvisionRequest, Reshard};
 use tessera_core::sign::{Purpose, check_threshold};
+use tessera_core::yubikey_attest::YubicoTrust;
+use tessera_core::yubikey_attest_policy::{AttestationPolicy, check_member};
 use time::OffsetDateTime;
 
 use super::pin::{Highest, Lookup, NamespacePin, PcrPolicy};
@@ -334,9 +336,42 @@ fn share_file(r: &mut Review, key: &PublicKey, sealed: &[u8]) {
     }
 }
 
-/// May this member approve `m` with their Manifest key?
+/// The member descriptors the coordinator distributed for a manifest's members, and the
+/// namespace's YubiKey attestation policy to judge them by (docs/yubikey.md, "Attestation").
+#[derive(Debug, Clone, Copy)]
+pub struct MemberEvidence<'a> {
+    pub descriptors: &'a [MemberDescriptor],
+    pub policy: &'a AttestationPolicy,
+    pub trust: &'a YubicoTrust,
+    /// When the attestation certificates' validity is judged.
+    pub at: OffsetDateTime,
+}
+
+/// May this member approve `m` with their Manifest key? No member descriptors are checked.
 #[must_use]
 pub fn approve_manifest(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
+    approve_manifest_with(pin, m, ctx, None)
+}
+
+/// May this member approve `m` with their Manifest key? With `members`, every member of the
+/// manifest's Manifest, Patch and Share sets is also judged by the YubiKey attestation of the
+/// descriptor given for them (one check line each); a descriptor whose keys are not the
+/// manifest's, or a member failing the policy, refuses the approval.
+#[must_use]
+pub fn approve_manifest_with(
+    pin: &Lookup,
+    m: &Manifest,
+    ctx: &Context,
+    members: Option<&MemberEvidence>,
+) -> Review {
+    let mut r = approve_manifest_only(pin, m, ctx);
+    if let Some(ev) = members {
+        member_keys(&mut r, m, ev);
+    }
+    r
+}
+
+fn approve_manifest_only(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
     let hash = m.hash();
     let mut r = Review::new(Action::ApproveManifest, &m.namespace.name, hash);
     manifest_valid(&mut r, m);
@@ -566,6 +601,101 @@ pub fn approve_change(
 
 // ---------------------------------------------------------------------------------------------
 // The checks.
+
+/// One "yubikey" line per member of the manifest's sets: the descriptor given for the alias must
+/// list the manifest's key for every set the alias is in (a coordinator could hand out an
+/// attested descriptor of other keys), then `check_member` decides on its attestation.
+fn member_keys(r: &mut Review, m: &Manifest, ev: &MemberEvidence) {
+    const LABEL: &str = "yubikey";
+    let share_set = m.share_set.as_member_set();
+    let sets = [
+        (Role::Manifest, &m.manifest_set),
+        (Role::Patch, &m.patch_set),
+        (Role::Share, &share_set),
+    ];
+    let mut aliases: Vec<&str> = Vec::new();
+    for (_, set) in &sets {
+        for x in &set.members {
+            if !aliases.contains(&x.alias.as_str()) {
+                aliases.push(&x.alias);
+            }
+        }
+    }
+    let ask = |alias: &str| {
+        format!(
+            "ask the coordinator for {alias}'s member descriptor as exported from their YubiKey, and compare its keys with {alias}"
+        )
+    };
+    'member: for alias in aliases {
+        let mut given = ev.descriptors.iter().filter(|d| d.alias == alias);
+        let (Some(d), None) = (given.next(), given.next()) else {
+            if ev.descriptors.iter().any(|d| d.alias == alias) {
+                r.fail(
+                    LABEL,
+                    format!("{alias}: more than one member descriptor was given"),
+                    "give each member's descriptor once",
+                );
+            } else if ev.policy.required {
+                r.fail(
+                    LABEL,
+                    format!("{alias}: no member descriptor was given, and this namespace requires YubiKey attestation"),
+                    ask(alias),
+                );
+            } else {
+                r.warn(
+                    LABEL,
+                    format!("{alias}: not checked (no member descriptor given)"),
+                );
+            }
+            continue;
+        };
+        for (role, set) in &sets {
+            for x in set.members.iter().filter(|x| x.alias == alias) {
+                let listed = d.keys.iter().find(|k| k.role == *role);
+                if listed.is_none_or(|k| k.public_key != x.public_key) {
+                    r.fail(
+                        LABEL,
+                        format!(
+                            "{alias}: the descriptor's {role} key {} is not the manifest's {}",
+                            listed.map_or_else(
+                                || "(none)".to_owned(),
+                                |k| k.public_key.fingerprint()
+                            ),
+                            x.public_key.fingerprint()
+                        ),
+                        format!("the descriptor does not describe this manifest's {alias}: {TELL}"),
+                    );
+                    continue 'member;
+                }
+            }
+        }
+        match check_member(d, ev.policy, ev.trust, ev.at) {
+            Ok(v) if v.is_attested() => r.pass(LABEL, format!("{alias}: {}", v.summary())),
+            Ok(v) => r.warn(LABEL, format!("{alias}: {}", v.summary())),
+            Err(refusal) => r.fail(
+                LABEL,
+                format!("{refusal} (policy: {})", ev.policy.describe()),
+                format!(
+                    "{alias}'s keys are not proven to meet this namespace's YubiKey policy: {TELL}"
+                ),
+            ),
+        }
+    }
+    for d in ev.descriptors {
+        if !sets
+            .iter()
+            .any(|(_, s)| s.members.iter().any(|x| x.alias == d.alias))
+        {
+            r.warn(
+                LABEL,
+                format!(
+                    "{}: a descriptor was given, but no set of this manifest names them (ignored)",
+                    d.alias
+                ),
+            );
+        }
+    }
+}
 
 /// The envelope's approvals counted against the *pinned* Manifest set; a manifest that changes
 /// the set moves the pin only when the pinned set approved it.
