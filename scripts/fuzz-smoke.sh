@@ -43,6 +43,8 @@ seed http_response "$root"/fuzz/seeds/http_response/*
 seed fetch_proof
 seed yubikey_attest "$root"/fuzz/seeds/yubikey_attest/*
 seed forward "$root"/demo-out/forward/*.cbor
+seed scan_frames
+seed dr "$root"/demo-out/genesis/genesis-output.tbundle "$root"/demo-out/dr-restore/genesis-output.tbundle # DR wraps
 
 t0=$(date +%s)
 mkdir -p artifacts

@@ -544,3 +544,38 @@ fn restore_to_a_new_two_of_three_set_signs_with_the_same_quorum_key() {
         "{signed}"
     );
 }
+
+#[test]
+fn drill_with_a_dr_key_on_a_device() {
+    // The DR key as a piv-p256 recipient on a key device (a YubiKey kept in a safe; here the
+    // software device, which takes the same path through the KeyDevice trait).
+    let w = world();
+    w.member("vault");
+    let shown = w.ok(&["member", "show", &w.p("vault.member")]);
+    let recipient = shown
+        .split_whitespace()
+        .find(|t| t.starts_with("age1yubikey1"))
+        .unwrap()
+        .to_owned();
+    w.genesis("payments", "g", Some(&recipient));
+    let output = w.p("g/genesis-output.tbundle");
+    let fpr = read_output(&output)
+        .body
+        .quorum_public_key
+        .signing
+        .fingerprint();
+    let out = w.drill(&output, &["--software", &w.p("vault.keys")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("quorum key {fpr}")), "{stdout}");
+    assert!(stdout.contains("YubiKey (piv-p256)"), "{stdout}");
+    // Another device: refused before any decryption is attempted.
+    refused(
+        &w.drill(&output, &["--software", &w.p("alice.keys")]),
+        "nothing was decrypted",
+    );
+}
