@@ -3,8 +3,9 @@
 
 CARGO ?= cargo
 FUZZ_SECONDS ?= 20
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 
-.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke reproduce clean-demo image emulated-demo
+.PHONY: all setup demo test test-unit lint fmt bench fuzz-smoke reproduce clean-demo image emulated-demo emulated-test
 
 all: test
 
@@ -43,6 +44,13 @@ image: setup
 emulated-demo: setup
 	$(CARGO) build --locked --release -p operator-tui -p tessera-enclave -p tessera-relay -p tessera-init
 	scripts/emulated/demo.sh
+
+# The same ceremony as CI runs it after `make test`: the member CLI and the relay are the debug
+# builds the tests made; only the image's binaries (enclave, init, pivot app) are built in release.
+emulated-test: setup
+	$(CARGO) build --locked -p operator-tui -p tessera-relay
+	$(CARGO) build --locked --release -p tessera-enclave -p tessera-init
+	TESSERA=$(TARGET_DIR)/debug/tessera RELAY_BIN=$(TARGET_DIR)/debug/tessera-relay scripts/emulated/demo.sh
 
 # Each fuzz target for FUZZ_SECONDS; fails on any crash.
 fuzz-smoke:

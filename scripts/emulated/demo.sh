@@ -6,14 +6,18 @@
 # --root EMULATED (the emulated NSM does not sign) and the PCRs `tessera pcrs` computes from the
 # image: genesis 3-of-5, a manifest approved by 3, boot, provisioning by 3, an app signature.
 #
-# Artifacts in emulated-demo-out/ (OUT=...). BIN=release binary folder, EIF=a prebuilt image.
+# Artifacts in emulated-demo-out/ (OUT=...). BIN=release binary folder, EIF=a prebuilt image;
+# TESSERA and RELAY_BIN name the member CLI and the relay when they come from elsewhere (CI uses the
+# debug builds `make test` made; only the image's binaries need the release build).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 
 BIN=${BIN:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release}
 OUT=${OUT:-emulated-demo-out}
-tessera=("${TESSERA:-$BIN/tessera}")
+TESSERA=${TESSERA:-$BIN/tessera}
+RELAY_BIN=${RELAY_BIN:-$BIN/tessera-relay}
+tessera=("$TESSERA")
 members=(alice bob carol dave erin)
 approvers=(alice bob carol)
 providers=(alice carol erin)
@@ -70,7 +74,7 @@ echo "enclave listening on vsock $(( $(ms) - boot0 )) ms after QEMU was started"
 grep -E "^tessera-(init|enclave):" "$OUT/vm/console.log" | sed 's/^/  console: /'
 
 step "start the relay on the enclave's hybrid vsock socket"
-"$BIN/tessera-relay" --listen 127.0.0.1:0 --enclave "hybrid-vsock:$OUT/vm/vm.vsock:5005" >"$OUT/relay.log" 2>&1 &
+"$RELAY_BIN" --listen 127.0.0.1:0 --enclave "hybrid-vsock:$OUT/vm/vm.vsock:5005" >"$OUT/relay.log" 2>&1 &
 pids+=($!)
 wait_for "$OUT/relay.log" "listening on http://" "${pids[-1]}"
 RELAY=$(grep -m1 -o 'http://[0-9.:]*' "$OUT/relay.log")

@@ -3,6 +3,7 @@
 # (scripts/emulated/kernel.sh) and the shared libraries the binaries load, through
 # `tessera image build`. Prints the image's SHA-256 and PCR0-2.
 #   OUT=path.eif (default target/image/tessera-enclave.eif)   BIN=release binary folder
+#   TESSERA=the tessera CLI that builds it (default $BIN/tessera; any build of it gives the same image)
 #   PIVOT=path   the pivot app (default: tessera-demo-pivot)   JSON=1 for the JSON report
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,8 +15,9 @@ PIVOT=${PIVOT:-$BIN/tessera-demo-pivot}
 mkdir -p "$(dirname "$OUT")"
 
 kernel_dir=$("$here/kernel.sh")
-for b in tessera tessera-init tessera-enclave; do
-  [ -x "$BIN/$b" ] || { echo "image: $BIN/$b is missing: run make image (it builds them)" >&2; exit 2; }
+TESSERA=${TESSERA:-$BIN/tessera}
+for b in "$TESSERA" "$BIN/tessera-init" "$BIN/tessera-enclave"; do
+  [ -x "$b" ] || { echo "image: $b is missing: run make image (it builds them)" >&2; exit 2; }
 done
 
 # The ELF interpreter and shared libraries of the programs in the image, at the paths they are
@@ -28,7 +30,7 @@ while read -r lib; do libs+=(--lib "$lib"); done < <(
 modules=()
 while read -r m; do modules+=(--module "$kernel_dir/modules/$m"); done <"$kernel_dir/modules/order"
 
-"$BIN/tessera" image build --kernel "$kernel_dir/vmlinuz" --init "$BIN/tessera-init" \
+"$TESSERA" image build --kernel "$kernel_dir/vmlinuz" --init "$BIN/tessera-init" \
   --enclave "$BIN/tessera-enclave" --pivot "$PIVOT" "${modules[@]}" \
   --module-params 'tessera_virtio_mmio.ko=device=${virtio_mmio.device}' \
   "${libs[@]}" ${JSON:+--json} -o "$OUT"
