@@ -405,6 +405,18 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
             dr_recipient: None,
         })
     };
+    // A disaster-recovery recipient that is not an age recipient: refused before a seed exists.
+    let dr = |members: Vec<_>, recipient: &str| {
+        Request::Genesis(GenesisRequest {
+            version: OBJECT_VERSION,
+            namespace: "ok".to_owned(),
+            share_set: tessera_core::manifest::MemberSet {
+                threshold: 2,
+                members,
+            },
+            dr_recipient: Some(recipient.to_owned()),
+        })
+    };
     let mut twice = members.clone();
     twice.push(members[0].clone());
     // "m0" with a right-to-left override: it would display as another name.
@@ -418,6 +430,9 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
         (request("ok", 1, Vec::new()), "members"),
         (request("ok", 2, twice), "duplicate"),
         (request("ok", 2, bidi), "bidirectional"),
+        (dr(members.clone(), "age1yubikey1notakey"), "dr_recipient"),
+        (dr(members.clone(), "ssh-ed25519 AAAA"), "dr_recipient"),
+        (dr(members.clone(), &"age1".repeat(100)), "dr_recipient"),
     ];
     for (req, needle) in cases {
         assert_refused(&c.enclave.call(&req), ErrorCode::Rejected, needle);
