@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if let Ok(bundle) = reception.finish() {
-            assert_eq!(airgap_bundle::Bundle::decode(&bundle.encode()).ok(), Some(bundle));
+            assert_eq!(
+                airgap_bundle::Bundle::decode(&bundle.encode()).ok(),
+                Some(bundle)
+            );
         }
     }
     let mut reception = Reception::new();
