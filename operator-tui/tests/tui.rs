@@ -1026,3 +1026,129 @@ fn the_scan_screen_shows_progress_stops_on_esc_and_opens_only_a_checked_bundle()
     assert_eq!(s.screen, Screen::Provision);
     assert_eq!(s.provision.as_ref().unwrap().request_path, path);
 }
+
+/// The member descriptors the coordinator distributed, found in the bundle folder: the manifest
+/// review shows one YubiKey line per member, from the same review the CLI prints.
+#[test]
+fn manifest_review_shows_each_members_yubikey() {
+    use serde_bytes::ByteBuf;
+    use tessera_core::device::{DeviceKind, KeyDevice};
+    use tessera_core::keys::Role;
+    use tessera_core::objects::{
+        DescriptorKey, MemberDescriptor, OBJECT_VERSION, PivAttestation, SlotCertificate,
+    };
+    use tessera_core::yubikey_attest::YubicoTrust;
+    use tessera_core::yubikey_attest_fake::{FakeYubico, SlotSpec};
+    use tessera_core::yubikey_attest_policy::AttestationPolicy;
+
+    let f = fixture(PCRS[0]);
+    let pki = FakeYubico::generate("TEST Yubico PIV Root CA", false).unwrap();
+    let descriptors: Vec<MemberDescriptor> = members()
+        .iter_mut()
+        .enumerate()
+        .map(|(i, d)| {
+            let serial = 31_000_000 + u32::try_from(i).unwrap();
+            let keys: Vec<DescriptorKey> = [
+                (Role::Share, 0x82),
+                (Role::Manifest, 0x9c),
+                (Role::Patch, 0x83),
+            ]
+            .iter()
+            .map(|&(role, slot)| DescriptorKey {
+                role,
+                public_key: d.public_key(role).unwrap(),
+                slot: Some(slot),
+            })
+            .collect();
+            // erin exported hers from software keys: no attestation.
+            let attestation = (d.alias() != "erin").then(|| PivAttestation {
+                device_certificate: ByteBuf::from(pki.device_certificate().to_vec()),
+                slots: keys
+                    .iter()
+                    .map(|k| SlotCertificate {
+                        role: k.role,
+                        certificate: ByteBuf::from(
+                            pki.attest(&k.public_key, &SlotSpec::new(k.slot.unwrap(), serial))
+                                .unwrap(),
+                        ),
+                    })
+                    .collect(),
+            });
+            MemberDescriptor {
+                version: OBJECT_VERSION,
+                alias: d.alias().to_owned(),
+                device: DeviceKind::Yubikey,
+                serial: Some(serial),
+                keys,
+                created_at: "2026-11-20T12:00:00Z".to_owned(),
+                attestation,
+            }
+        })
+        .collect();
+    let judge = |policy: AttestationPolicy| operator_tui::member::review::MemberJudge {
+        descriptors: descriptors.clone(),
+        policy,
+        trust: YubicoTrust::from_pem(pki.trust_pem().as_bytes()).unwrap(),
+        private_root: true,
+        at: None,
+    };
+    let open = |policy| {
+        let mut cfg = config(&f, true);
+        cfg.members = Some(judge(policy));
+        let mut s = State::new(cfg);
+        app::update(&mut s, Msg::Tick(now()));
+        app::update(&mut s, Msg::Device(operator_tui::tui::fixtures::device()));
+        app::update(&mut s, operator_tui::tui::fixtures::pins(&f));
+        app::update(
+            &mut s,
+            Msg::Loaded {
+                path: "m.cbor".into(),
+                bytes: f.manifest.encode(),
+            },
+        );
+        s.screen = Screen::Manifest;
+        s
+    };
+    let s = open(AttestationPolicy::dev());
+    let review = s.manifest.as_ref().unwrap().review.clone().unwrap();
+    let lines: Vec<String> = review
+        .checks
+        .iter()
+        .filter(|c| c.label == "yubikey")
+        .map(|c| c.detail.clone())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "alice: YubiKey USB-C keychain, serial 31000000, firmware 5.7.1, generated on device; share: PIN once, touch always"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("erin: NOT ATTESTED")),
+        "{lines:#?}"
+    );
+    // The member-keys box (a note, five members, borders) takes its rows from the field list:
+    // only the rows on screen count as seen.
+    assert_eq!(s.member_keys_height(), 8);
+    assert_eq!(s.manifest_field_rows(), app::manifest_rows(24) - 8);
+    let seen = s
+        .manifest
+        .as_ref()
+        .unwrap()
+        .seen
+        .iter()
+        .filter(|x| **x)
+        .count();
+    assert_eq!(seen, s.manifest_field_rows());
+    snap("manifest_yubikey", &s);
+
+    // Production: erin's missing attestation refuses the approval, with the reason on screen.
+    let s = open(AttestationPolicy::production());
+    let review = s.manifest.as_ref().unwrap().review.clone().unwrap();
+    assert!(!review.may_proceed());
+    let why = review.refusal().unwrap();
+    assert!(
+        why.contains("member erin: no YubiKey attestation, and this namespace requires one"),
+        "{why}"
+    );
+}

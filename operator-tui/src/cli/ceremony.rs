@@ -800,8 +800,10 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
         } => {
             let m = load_manifest(&file)?;
             let store = pins.store()?;
-            let descriptors = descriptors(&members)?;
-            let evidence = attestation.evidence(!descriptors.is_empty())?;
+            let judge = attestation.judge(descriptors(&members)?)?;
+            if let Some(j) = &judge {
+                super::yubikey_policy::announce(j);
+            }
             let last_path = state_path(state_dir.as_deref(), &m.namespace.name);
             let last = match &last_path {
                 Some(p) if p.exists() => Some(load_manifest(p)?),
@@ -821,7 +823,7 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
                 keys: &keys,
             };
             let pin = act::lookup(&store, &m.namespace.name, &keys);
-            let members = evidence.as_ref().map(|e| e.of(&descriptors));
+            let members = judge.as_ref().map(|j| j.evidence(ctx.at));
             let review =
                 crate::member::review::approve_manifest_with(&pin, &m, &ctx, members.as_ref());
             print_review(&review);

@@ -11,7 +11,7 @@ use tessera_core::yubikey_attest_policy::{AttestationPolicy, MemberVerdict, chec
 use time::OffsetDateTime;
 
 use super::common::Failure;
-use crate::member::review::MemberEvidence;
+use crate::member::review::MemberJudge;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Requirement {
@@ -44,6 +44,20 @@ pub struct AttestationArgs {
     /// When to judge certificate validity (RFC 3339); default: now.
     #[arg(long, value_name = "TIME")]
     pub attestation_at: Option<String>,
+}
+
+impl Default for AttestationArgs {
+    /// The same as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            member_attestation: Requirement::Optional,
+            min_pin_policy: "once".to_owned(),
+            min_share_touch: "cached".to_owned(),
+            min_firmware: "5.7.0".to_owned(),
+            yubikey_root: None,
+            attestation_at: None,
+        }
+    }
 }
 
 impl AttestationArgs {
@@ -90,43 +104,39 @@ impl AttestationArgs {
     }
 }
 
-/// The policy, trust and time a member's review judges descriptors by.
-pub struct Evidence {
-    policy: AttestationPolicy,
-    trust: YubicoTrust,
-    at: OffsetDateTime,
-}
-
-impl Evidence {
-    #[must_use]
-    pub fn of<'a>(&'a self, descriptors: &'a [MemberDescriptor]) -> MemberEvidence<'a> {
-        MemberEvidence {
-            descriptors,
-            policy: &self.policy,
-            trust: &self.trust,
-            at: self.at,
+impl AttestationArgs {
+    /// For a member's review of `descriptors`: `None` (nothing to judge) when none was given
+    /// and the policy does not require attestation.
+    pub fn judge(
+        &self,
+        descriptors: Vec<MemberDescriptor>,
+    ) -> Result<Option<MemberJudge>, Failure> {
+        let policy = self.policy()?;
+        if descriptors.is_empty() && !policy.required {
+            return Ok(None);
         }
+        let (trust, private_root) = self.trust()?;
+        let at = match self.attestation_at {
+            Some(_) => Some(self.at()?),
+            None => None,
+        };
+        Ok(Some(MemberJudge {
+            descriptors,
+            policy,
+            trust,
+            private_root,
+            at,
+        }))
     }
 }
 
-impl AttestationArgs {
-    /// For a member's review: `None` (nothing to judge) when no descriptor was given and the
-    /// policy does not require attestation; otherwise the policy, announced as
-    /// `check_descriptors` announces it.
-    pub fn evidence(&self, any_given: bool) -> Result<Option<Evidence>, Failure> {
-        let policy = self.policy()?;
-        if !any_given && !policy.required {
-            return Ok(None);
-        }
-        let (trust, private) = self.trust()?;
-        let at = self.at()?;
-        println!("YubiKey attestation policy: {}", policy.describe());
-        if private {
-            println!(
-                "WARNING: attestations are checked against --yubikey-root, NOT Yubico's published roots (test PKIs only)"
-            );
-        }
-        Ok(Some(Evidence { policy, trust, at }))
+/// Prints the policy a member's review judges descriptors by, as `check_descriptors` does.
+pub fn announce(judge: &MemberJudge) {
+    println!("YubiKey attestation policy: {}", judge.policy.describe());
+    if judge.private_root {
+        println!(
+            "WARNING: attestations are checked against --yubikey-root, NOT Yubico's published roots (test PKIs only)"
+        );
     }
 }
 
@@ -183,5 +193,25 @@ pub fn describe(d: &MemberDescriptor) -> String {
                 r.reason
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        a: super::AttestationArgs,
+    }
+
+    #[test]
+    fn default_is_the_flags_defaults() {
+        let parsed = Cmd::parse_from(["t"]).a;
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!("{:?}", super::AttestationArgs::default())
+        );
     }
 }

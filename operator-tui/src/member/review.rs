@@ -336,6 +336,9 @@ fn share_file(r: &mut Review, key: &PublicKey, sealed: &[u8]) {
     }
 }
 
+/// The label of the per-member YubiKey attestation lines of a manifest review.
+pub const MEMBER_KEYS: &str = "yubikey";
+
 /// The member descriptors the coordinator distributed for a manifest's members, and the
 /// namespace's YubiKey attestation policy to judge them by (docs/yubikey.md, "Attestation").
 #[derive(Debug, Clone, Copy)]
@@ -345,6 +348,33 @@ pub struct MemberEvidence<'a> {
     pub trust: &'a YubicoTrust,
     /// When the attestation certificates' validity is judged.
     pub at: OffsetDateTime,
+    /// The trust is a test PKI's root given by hand, not Yubico's published roots.
+    pub private_root: bool,
+}
+
+/// The member descriptors at hand and the policy to judge them by, kept for a session (the
+/// app's) or a command; [`MemberJudge::evidence`] lends them to a review.
+#[derive(Debug, Clone)]
+pub struct MemberJudge {
+    pub descriptors: Vec<MemberDescriptor>,
+    pub policy: AttestationPolicy,
+    pub trust: YubicoTrust,
+    pub private_root: bool,
+    /// When certificates are judged; `None`: at the review's validation time.
+    pub at: Option<OffsetDateTime>,
+}
+
+impl MemberJudge {
+    #[must_use]
+    pub fn evidence(&self, review_at: OffsetDateTime) -> MemberEvidence<'_> {
+        MemberEvidence {
+            descriptors: &self.descriptors,
+            policy: &self.policy,
+            trust: &self.trust,
+            at: self.at.unwrap_or(review_at),
+            private_root: self.private_root,
+        }
+    }
 }
 
 /// May this member approve `m` with their Manifest key? No member descriptors are checked.
@@ -602,31 +632,62 @@ pub fn approve_change(
 // ---------------------------------------------------------------------------------------------
 // The checks.
 
-/// One "yubikey" line per member of the manifest's sets: the descriptor given for the alias must
-/// list the manifest's key for every set the alias is in (a coordinator could hand out an
-/// attested descriptor of other keys), then `check_member` decides on its attestation.
-fn member_keys(r: &mut Review, m: &Manifest, ev: &MemberEvidence) {
-    const LABEL: &str = "yubikey";
+/// Every alias of the sets, once, in order of first appearance.
+fn member_aliases(sets: &[(Role, &MemberSet)]) -> Vec<String> {
+    let mut aliases: Vec<String> = Vec::new();
+    for (_, set) in sets {
+        for x in &set.members {
+            if !aliases.contains(&x.alias) {
+                aliases.push(x.alias.clone());
+            }
+        }
+    }
+    aliases
+}
+
+/// How many [`MEMBER_KEYS`] lines a review of `m` with `ev` holds, whatever their verdicts
+/// (the app lays its screen out by it before the review is known).
+#[must_use]
+pub fn member_key_line_count(m: &Manifest, ev: &MemberEvidence) -> usize {
     let share_set = m.share_set.as_member_set();
     let sets = [
         (Role::Manifest, &m.manifest_set),
         (Role::Patch, &m.patch_set),
         (Role::Share, &share_set),
     ];
-    let mut aliases: Vec<&str> = Vec::new();
-    for (_, set) in &sets {
-        for x in &set.members {
-            if !aliases.contains(&x.alias.as_str()) {
-                aliases.push(&x.alias);
-            }
-        }
+    let aliases = member_aliases(&sets);
+    let stray = ev
+        .descriptors
+        .iter()
+        .filter(|d| !aliases.contains(&d.alias))
+        .count();
+    usize::from(ev.private_root) + aliases.len() + stray
+}
+
+/// One "yubikey" line per member of the manifest's sets: the descriptor given for the alias must
+/// list the manifest's key for every set the alias is in (a coordinator could hand out an
+/// attested descriptor of other keys), then `check_member` decides on its attestation.
+fn member_keys(r: &mut Review, m: &Manifest, ev: &MemberEvidence) {
+    const LABEL: &str = MEMBER_KEYS;
+    let share_set = m.share_set.as_member_set();
+    let sets = [
+        (Role::Manifest, &m.manifest_set),
+        (Role::Patch, &m.patch_set),
+        (Role::Share, &share_set),
+    ];
+    let aliases = member_aliases(&sets);
+    if ev.private_root {
+        r.warn(
+            LABEL,
+            "attestations are checked against a root given by hand, NOT Yubico's published roots (test PKIs only)",
+        );
     }
     let ask = |alias: &str| {
         format!(
             "ask the coordinator for {alias}'s member descriptor as exported from their YubiKey, and compare its keys with {alias}"
         )
     };
-    'member: for alias in aliases {
+    'member: for alias in aliases.iter().map(String::as_str) {
         let mut given = ev.descriptors.iter().filter(|d| d.alias == alias);
         let (Some(d), None) = (given.next(), given.next()) else {
             if ev.descriptors.iter().any(|d| d.alias == alias) {

@@ -715,6 +715,9 @@ pub struct Config {
     pub at: Option<OffsetDateTime>,
     pub max_age: std::time::Duration,
     pub keymap: Keymap,
+    /// The member descriptors found in the bundle folder and the namespace's YubiKey
+    /// attestation policy; `None`: none found and attestation not required.
+    pub members: Option<crate::member::review::MemberJudge>,
 }
 
 pub struct State {
@@ -777,6 +780,30 @@ impl State {
         }
     }
 
+    /// Rows of the Manifest screen's member-keys box (its borders included): one per line the
+    /// review's YubiKey check gives, 0 without member descriptors.
+    #[must_use]
+    pub fn member_keys_height(&self) -> u16 {
+        let (Some(j), Some(m)) = (&self.config.members, &self.manifest) else {
+            return 0;
+        };
+        let lines = crate::member::review::member_key_line_count(
+            &m.manifest,
+            &j.evidence(OffsetDateTime::UNIX_EPOCH),
+        );
+        if lines == 0 {
+            0
+        } else {
+            u16::try_from(lines + 2).unwrap_or(u16::MAX)
+        }
+    }
+
+    /// Field rows the Manifest screen shows: [`manifest_rows`] less the member-keys box.
+    #[must_use]
+    pub fn manifest_field_rows(&self) -> usize {
+        manifest_rows(self.size.1.saturating_sub(self.member_keys_height()))
+    }
+
     fn validation_time(&self) -> Option<OffsetDateTime> {
         self.config.at.or(self.now)
     }
@@ -821,11 +848,13 @@ impl State {
                 &ctx,
             )
         });
+        let members = self.config.members.as_ref().map(|j| j.evidence(at));
         let manifest = self.manifest.as_ref().map(|r| {
-            member_review::approve_manifest(
+            member_review::approve_manifest_with(
                 &self.pin_lookup(&r.manifest.namespace.name),
                 &r.manifest,
                 &ctx,
+                members.as_ref(),
             )
         });
         if let (Some(w), Some(r)) = (self.provision.as_mut(), provision) {
@@ -873,8 +902,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);
+            let rows = state.manifest_field_rows();
             if let Some(m) = &mut state.manifest {
-                m.show(manifest_rows(h));
+                m.show(rows);
             }
             Vec::new()
         }
@@ -1082,7 +1112,12 @@ fn on_key(state: &mut State, key: Key) -> Vec<Effect> {
         Action::Up | Action::Down | Action::PageUp | Action::PageDown
             if matches!(state.screen, Screen::Manifest | Screen::Attestation) =>
         {
-            let page = isize::try_from(manifest_rows(state.size.1)).unwrap_or(1);
+            let rows = if state.screen == Screen::Manifest {
+                state.manifest_field_rows()
+            } else {
+                manifest_rows(state.size.1)
+            };
+            let page = isize::try_from(rows).unwrap_or(1);
             let by = match action {
                 Action::Up => -1,
                 Action::Down => 1,
@@ -1482,9 +1517,11 @@ fn open_manifest_bytes(state: &mut State, bytes: &[u8]) -> Result<(), String> {
             Err(_) => return Err(e1.to_string()),
         },
     };
-    let mut r = review(&state.config.previous, manifest, approvals);
-    r.show(manifest_rows(state.size.1));
-    state.manifest = Some(r);
+    state.manifest = Some(review(&state.config.previous, manifest, approvals));
+    let rows = state.manifest_field_rows();
+    if let Some(r) = &mut state.manifest {
+        r.show(rows);
+    }
     state.screen = Screen::Manifest;
     state.refresh_reviews();
     Ok(())
@@ -1494,6 +1531,7 @@ fn scroll_list(state: &mut State, by: isize) -> Vec<Effect> {
     let rows = manifest_rows(state.size.1);
     match state.screen {
         Screen::Manifest => {
+            let rows = state.manifest_field_rows();
             if let Some(m) = &mut state.manifest {
                 m.cursor = m.cursor.moved(by, m.fields.len(), rows);
                 m.show(rows);
@@ -1567,13 +1605,15 @@ fn open_request(state: &mut State, path: PathBuf, request: ProvisionRequest) {
         Some(&manifest),
         Some(&manifest.hash()),
     );
-    let mut r = review(
+    state.manifest = Some(review(
         &state.config.previous,
         manifest.clone(),
         approvals.clone().ok(),
-    );
-    r.show(manifest_rows(state.size.1));
-    state.manifest = Some(r);
+    ));
+    let rows = state.manifest_field_rows();
+    if let Some(r) = &mut state.manifest {
+        r.show(rows);
+    }
     state.attestation = Some(attestation.clone());
     state.provision = Some(ProvisionWizard {
         request_path: path,

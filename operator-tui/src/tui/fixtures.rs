@@ -134,6 +134,7 @@ pub fn config(f: &Fixture, share: bool) -> Config {
         at: None,
         max_age: std::time::Duration::from_hours(1),
         keymap: Keymap::default(),
+        members: None,
     }
 }
 

@@ -66,6 +66,10 @@ pub struct TuiArgs {
     pub share: Option<PathBuf>,
     #[command(flatten)]
     pub reproduce: crate::cli::trust::ReproduceArgs,
+    /// The namespace's YubiKey attestation policy, applied to the member descriptor bundles
+    /// found in the bundle folder (one line per member in the manifest review).
+    #[command(flatten)]
+    pub attestation: crate::cli::yubikey_policy::AttestationArgs,
     /// Keymap TOML file (default ~/.config/tessera/keys.toml when present).
     #[arg(long)]
     pub keys: Option<PathBuf>,
@@ -236,6 +240,14 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         .flatten()
         .flat_map(earlier_patches)
         .collect();
+    let members = args
+        .attestation
+        .judge(payloads_in(
+            &bundle_dir,
+            airgap_bundle::BundleKind::Member,
+            |p| tessera_core::objects::MemberDescriptor::decode(p).ok(),
+        ))
+        .map_err(|f| f.message)?;
     let share_path = args.share.clone().or_else(|| find_share(&bundle_dir));
     let share_sealed = share_path.as_deref().and_then(|p| {
         airgap_bundle::usb::read_limited(p, crate::cli::common::limits::SEALED_SHARE).ok()
@@ -257,6 +269,7 @@ pub fn config(args: &TuiArgs, first_file: Option<&Path>) -> Result<Config, Strin
         at,
         max_age: Duration::from_secs(args.max_age_secs),
         keymap,
+        members,
     })
 }
 
@@ -699,6 +712,7 @@ struct MemberEnv {
     at: Option<OffsetDateTime>,
     max_age: Duration,
     reproduced: Option<crate::member::review::Reproduced>,
+    members: Option<crate::member::review::MemberJudge>,
 }
 
 impl MemberEnv {
@@ -710,6 +724,7 @@ impl MemberEnv {
             at: c.at,
             max_age: c.max_age,
             reproduced: c.reproduced.clone(),
+            members: c.members.clone(),
         }
     }
 }
@@ -748,8 +763,15 @@ fn run_job(
     let fail = |e: crate::cli::common::Failure| e.message;
     match job {
         SignJob::ApproveManifest { manifest } => {
-            let (approval, _) = crate::member::act::approve_manifest(&store, manifest, &ctx, dev)
-                .map_err(act_err)?;
+            let members = env.members.as_ref().map(|j| j.evidence(ctx.at));
+            let (approval, _) = crate::member::act::approve_manifest_with(
+                &store,
+                manifest,
+                &ctx,
+                members.as_ref(),
+                dev,
+            )
+            .map_err(act_err)?;
             let meta = Metadata {
                 namespace: Some(manifest.namespace.name.clone()),
                 nonce: Some(manifest.namespace.nonce),

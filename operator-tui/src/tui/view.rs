@@ -517,6 +517,20 @@ fn review_lines(r: &crate::member::review::Review) -> Vec<Line<'static>> {
     out
 }
 
+/// The review's per-member YubiKey lines: mark, style and text.
+fn member_key_lines(r: &crate::member::review::Review) -> Vec<(&'static str, Style, String)> {
+    use crate::member::review::{MEMBER_KEYS, Verdict};
+    r.checks
+        .iter()
+        .filter(|c| c.label == MEMBER_KEYS)
+        .map(|c| match c.verdict {
+            Verdict::Pass => ("✓ ", Style::new(), c.detail.clone()),
+            Verdict::Warn => ("! ", WARN, c.detail.clone()),
+            Verdict::Fail => ("✗ ", BAD, c.detail.clone()),
+        })
+        .collect()
+}
+
 fn manifest(state: &State, frame: &mut Frame, area: Rect) {
     let Some(r) = &state.manifest else {
         frame.render_widget(
@@ -526,7 +540,31 @@ fn manifest(state: &State, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let [head, body] = Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+    // The box's height comes from the state, as the field rows marked seen do.
+    let member_keys = r.review.as_ref().map(member_key_lines).unwrap_or_default();
+    let keys_height = state.member_keys_height();
+    let [head, body, keys] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Min(3),
+        Constraint::Length(keys_height),
+    ])
+    .areas(area);
+    if keys_height > 0 {
+        let width = usize::from(keys.width.saturating_sub(4)).max(8);
+        let lines: Vec<Line> = member_keys
+            .into_iter()
+            .map(|(mark, style, text)| {
+                Line::from(vec![
+                    Span::styled(mark, style),
+                    Span::styled(ellipsize(&text, width), style),
+                ])
+            })
+            .collect();
+        frame.render_widget(
+            Paragraph::new(lines).block(block("Member keys (YubiKey attestation)")),
+            keys,
+        );
+    }
     let mut lines = vec![Line::from(format!(
         "{} nonce {}  hash {}",
         r.manifest.namespace.name,
