@@ -567,3 +567,36 @@ fn manifest_approve_optional_notes_unattested_members() {
     assert!(t.contains("alice: YubiKey USB-C keychain"), "{t}");
     assert!(approval.exists());
 }
+
+#[test]
+fn manifest_approve_refuses_two_descriptors_for_one_member_and_notes_strays() {
+    let mut s = Setup::new();
+    let (files, manifest) = attested_manifest(&mut s);
+    let policy = root_args(&s);
+    // A second, unattested descriptor for bob next to his attested one: which one the member
+    // saw would be the coordinator's choice.
+    let bare = s.descriptor(1, false, |_, _| {});
+    let mut twice = files.clone();
+    twice.push(s.write("bob-again.member", &bare));
+    let (out, approval) = s.approve(0, &manifest, &with_members(&twice, &policy), "a1");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("bob: more than one member descriptor was given"),
+        "{t}"
+    );
+    assert!(!approval.exists());
+    // A descriptor for someone no set names is shown and ignored.
+    let mut stranger = s.descriptor(2, true, |_, _| {});
+    stranger.alias = "mallory".to_owned();
+    let mut extra = files.clone();
+    extra.push(s.write("mallory.member", &stranger));
+    let (out, approval) = s.approve(0, &manifest, &with_members(&extra, &policy), "a2");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("mallory: a descriptor was given, but no set of this manifest names them"),
+        "{t}"
+    );
+    assert!(approval.exists());
+}
