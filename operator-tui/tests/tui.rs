@@ -1027,23 +1027,19 @@ fn the_scan_screen_shows_progress_stops_on_esc_and_opens_only_a_checked_bundle()
     assert_eq!(s.provision.as_ref().unwrap().request_path, path);
 }
 
-/// The member descriptors the coordinator distributed, found in the bundle folder: the manifest
-/// review shows one YubiKey line per member, from the same review the CLI prints.
-#[test]
-fn manifest_review_shows_each_members_yubikey() {
+/// The five fixture members' descriptors, attested by `pki`'s fake YubiKeys, except erin's
+/// (exported from software keys).
+fn attested_descriptors(
+    pki: &tessera_core::yubikey_attest_fake::FakeYubico,
+) -> Vec<tessera_core::objects::MemberDescriptor> {
     use serde_bytes::ByteBuf;
     use tessera_core::device::{DeviceKind, KeyDevice};
     use tessera_core::keys::Role;
     use tessera_core::objects::{
         DescriptorKey, MemberDescriptor, OBJECT_VERSION, PivAttestation, SlotCertificate,
     };
-    use tessera_core::yubikey_attest::YubicoTrust;
-    use tessera_core::yubikey_attest_fake::{FakeYubico, SlotSpec};
-    use tessera_core::yubikey_attest_policy::AttestationPolicy;
-
-    let f = fixture(PCRS[0]);
-    let pki = FakeYubico::generate("TEST Yubico PIV Root CA", false).unwrap();
-    let descriptors: Vec<MemberDescriptor> = members()
+    use tessera_core::yubikey_attest_fake::SlotSpec;
+    members()
         .iter_mut()
         .enumerate()
         .map(|(i, d)| {
@@ -1060,7 +1056,6 @@ fn manifest_review_shows_each_members_yubikey() {
                 slot: Some(slot),
             })
             .collect();
-            // erin exported hers from software keys: no attestation.
             let attestation = (d.alias() != "erin").then(|| PivAttestation {
                 device_certificate: ByteBuf::from(pki.device_certificate().to_vec()),
                 slots: keys
@@ -1084,7 +1079,42 @@ fn manifest_review_shows_each_members_yubikey() {
                 attestation,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The manifest review of the fixture manifest, with `members` judging descriptors.
+fn manifest_with_members(
+    f: &operator_tui::tui::fixtures::Fixture,
+    members: Option<operator_tui::member::review::MemberJudge>,
+) -> State {
+    let mut cfg = config(f, true);
+    cfg.members = members;
+    let mut s = State::new(cfg);
+    app::update(&mut s, Msg::Tick(now()));
+    app::update(&mut s, Msg::Device(operator_tui::tui::fixtures::device()));
+    app::update(&mut s, operator_tui::tui::fixtures::pins(f));
+    app::update(
+        &mut s,
+        Msg::Loaded {
+            path: "m.cbor".into(),
+            bytes: f.manifest.encode(),
+        },
+    );
+    s.screen = Screen::Manifest;
+    s
+}
+
+/// The member descriptors the coordinator distributed, found in the bundle folder: the manifest
+/// review shows one YubiKey line per member, from the same review the CLI prints.
+#[test]
+fn manifest_review_shows_each_members_yubikey() {
+    use tessera_core::yubikey_attest::YubicoTrust;
+    use tessera_core::yubikey_attest_fake::FakeYubico;
+    use tessera_core::yubikey_attest_policy::AttestationPolicy;
+
+    let f = fixture(PCRS[0]);
+    let pki = FakeYubico::generate("TEST Yubico PIV Root CA", false).unwrap();
+    let descriptors = attested_descriptors(&pki);
     let judge = |policy: AttestationPolicy| operator_tui::member::review::MemberJudge {
         descriptors: descriptors.clone(),
         policy,
@@ -1092,23 +1122,7 @@ fn manifest_review_shows_each_members_yubikey() {
         private_root: true,
         at: None,
     };
-    let open = |policy| {
-        let mut cfg = config(&f, true);
-        cfg.members = Some(judge(policy));
-        let mut s = State::new(cfg);
-        app::update(&mut s, Msg::Tick(now()));
-        app::update(&mut s, Msg::Device(operator_tui::tui::fixtures::device()));
-        app::update(&mut s, operator_tui::tui::fixtures::pins(&f));
-        app::update(
-            &mut s,
-            Msg::Loaded {
-                path: "m.cbor".into(),
-                bytes: f.manifest.encode(),
-            },
-        );
-        s.screen = Screen::Manifest;
-        s
-    };
+    let open = |policy| manifest_with_members(&f, Some(judge(policy)));
     let s = open(AttestationPolicy::dev());
     let review = s.manifest.as_ref().unwrap().review.clone().unwrap();
     let lines: Vec<String> = review
@@ -1150,5 +1164,80 @@ fn manifest_review_shows_each_members_yubikey() {
     assert!(
         why.contains("member erin: no YubiKey attestation, and this namespace requires one"),
         "{why}"
+    );
+}
+
+/// The app reads the member descriptor bundles of its bundle folder and takes the policy from
+/// its flags: under `required`, a member whose descriptor is not there refuses the approval.
+#[test]
+fn the_app_judges_the_descriptors_in_its_bundle_folder_by_its_flags() {
+    use clap::Parser;
+    use tessera_core::yubikey_attest_fake::FakeYubico;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        tui: operator_tui::tui::runtime::TuiArgs,
+    }
+
+    let f = fixture(PCRS[0]);
+    let pki = FakeYubico::generate("TEST Yubico PIV Root CA", false).unwrap();
+    let usb = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = elsewhere.path().join("test-root.pem");
+    std::fs::write(&root, pki.trust_pem()).unwrap();
+    let descriptors = attested_descriptors(&pki);
+    // erin's descriptor is not on the stick.
+    for d in &descriptors[..4] {
+        operator_tui::cli::objects::save(
+            usb.path(),
+            airgap_bundle::BundleKind::Member,
+            airgap_bundle::Metadata::default(),
+            d,
+        )
+        .unwrap();
+    }
+    let args = Args::parse_from([
+        "tessera",
+        "--dir",
+        usb.path().to_str().unwrap(),
+        "--root",
+        "EMULATED",
+        "--member-attestation",
+        "required",
+        "--yubikey-root",
+        root.to_str().unwrap(),
+    ])
+    .tui;
+    let judge = operator_tui::tui::runtime::config(&args, None)
+        .unwrap()
+        .members
+        .unwrap();
+    assert_eq!(judge.descriptors.len(), 4);
+    assert!(judge.private_root && judge.policy.required);
+    let s = manifest_with_members(&f, Some(judge));
+    let review = s.manifest.as_ref().unwrap().review.clone().unwrap();
+    let why = review.refusal().unwrap();
+    assert!(
+        why.contains(
+            "erin: no member descriptor was given, and this namespace requires YubiKey attestation"
+        ),
+        "{why}"
+    );
+    assert!(
+        review.checks.iter().any(|c| c
+            .detail
+            .starts_with("dave: YubiKey USB-C keychain, serial 31000003")),
+        "{review:#?}"
+    );
+
+    // Without descriptors on the stick and without `required`: no member lines, as before.
+    let empty = tempfile::tempdir().unwrap();
+    let args = Args::parse_from(["tessera", "--dir", empty.path().to_str().unwrap()]).tui;
+    assert!(
+        operator_tui::tui::runtime::config(&args, None)
+            .unwrap()
+            .members
+            .is_none()
     );
 }
