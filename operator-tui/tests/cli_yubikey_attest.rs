@@ -600,3 +600,74 @@ fn manifest_approve_refuses_two_descriptors_for_one_member_and_notes_strays() {
     );
     assert!(approval.exists());
 }
+
+impl Setup {
+    /// `trust manifest-set` of `manifest` by member `i` (software keys), with `extra` arguments;
+    /// returns the output and the member's pin folder.
+    fn trust_set(&self, i: usize, manifest: &str, extra: &[&str], tag: &str) -> (Output, PathBuf) {
+        let keys = self.path(&format!("{tag}.keys"));
+        self.devs[i].save(&keys).unwrap();
+        let code = tessera(&["manifest", "show", manifest, "--confirm-code"]);
+        assert!(code.status.success(), "{}", text(&code));
+        let code = String::from_utf8_lossy(&code.stdout).trim().to_owned();
+        let pins = self.path(&format!("{tag}.pins"));
+        let mut a = vec![
+            "trust",
+            "manifest-set",
+            manifest,
+            "--software",
+            keys.to_str().unwrap(),
+            "--confirm",
+            &code,
+            "--pins",
+            pins.to_str().unwrap(),
+            "--attestation-at",
+            AT,
+        ];
+        a.extend(extra);
+        (tessera(&a), pins)
+    }
+}
+
+/// A member who approves no manifest records the Manifest set with `trust manifest-set`: the
+/// same member-key review as an approval runs first, so a descriptor of other keys is refused
+/// there and the pin is not touched; with the genuine descriptors the review passes and only the
+/// pin's own rule (no genesis verified here) stops it.
+#[test]
+fn trust_manifest_set_reviews_the_members_keys_first() {
+    let mut s = Setup::new();
+    let (mut files, manifest) = attested_manifest(&mut s);
+    let policy = root_args(&s);
+
+    let (out, _) = s.trust_set(1, &manifest, &with_members(&files, &policy), "bob");
+    let t = text(&out);
+    assert!(
+        t.contains("alice: YubiKey USB-C keychain, serial 1000000"),
+        "the review shows each member: {t}"
+    );
+    assert!(t.contains("no pin for namespace"), "{t}");
+
+    let mut other = SoftwareKeyDevice::from_seed("carol", &[9; 32]);
+    std::mem::swap(&mut s.devs[2], &mut other);
+    let swapped = s.descriptor(2, true, |_, _| {});
+    std::mem::swap(&mut s.devs[2], &mut other);
+    files[2] = s.write("swapped.member", &swapped);
+    let (out, pins) = s.trust_set(1, &manifest, &with_members(&files, &policy), "bob2");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("carol: the descriptor's manifest key") && t.contains("is not the manifest's"),
+        "{t}"
+    );
+    assert!(t.contains("your pin is unchanged"), "{t}");
+    assert!(
+        !pins.exists() || std::fs::read_dir(&pins).unwrap().next().is_none(),
+        "nothing written to the pins"
+    );
+
+    // Required (root_args), and no descriptors at all: refused before anything else.
+    let (out, _) = s.trust_set(1, &manifest, &args(&policy), "bob3");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("your pin is unchanged"), "{t}");
+}

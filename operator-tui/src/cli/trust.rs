@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use tessera_core::keys::Role;
 use tessera_core::transcript::Record;
+use time::OffsetDateTime;
 
 use super::ceremony::{load_manifest, open};
 use super::common::{CmdResult, Failure, record};
@@ -126,6 +127,13 @@ pub enum TrustCommand {
         pins: PinArgs,
         #[arg(long)]
         confirm: Option<String>,
+        /// A member descriptor bundle, as the coordinator distributed it (repeat for every
+        /// member): its keys must be the manifest's for that alias, and its YubiKey attestation is
+        /// judged by the policy below, as `manifest approve` does.
+        #[arg(long = "member", value_name = "FILE")]
+        members: Vec<PathBuf>,
+        #[command(flatten)]
+        attestation: super::yubikey_policy::AttestationArgs,
     },
     /// Set how PCR0-2 must be reproduced before you hand over or approve in a namespace.
     PcrPolicy {
@@ -180,9 +188,22 @@ pub fn trust(cmd: TrustCommand) -> CmdResult {
             device,
             pins,
             confirm,
+            members,
+            attestation,
         } => {
             let store = pins.store()?;
             let m = load_manifest(&manifest)?;
+            if let Some(judge) = attestation.judge(super::ceremony::descriptors(&members)?)? {
+                super::yubikey_policy::announce(&judge);
+                let review = crate::member::review::trust_manifest_set(
+                    &m,
+                    &judge.evidence(OffsetDateTime::now_utc()),
+                );
+                print_review(&review);
+                if let Some(why) = review.refusal() {
+                    return Err(Failure::refused(format!("{why}\nyour pin is unchanged")));
+                }
+            }
             println!(
                 "Manifest set of {} nonce {}: {} of {}",
                 m.namespace.name,

@@ -64,6 +64,7 @@ pub enum Action {
     ApproveManifest,
     ApprovePatch,
     ApproveReshard,
+    TrustManifestSet,
 }
 
 impl Action {
@@ -74,6 +75,7 @@ impl Action {
             Action::ApproveManifest => "approve this manifest",
             Action::ApprovePatch => "approve this patch",
             Action::ApproveReshard => "approve this reshard",
+            Action::TrustManifestSet => "record this Manifest set as the one you trust",
         }
     }
 }
@@ -398,6 +400,19 @@ pub fn approve_manifest_with(
     if let Some(ev) = members {
         member_keys(&mut r, m, ev);
     }
+    r
+}
+
+/// May the Manifest set of `m` become the one this member's pin trusts (`tessera trust
+/// manifest-set`, for a member who verified the genesis but approves no manifest)? The same
+/// member-key checks an approval makes: every member's descriptor must carry the manifest's keys,
+/// and its YubiKey attestation must meet the policy. The pin's own rules (its namespace, a set
+/// it already trusts) are the recording step's, in `act::trust_manifest_set`.
+#[must_use]
+pub fn trust_manifest_set(m: &Manifest, members: &MemberEvidence) -> Review {
+    let mut r = Review::new(Action::TrustManifestSet, &m.namespace.name, m.hash());
+    manifest_valid(&mut r, m);
+    member_keys(&mut r, m, members);
     r
 }
 
