@@ -114,7 +114,6 @@ fn without_a_wrap_nothing_changes() {
     );
     // The field is omitted, not encoded as null: a null is a second encoding and refused.
     let bytes = cbor::encode(&out);
-    assert!(!bytes.windows(2).any(|w| w == b"dr"));
     let mut value: ciborium::Value = ciborium::from_reader(bytes.as_slice()).unwrap();
     let ciborium::Value::Map(top) = &mut value else {
         panic!()
@@ -122,6 +121,9 @@ fn without_a_wrap_nothing_changes() {
     let ciborium::Value::Map(body) = &mut top[0].1 else {
         panic!()
     };
+    // Looked up as a map key: the random bytes of keys and signatures may hold "dr" anywhere.
+    let dr_key = ciborium::Value::Text("dr".into());
+    assert!(!body.iter().any(|(k, _)| *k == dr_key), "{body:?}");
     body.push((ciborium::Value::Text("dr".into()), ciborium::Value::Null));
     let mut with_null = Vec::new();
     ciborium::into_writer(&value, &mut with_null).unwrap();
