@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use p256::ecdsa::{SigningKey, signature::Signer};
 use serde::{Deserialize, Serialize};
@@ -166,6 +166,25 @@ pub trait KeyDevice {
         purpose: &str,
         peer: &p256::PublicKey,
     ) -> Result<SharedSecret, DeviceError>;
+
+    /// The member's pin ledger ([`crate::pin::PinLedger`]) as the device holds it; `None` when
+    /// none was ever written. Devices that keep none refuse, so pins fail closed on them.
+    fn read_pin_ledger(&mut self) -> Result<Option<Vec<u8>>, DeviceError> {
+        Err(no_ledger())
+    }
+
+    /// Replaces the pin ledger on the device. `purpose` is shown to the person asked for a PIN.
+    fn write_pin_ledger(&mut self, bytes: &[u8], purpose: &str) -> Result<(), DeviceError> {
+        let _ = (bytes, purpose);
+        Err(no_ledger())
+    }
+}
+
+fn no_ledger() -> DeviceError {
+    DeviceError::Device {
+        detail: "this key device keeps no pin ledger, so no namespace pin can be anchored on it"
+            .to_owned(),
+    }
 }
 
 /// Signs an approval of `object_hash` for `purpose` with the role key the purpose requires.
@@ -225,6 +244,14 @@ struct KeyFile {
 pub struct SoftwareKeyDevice {
     alias: String,
     keys: BTreeMap<Role, SigningKey>,
+    ledger: Ledger,
+}
+
+/// Where a software device keeps its pin ledger: beside its key file (`<keys>.ledger`, mode
+/// 0600), or in memory for keys that have no file.
+enum Ledger {
+    Memory(Option<Vec<u8>>),
+    File(PathBuf),
 }
 
 impl fmt::Debug for SoftwareKeyDevice {
@@ -251,6 +278,7 @@ impl SoftwareKeyDevice {
         Self {
             alias: alias.to_owned(),
             keys,
+            ledger: Ledger::Memory(None),
         }
     }
 
@@ -277,6 +305,7 @@ impl SoftwareKeyDevice {
         Self {
             alias: alias.to_owned(),
             keys,
+            ledger: Ledger::Memory(None),
         }
     }
 
@@ -363,9 +392,12 @@ impl SoftwareKeyDevice {
             })?;
             keys.insert(*role, key);
         }
+        let mut ledger = path.as_os_str().to_owned();
+        ledger.push(".ledger");
         Ok(Self {
             alias: file.alias,
             keys,
+            ledger: Ledger::File(PathBuf::from(ledger)),
         })
     }
 
@@ -435,4 +467,48 @@ impl KeyDevice for SoftwareKeyDevice {
         out.copy_from_slice(shared.raw_secret_bytes());
         Ok(SharedSecret::new(out))
     }
+
+    fn read_pin_ledger(&mut self) -> Result<Option<Vec<u8>>, DeviceError> {
+        match &self.ledger {
+            Ledger::Memory(b) => Ok(b.clone()),
+            Ledger::File(path) => match std::fs::read(path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(key_file_error(path, &e)),
+            },
+        }
+    }
+
+    fn write_pin_ledger(&mut self, bytes: &[u8], _purpose: &str) -> Result<(), DeviceError> {
+        match &mut self.ledger {
+            Ledger::Memory(b) => {
+                *b = Some(bytes.to_vec());
+                Ok(())
+            }
+            Ledger::File(path) => {
+                replace_private(path, bytes).map_err(|e| key_file_error(path, &e))
+            }
+        }
+    }
+}
+
+/// Temp file (mode 0600), fsync, rename over `path`: a crash leaves the old or the new.
+fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

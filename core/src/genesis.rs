@@ -29,13 +29,19 @@ pub enum SplitError {
 }
 
 /// Splits `seed` to `set`, seals each share to its member's Share key, wraps the seed to `dr`
-/// when given, and signs the body with the quorum key.
+/// when given, records the Manifest set `manifest_set` members will pin, and signs the body with
+/// the quorum key.
 pub fn split_and_seal(
     seed: &QuorumSeed,
     namespace: &str,
     set: &MemberSet,
+    manifest_set: Option<&MemberSet>,
     dr: Option<&DrRecipient>,
 ) -> Result<GenesisOutput, SplitError> {
+    if let Some(m) = manifest_set {
+        m.validate("manifest_set")
+            .map_err(|e| SplitError::Set(e.to_string()))?;
+    }
     let n = set.members.len();
     let shares = shamir::split(
         seed,
@@ -64,6 +70,7 @@ pub fn split_and_seal(
         threshold: set.threshold,
         shares: sealed,
         dr: dr.map(|r| dr::wrap(seed, r)).transpose()?,
+        manifest_set: manifest_set.cloned(),
     };
     let sig: p256::ecdsa::Signature = seed
         .signing_key()

@@ -98,6 +98,12 @@ pub struct GenesisRequest {
     /// when absent, so requests without it keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dr_recipient: Option<String>,
+    /// The namespace's first Manifest set (members' Manifest keys and threshold). The enclave
+    /// copies it into the attested genesis body, where each member's `genesis verify` pins it:
+    /// the set whose approvals a member accepts is anchored at genesis, never learned from a
+    /// later manifest (docs/member-trust.md). Omitted from the encoding when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_set: Option<MemberSet>,
 }
 
 impl MemberDescriptor {
@@ -133,6 +139,12 @@ pub struct GenesisBody {
     /// the encoding when absent, so outputs without it keep their bytes and hashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dr: Option<DrWrap>,
+    /// The Manifest set this output anchors: at genesis the request's, at a reshard the
+    /// running manifest's. Inside the body, so the attestation and the test signature bind it.
+    /// Omitted from the encoding when absent, so older outputs keep their bytes; a member's pin
+    /// cannot be anchored by an output without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_set: Option<MemberSet>,
 }
 
 /// The whole quorum seed wrapped to an offline disaster-recovery key (`tessera_core::dr`).

@@ -17,7 +17,7 @@ use tessera_core::quorum::QuorumSeed;
 fn genesis(seed: &QuorumSeed, dr: Option<&DrRecipient>) -> GenesisOutput {
     let devs = common::members();
     let set = SoftwareKeyDevice::member_set(&devs[..3], Role::Share, 2);
-    split_and_seal(seed, "payments", &set, dr).unwrap()
+    split_and_seal(seed, "payments", &set, None, dr).unwrap()
 }
 
 #[test]

@@ -86,6 +86,7 @@ fn objects() -> Vec<(&'static str, Vec<u8>)> {
         namespace: "payments-prod".to_owned(),
         share_set: manifest.share_set.as_member_set(),
         dr_recipient: None,
+        manifest_set: None,
     };
     let genesis = GenesisOutput {
         body: GenesisBody {
@@ -100,6 +101,7 @@ fn objects() -> Vec<(&'static str, Vec<u8>)> {
                 encrypted_share: ByteBuf::from(b"age-file".to_vec()),
             }],
             dr: None,
+            manifest_set: None,
         },
         test_signature: Signature(ByteArray([1; 64])),
     };

@@ -232,6 +232,10 @@ impl Enclave {
         req.share_set
             .validate("share_set")
             .map_err(|e| rejected(e.to_string()))?;
+        if let Some(set) = &req.manifest_set {
+            set.validate("manifest_set")
+                .map_err(|e| rejected(e.to_string()))?;
+        }
         // Parsed before the seed exists: a bad recipient changes nothing.
         let dr: Option<DrRecipient> = req
             .dr_recipient
@@ -240,7 +244,13 @@ impl Enclave {
             .transpose()
             .map_err(|e: tessera_core::dr::DrError| rejected(format!("dr_recipient: {e}")))?;
         let seed = QuorumSeed::generate();
-        let output = split_and_seal(&seed, &req.namespace, &req.share_set, dr.as_ref())?;
+        let output = split_and_seal(
+            &seed,
+            &req.namespace,
+            &req.share_set,
+            req.manifest_set.as_ref(),
+            dr.as_ref(),
+        )?;
         let attestation = self.attest(Some(&output.hash().0), None, None)?;
         Ok(Response::Genesis {
             output,
@@ -644,7 +654,15 @@ impl Enclave {
             .map_err(|e: tessera_core::dr::DrError| {
                 rejected(format!("manifest namespace.dr_recipient: {e}"))
             })?;
-        let output = split_and_seal(&p.seed, &m.namespace.name, &r.new_share_set, dr.as_ref())?;
+        // The running manifest's Manifest set goes on record, so a member new to the namespace
+        // can anchor a pin on this attested output.
+        let output = split_and_seal(
+            &p.seed,
+            &m.namespace.name,
+            &r.new_share_set,
+            Some(&m.manifest_set),
+            dr.as_ref(),
+        )?;
         let attestation = self.attest(Some(&output.hash().0), None, None)?;
         Ok(Response::Resharded {
             output,
@@ -700,10 +718,13 @@ fn split_and_seal(
     seed: &QuorumSeed,
     namespace: &str,
     set: &MemberSet,
+    manifest_set: Option<&MemberSet>,
     dr: Option<&DrRecipient>,
 ) -> Result<GenesisOutput, (ErrorCode, String)> {
-    tessera_core::genesis::split_and_seal(seed, namespace, set, dr).map_err(|e| match e {
-        SplitError::Set(m) => rejected(m),
-        other => (ErrorCode::Internal, other.to_string()),
+    tessera_core::genesis::split_and_seal(seed, namespace, set, manifest_set, dr).map_err(|e| {
+        match e {
+            SplitError::Set(m) => rejected(m),
+            other => (ErrorCode::Internal, other.to_string()),
+        }
     })
 }

@@ -378,6 +378,7 @@ fn nodes_of_other_namespaces_images_or_older_manifests_are_refused() {
                 .collect(),
         },
         dr_recipient: None,
+        manifest_set: None,
     };
     let output = match other.enclave.call(&Request::Genesis(req)) {
         Response::Genesis { output, .. } => output,

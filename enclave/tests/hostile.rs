@@ -341,6 +341,7 @@ fn requests_in_the_wrong_phase_are_refused() {
                     .collect(),
             },
             dr_recipient: None,
+            manifest_set: None,
         })
     };
 
@@ -403,6 +404,7 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
             namespace: namespace.to_owned(),
             share_set: tessera_core::manifest::MemberSet { threshold, members },
             dr_recipient: None,
+            manifest_set: None,
         })
     };
     // A disaster-recovery recipient that is not an age recipient: refused before a seed exists.
@@ -415,6 +417,7 @@ fn genesis_refuses_malformed_requests_and_changes_nothing() {
                 members,
             },
             dr_recipient: Some(recipient.to_owned()),
+            manifest_set: None,
         })
     };
     let mut twice = members.clone();

@@ -402,6 +402,7 @@ fn a_genesis_too_large_for_one_frame_gets_413_and_changes_nothing() {
             }],
         },
         dr_recipient: None,
+        manifest_set: None,
     };
     let base = cbor::encode(&req).len();
     req.namespace = "n".repeat(MAX_FRAME - 2 - base - 4);

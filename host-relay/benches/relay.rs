@@ -163,6 +163,7 @@ fn boot(address: &Address, pcrs_path: &Path) {
         namespace: "bench".to_owned(),
         share_set: set(Role::Share, &mut members, 2),
         dr_recipient: None,
+        manifest_set: None,
     };
     let Response::Genesis { output, .. } =
         client.call(&Request::Genesis(request)).expect("genesis")

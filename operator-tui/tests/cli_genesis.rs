@@ -50,6 +50,7 @@ fn genesis_from_an_unexpected_image_is_refused_before_decryption() {
             encrypted_share: ByteBuf::from(b"not used".to_vec()),
         }],
         dr: None,
+        manifest_set: None,
     };
     let sig: p256::ecdsa::Signature = seed
         .signing_key()

@@ -133,6 +133,7 @@ impl Setup {
             "payments",
             &set,
             None,
+            None,
         )
         .unwrap();
         let g = self.path("genesis.cbor");

@@ -247,6 +247,7 @@ pub fn genesis(
         namespace: "test".to_owned(),
         share_set: MemberSet { threshold, members },
         dr_recipient: None,
+        manifest_set: None,
     };
     match enclave.call(&Request::Genesis(req)) {
         Response::Genesis {

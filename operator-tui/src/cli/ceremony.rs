@@ -203,6 +203,14 @@ pub enum GenesisCommand {
         /// Member descriptors of the share set.
         #[arg(long = "member", required = true)]
         members: Vec<PathBuf>,
+        /// Member descriptors of the namespace's first Manifest set (their Manifest keys);
+        /// default: the share set's members. Genesis puts the set on record and every member
+        /// pins it: later sets take effect only with this set's approvals.
+        #[arg(long = "manifest-member", value_name = "FILE")]
+        manifest_members: Vec<PathBuf>,
+        /// Approvals the first Manifest set needs; default: --threshold.
+        #[arg(long)]
+        manifest_threshold: Option<u8>,
         /// Also wrap the whole seed to this offline disaster-recovery key (an age recipient:
         /// `age1…` X25519, or `age1yubikey1…` for a YubiKey kept offline). See the runbook.
         #[arg(long, value_name = "RECIPIENT")]
@@ -331,6 +339,19 @@ pub(crate) fn verify_genesis(
     Ok(())
 }
 
+/// One line on the Manifest set a genesis output puts on record, for `genesis run` and `verify`.
+pub(crate) fn manifest_set_line(set: &MemberSet) -> String {
+    format!(
+        "Manifest set on record: {} of [{}]",
+        set.threshold,
+        set.members
+            .iter()
+            .map(|m| format!("{} {}", m.alias, m.public_key.fingerprint()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// One line on a genesis output's disaster-recovery wrap, for `genesis run` and `verify`.
 pub(crate) fn dr_line(output: &GenesisOutput) -> String {
     match &output.body.dr {
@@ -352,13 +373,29 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             namespace,
             threshold,
             members,
+            manifest_members,
+            manifest_threshold,
             dr_recipient,
             member_attestation,
             out,
         } => {
             let descs = descriptors(&members)?;
             let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
+            let manifest_descs = if manifest_members.is_empty() {
+                descs.clone()
+            } else {
+                descriptors(&manifest_members)?
+            };
+            let manifest_set = set_of(
+                "manifest_set",
+                &manifest_descs,
+                Role::Manifest,
+                manifest_threshold.unwrap_or(threshold),
+            )?;
             super::yubikey_policy::check_descriptors(&descs, &member_attestation)?;
+            if !manifest_members.is_empty() {
+                super::yubikey_policy::check_descriptors(&manifest_descs, &member_attestation)?;
+            }
             if let Some(r) = &dr_recipient {
                 r.parse::<tessera_core::dr::DrRecipient>()
                     .map_err(|e| Failure::usage(format!("--dr-recipient: {e}")))?;
@@ -368,6 +405,7 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 namespace: namespace.clone(),
                 share_set,
                 dr_recipient: dr_recipient.clone(),
+                manifest_set: Some(manifest_set.clone()),
             };
             let Response::Genesis {
                 output,
@@ -386,7 +424,13 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 .map_err(|e| Failure::refused(format!("the enclave's answer: {e}")))?;
             let path = store_genesis(&out, meta, &output, &attestation)?;
             checked("test signature by the new quorum key");
+            if output.body.manifest_set.as_ref() != Some(&manifest_set) {
+                return Err(Failure::refused(
+                    "the enclave's answer does not record the Manifest set that was asked for; do not distribute it",
+                ));
+            }
             println!("{}", dr_line(&output));
+            println!("{}", manifest_set_line(&manifest_set));
             println!(
                 "genesis {namespace}: {}-of-{} shares, quorum key {} -> {}",
                 output.body.threshold,
@@ -459,25 +503,30 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             ));
             drop(share);
             let namespace = out.body.namespace.clone();
-            let pcr_policy = if anchor(verify.root.as_deref())?.sha256()
-                == attestation::aws_nitro_root_g1().sha256()
-            {
+            let root = anchor(verify.root.as_deref())?;
+            let pcr_policy = if root.sha256() == attestation::aws_nitro_root_g1().sha256() {
                 crate::member::pin::PcrPolicy::Eif
             } else {
                 crate::member::pin::PcrPolicy::WaivedDev
             };
+            if let Some(set) = &out.body.manifest_set {
+                checked(manifest_set_line(set));
+            }
             let recorded = crate::member::act::record_genesis(
                 &store,
-                &namespace,
                 &out,
+                tessera_core::bytes::ByteArray(root.sha256()),
                 pcr_policy,
                 dev.as_mut(),
             )
             .map_err(|e| super::trust::act_failure(e, "recording the quorum key"))?;
             match recorded {
                 crate::member::act::Recorded::Created(p) => checked(format!(
-                    "pinned namespace {namespace} with quorum key {} at {}",
+                    "pinned namespace {namespace}: quorum key {}, the Manifest set above, trust anchor {}; recorded on your key device; pin at {}",
                     out.body.quorum_public_key.signing.fingerprint(),
+                    crate::member::review::anchor_name(&tessera_core::bytes::ByteArray(
+                        root.sha256()
+                    )),
                     p.display()
                 )),
                 crate::member::act::Recorded::Unchanged => checked(format!(
@@ -822,7 +871,7 @@ pub fn manifest(cmd: ManifestCommand) -> CmdResult {
                 reproduced: reproduced.as_ref(),
                 keys: &keys,
             };
-            let pin = act::lookup(&store, &m.namespace.name, &keys);
+            let pin = act::lookup(&store, &m.namespace.name, &keys, dev.as_mut());
             let members = judge.as_ref().map(|j| j.evidence(ctx.at));
             let review =
                 crate::member::review::approve_manifest_with(&pin, &m, &ctx, members.as_ref());
@@ -1098,7 +1147,7 @@ fn provision_sign(a: &SignArgs) -> CmdResult {
         reproduced: reproduced.as_ref(),
         keys: &keys,
     };
-    let pin = act::lookup(&store, &m.namespace.name, &keys);
+    let pin = act::lookup(&store, &m.namespace.name, &keys, dev.as_mut());
     let review = crate::member::review::hand_over(&pin, &req, Some(&sealed), &ctx);
     print_review(&review);
     if let Some(why) = review.refusal() {

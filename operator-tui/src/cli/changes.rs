@@ -155,7 +155,7 @@ fn sign_approval(a: &ApproveArgs, change: Change, summary: &str, meta: Metadata)
         reproduced: None,
         keys: &keys,
     };
-    let pin = act::lookup(&store, change.namespace(), &keys);
+    let pin = act::lookup(&store, change.namespace(), &keys, dev.as_mut());
     let review = crate::member::review::approve_change(&pin, change, envelope.as_ref(), &ctx);
     print_review(&review);
     if let Some(why) = review.refusal() {
@@ -180,7 +180,9 @@ fn sign_approval(a: &ApproveArgs, change: Change, summary: &str, meta: Metadata)
 }
 
 /// A manifest envelope, or a bare manifest as an envelope without approvals.
-fn load_envelope(path: &Path) -> Result<tessera_core::manifest::ManifestEnvelope, Failure> {
+pub(crate) fn load_envelope(
+    path: &Path,
+) -> Result<tessera_core::manifest::ManifestEnvelope, Failure> {
     load(path, BundleKind::Manifest, |b| {
         tessera_core::manifest::ManifestEnvelope::decode(b).or_else(|_| {
             Manifest::decode(b).map(|manifest| tessera_core::manifest::ManifestEnvelope {

@@ -291,9 +291,14 @@ fn restore(
         "DR RESTORE: decrypt the disaster-recovery wrap to re-split the quorum seed",
     )?;
     let dr_recipient: DrRecipient = dr::wrap_of(&original).map_err(dr_failure)?.1;
-    let restored =
-        tessera_core::genesis::split_and_seal(&seed, &namespace, &set, Some(&dr_recipient))
-            .map_err(|e| Failure::refused(e.to_string()))?;
+    let restored = tessera_core::genesis::split_and_seal(
+        &seed,
+        &namespace,
+        &set,
+        original.body.manifest_set.as_ref(),
+        Some(&dr_recipient),
+    )
+    .map_err(|e| Failure::refused(e.to_string()))?;
     drop(seed);
     dr::check_restored(&original, &restored).map_err(Failure::refused)?;
     std::fs::create_dir_all(out).map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;

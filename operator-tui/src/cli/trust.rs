@@ -8,7 +8,7 @@ use tessera_core::keys::Role;
 use tessera_core::transcript::Record;
 use time::OffsetDateTime;
 
-use super::ceremony::{load_manifest, open};
+use super::ceremony::open;
 use super::common::{CmdResult, Failure, record};
 use crate::devices::DeviceArgs;
 use crate::member::act::{self, ActError};
@@ -116,9 +116,10 @@ pub enum TrustCommand {
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// Record the Manifest set of a manifest you reviewed as the set whose approvals you accept
-    /// (for a member who verified the genesis but has not approved a manifest). Needs the
-    /// manifest's confirmation code, announced by the coordinator.
+    /// Follow a change of the Manifest set (for a member who approves no manifest): ENVELOPE
+    /// must carry approvals by the set your pin holds (the one genesis put on record, or one it
+    /// approved since) at its threshold; the pin then moves to the envelope's set and nonce.
+    /// Needs the manifest's confirmation code, announced by the coordinator.
     ManifestSet {
         manifest: PathBuf,
         #[command(flatten)]
@@ -168,7 +169,9 @@ pub fn trust(cmd: TrustCommand) -> CmdResult {
             let store = pins.store()?;
             let mut dev = open(&device)?;
             let mine = dev.public_key(Role::Manifest)?;
-            let list = store.list(&mine);
+            let ledger = crate::member::pin::ledger_of(dev.as_mut())
+                .map_err(|e| Failure::refused(format!("your key device's pin ledger: {e}")))?;
+            let list = store.list(&mine, &ledger);
             if list.is_empty() {
                 println!("no namespace pins in {}", store.dir().display());
             }
@@ -177,6 +180,10 @@ pub fn trust(cmd: TrustCommand) -> CmdResult {
                     Ok(p) => {
                         println!("{}  (pin #{}, {})", p.summary(), p.sequence, path.display());
                         println!("    PCRs: {}", p.pcr_policy.describe());
+                        println!(
+                            "    trust anchor: {}; recorded on your key device",
+                            crate::member::review::anchor_name(&p.trust_anchor)
+                        );
                     }
                     Err(e) => println!("REFUSED {}: {e}", path.display()),
                 }
@@ -192,41 +199,39 @@ pub fn trust(cmd: TrustCommand) -> CmdResult {
             attestation,
         } => {
             let store = pins.store()?;
-            let m = load_manifest(&manifest)?;
-            if let Some(judge) = attestation.judge(super::ceremony::descriptors(&members)?)? {
-                super::yubikey_policy::announce(&judge);
-                let review = crate::member::review::trust_manifest_set(
-                    &m,
-                    &judge.evidence(OffsetDateTime::now_utc()),
-                );
-                print_review(&review);
-                if let Some(why) = review.refusal() {
-                    return Err(Failure::refused(format!("{why}\nyour pin is unchanged")));
-                }
+            let env = super::changes::load_envelope(&manifest)?;
+            let m = &env.manifest;
+            let judge = attestation.judge(super::ceremony::descriptors(&members)?)?;
+            if let Some(j) = &judge {
+                super::yubikey_policy::announce(j);
             }
-            println!(
-                "Manifest set of {} nonce {}: {} of {}",
-                m.namespace.name,
-                m.namespace.nonce,
-                m.manifest_set.threshold,
-                m.manifest_set.members.len()
-            );
-            for x in &m.manifest_set.members {
-                println!("    {:<16} {}", x.alias, x.public_key.fingerprint());
+            let mut dev = open(&device)?;
+            let keys = crate::member::review::MemberKeys::read(dev.as_mut());
+            let pin = act::lookup(&store, &m.namespace.name, &keys, dev.as_mut());
+            let evidence = judge
+                .as_ref()
+                .map(|j| j.evidence(OffsetDateTime::now_utc()));
+            let review = crate::member::review::trust_manifest_set(&pin, &env, evidence.as_ref());
+            print_review(&review);
+            if let Some(why) = review.refusal() {
+                return Err(Failure::refused(format!("{why}\nyour pin is unchanged")));
             }
             super::ceremony::require_confirm(
                 confirm.as_deref(),
                 &m.hash(),
                 "manifest confirmation code",
             )?;
-            let mut dev = open(&device)?;
-            let path = act::trust_manifest_set(&store, &m, dev.as_mut())
-                .map_err(|e| act_failure(e, "recording the Manifest set"))?;
-            println!(
-                "pin for {} now trusts this Manifest set: {}",
-                m.namespace.name,
-                path.display()
-            );
+            let (path, _) = act::trust_manifest_set(&store, &env, evidence.as_ref(), dev.as_mut())
+                .map_err(|e| act_failure(e, "following the Manifest set"))?;
+            match path {
+                Some(p) => println!(
+                    "pin for {} moved to nonce {} and this Manifest set: {}",
+                    m.namespace.name,
+                    m.namespace.nonce,
+                    p.display()
+                ),
+                None => println!("pin for {} already holds this manifest", m.namespace.name),
+            }
             record(
                 Record::new("trust.manifest-set", "recorded")
                     .input_hash("manifest", &m.hash())

@@ -9,7 +9,7 @@ use tessera_core::objects::{GenesisOutput, ProvisionRequest, ShareSubmission};
 use tessera_core::provision::{self, ProvisionError};
 use tessera_core::sign::{Approval, Purpose};
 
-use super::pin::{Lookup, NamespacePin, PcrPolicy, PinError, PinStore};
+use super::pin::{Lookup, NamespacePin, PcrPolicy, PinError, PinStore, ledger_of};
 use super::review::{self, Change, Context, MemberKeys, Review};
 
 /// Why an action did not happen. Nothing was signed, decrypted or written.
@@ -58,10 +58,16 @@ impl From<DeviceError> for ActError {
     }
 }
 
-/// The pin the store holds for `namespace`, verified under the member's Manifest key.
-pub fn lookup(store: &PinStore, namespace: &str, keys: &MemberKeys) -> Lookup {
+/// The pin the store holds for `namespace`, verified under the member's Manifest key and
+/// checked against the pin ledger on the member's key device.
+pub fn lookup(
+    store: &PinStore,
+    namespace: &str,
+    keys: &MemberKeys,
+    device: &mut dyn KeyDevice,
+) -> Lookup {
     match &keys.manifest {
-        Some(mine) => store.load(namespace, mine),
+        Some(mine) => store.load(namespace, mine, &ledger_of(device)?),
         None => Err(PinError::Device(DeviceError::NoKey {
             role: Role::Manifest,
             slot: None,
@@ -110,7 +116,12 @@ pub fn hand_over(
     device: &mut dyn KeyDevice,
 ) -> Result<HandedOver, ActError> {
     same_device(ctx, device)?;
-    let pin = lookup(store, &request.envelope.manifest.namespace.name, ctx.keys);
+    let pin = lookup(
+        store,
+        &request.envelope.manifest.namespace.name,
+        ctx.keys,
+        device,
+    );
     let review = review::hand_over(&pin, request, Some(sealed_share), ctx);
     let Some(ephemeral) = review.ephemeral.filter(|_| review.may_proceed()) else {
         return Err(ActError::Refused(Box::new(review)));
@@ -161,7 +172,7 @@ pub fn approve_manifest_with(
     device: &mut dyn KeyDevice,
 ) -> Result<(Approval, Review), ActError> {
     same_device(ctx, device)?;
-    let pin = lookup(store, &manifest.namespace.name, ctx.keys);
+    let pin = lookup(store, &manifest.namespace.name, ctx.keys, device);
     let review = review::approve_manifest_with(&pin, manifest, ctx, members);
     if !review.may_proceed() {
         return Err(ActError::Refused(Box::new(review)));
@@ -189,7 +200,7 @@ pub fn approve_change(
 ) -> Result<(Approval, Review), ActError> {
     same_device(ctx, device)?;
     let (purpose, hash) = (change.purpose(), change.hash());
-    let pin = lookup(store, change.namespace(), ctx.keys);
+    let pin = lookup(store, change.namespace(), ctx.keys, device);
     let review = review::approve_change(&pin, change, envelope, ctx);
     if !review.may_proceed() {
         return Err(ActError::Refused(Box::new(review)));
@@ -210,67 +221,86 @@ pub enum Recorded {
     Unchanged,
 }
 
-/// Records the quorum key of a genesis (or reshard) output the member verified. A pin that holds
-/// another quorum key for the namespace is never replaced.
+/// Anchors the member's trust in a namespace on a genesis (or reshard, or DR-restored) output
+/// the member verified: its quorum key, the Manifest set it put on record, the trust anchor its
+/// attestation chained to (`trust_anchor`, the SHA-256 of the root or the EMULATED label) and its
+/// DR key. This is the only way a pin comes to exist. A namespace the key device already records
+/// keeps its pin (which must be intact: a lost or older pin file is refused, never re-made); a
+/// quorum key the device records under another namespace is refused.
 pub fn record_genesis(
     store: &PinStore,
-    namespace: &str,
     output: &GenesisOutput,
+    trust_anchor: tessera_core::bytes::Hash32,
     policy: PcrPolicy,
     device: &mut dyn KeyDevice,
 ) -> Result<Recorded, ActError> {
-    let owner = device.public_key(Role::Manifest)?;
-    match store.load(namespace, &owner)? {
-        Some(p) if p.quorum_public_key == output.body.quorum_public_key => Ok(Recorded::Unchanged),
-        Some(p) => Err(ActError::Failed(format!(
-            "your pin for {namespace} holds quorum key {}, this genesis made {}: a namespace has one quorum key; nothing was stored",
-            p.quorum_public_key.signing.fingerprint(),
-            output.body.quorum_public_key.signing.fingerprint()
-        ))),
-        None => {
-            let mut pin =
-                NamespacePin::new(namespace, owner, output.body.quorum_public_key, policy);
-            pin.dr_recipient = output.body.dr.as_ref().map(|w| w.recipient.clone());
-            Ok(Recorded::Created(store.save(&pin, device)?))
-        }
-    }
-}
-
-/// Records the Manifest set of a manifest the member reviewed, into a pin that has none yet.
-/// A pinned set moves only with its own approvals (see [`review::hand_over`]).
-pub fn trust_manifest_set(
-    store: &PinStore,
-    manifest: &Manifest,
-    device: &mut dyn KeyDevice,
-) -> Result<std::path::PathBuf, ActError> {
-    let owner = device.public_key(Role::Manifest)?;
-    let ns = &manifest.namespace.name;
-    manifest
-        .validate()
-        .map_err(|e| ActError::Failed(format!("the manifest is malformed: {e}")))?;
-    let Some(mut pin) = store.load(ns, &owner)? else {
+    let namespace = &output.body.namespace;
+    let quorum_key = &output.body.quorum_public_key;
+    let Some(manifest_set) = &output.body.manifest_set else {
         return Err(ActError::Failed(format!(
-            "no pin for namespace {ns}: run `tessera genesis verify` first, which records its quorum key"
+            "this output for {namespace} records no Manifest set, so it cannot anchor a pin; ask the coordinator for a genesis run with the namespace's Manifest set (`genesis run --manifest-member`); nothing was stored"
         )));
     };
-    if pin.quorum_public_key != manifest.namespace.quorum_public_key {
+    let owner = device.public_key(Role::Manifest)?;
+    let ledger = ledger_of(device)?;
+    if let Some(other) = ledger.namespace_of(quorum_key).filter(|n| n != namespace) {
         return Err(ActError::Failed(format!(
-            "the manifest names quorum key {}, your pin {}: this is not your namespace's manifest",
-            manifest.namespace.quorum_public_key.signing.fingerprint(),
-            pin.quorum_public_key.signing.fingerprint()
+            "quorum key {} is pinned under namespace {other} on your key device; one quorum key belongs to one namespace, so it is refused under {namespace}; nothing was stored",
+            quorum_key.signing.fingerprint()
         )));
     }
-    match &pin.manifest_set {
-        Some(s) if *s == manifest.manifest_set => Ok(store.path(ns, &owner)),
-        Some(_) => Err(ActError::Failed(format!(
-            "your pin for {ns} already trusts a Manifest set; it moves only when that set approves a manifest that changes it"
-        ))),
-        None => {
-            pin.manifest_set = Some(manifest.manifest_set.clone());
-            pin.sequence += 1;
-            Ok(store.save(&pin, device)?)
-        }
+    if ledger.entry(namespace).is_some() {
+        let Some(p) = store.load(namespace, &owner, &ledger)? else {
+            return Err(ActError::Failed(format!(
+                "your key device records a pin for {namespace} that cannot be read"
+            )));
+        };
+        return if p.quorum_public_key != *quorum_key {
+            Err(ActError::Failed(format!(
+                "your pin for {namespace} holds quorum key {}, this output has {}: a namespace has one quorum key; nothing was stored",
+                p.quorum_public_key.signing.fingerprint(),
+                quorum_key.signing.fingerprint()
+            )))
+        } else if p.trust_anchor != trust_anchor {
+            Err(ActError::Failed(format!(
+                "your pin for {namespace} accepted {} at genesis, this output was checked against {}; nothing was stored",
+                review::anchor_name(&p.trust_anchor),
+                review::anchor_name(&trust_anchor)
+            )))
+        } else {
+            Ok(Recorded::Unchanged)
+        };
     }
+    // Not anchored on this key device: a new pin from the attested output. A pin file already
+    // there (an older format, or one this device never recorded) is replaced.
+    let mut pin = NamespacePin::new(
+        namespace,
+        owner,
+        *quorum_key,
+        manifest_set.clone(),
+        trust_anchor,
+        policy,
+    );
+    pin.dr_recipient = output.body.dr.as_ref().map(|w| w.recipient.clone());
+    Ok(Recorded::Created(store.save(&pin, device)?))
+}
+
+/// Follows a Manifest-set change approved by the set the pin holds (see
+/// [`review::trust_manifest_set`]); decides again, then moves the pin.
+pub fn trust_manifest_set(
+    store: &PinStore,
+    envelope: &ManifestEnvelope,
+    members: Option<&review::MemberEvidence>,
+    device: &mut dyn KeyDevice,
+) -> Result<(Option<std::path::PathBuf>, Review), ActError> {
+    let keys = MemberKeys::read(device);
+    let pin = lookup(store, &envelope.manifest.namespace.name, &keys, device);
+    let review = review::trust_manifest_set(&pin, envelope, members);
+    if !review.may_proceed() {
+        return Err(ActError::Refused(Box::new(review)));
+    }
+    let path = save_pin(store, &review, device)?;
+    Ok((path, review))
 }
 
 /// Sets how PCR0-2 must be reproduced for `namespace`.
@@ -281,7 +311,8 @@ pub fn set_pcr_policy(
     device: &mut dyn KeyDevice,
 ) -> Result<std::path::PathBuf, ActError> {
     let owner = device.public_key(Role::Manifest)?;
-    let Some(mut pin) = store.load(namespace, &owner)? else {
+    let ledger = ledger_of(device)?;
+    let Some(mut pin) = store.load(namespace, &owner, &ledger)? else {
         return Err(ActError::Failed(format!(
             "no pin for namespace {namespace}: run `tessera genesis verify` first"
         )));

@@ -268,6 +268,7 @@ pub fn hand_over(
     if let Some(pin) = pin {
         let mut after = pin.clone();
         quorum_key(&mut r, pin, m);
+        trust_anchor(&mut r, pin, ctx);
         pinned_approvals(&mut r, pin, env, &mut after);
         nonce(&mut r, pin.highest, m, &hash, &mut after);
         pcrs(&mut r, &pin.pcr_policy, m, ctx);
@@ -403,16 +404,31 @@ pub fn approve_manifest_with(
     r
 }
 
-/// May the Manifest set of `m` become the one this member's pin trusts (`tessera trust
-/// manifest-set`, for a member who verified the genesis but approves no manifest)? The same
-/// member-key checks an approval makes: every member's descriptor must carry the manifest's keys,
-/// and its YubiKey attestation must meet the policy. The pin's own rules (its namespace, a set
-/// it already trusts) are the recording step's, in `act::trust_manifest_set`.
+/// May this member's pin follow the Manifest set of `env` (`tessera trust manifest-set`, for a
+/// member who approves no manifest)? Only when the envelope carries approvals by the set the pin
+/// holds (anchored at genesis, or moved since by that set's own approvals) at its threshold: a
+/// set is never learned from a manifest alone. With `members`, the member-key checks an approval
+/// makes as well.
 #[must_use]
-pub fn trust_manifest_set(m: &Manifest, members: &MemberEvidence) -> Review {
-    let mut r = Review::new(Action::TrustManifestSet, &m.namespace.name, m.hash());
+pub fn trust_manifest_set(
+    pin: &Lookup,
+    env: &ManifestEnvelope,
+    members: Option<&MemberEvidence>,
+) -> Review {
+    let m = &env.manifest;
+    let hash = m.hash();
+    let mut r = Review::new(Action::TrustManifestSet, &m.namespace.name, hash);
     manifest_valid(&mut r, m);
-    member_keys(&mut r, m, members);
+    if let Some(pin) = pin_required(&mut r, pin, &m.namespace.name) {
+        let mut after = pin.clone();
+        quorum_key(&mut r, pin, m);
+        pinned_approvals(&mut r, pin, env, &mut after);
+        nonce(&mut r, pin.highest, m, &hash, &mut after);
+        r.pin_after = moved(pin, after);
+    }
+    if let Some(ev) = members {
+        member_keys(&mut r, m, ev);
+    }
     r
 }
 
@@ -420,45 +436,8 @@ fn approve_manifest_only(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
     let hash = m.hash();
     let mut r = Review::new(Action::ApproveManifest, &m.namespace.name, hash);
     manifest_valid(&mut r, m);
-    let (pin, mut after) = match pin {
-        Err(e) => {
-            r.fail(
-                "pin",
-                format!("your pin for {} is refused: {e}", m.namespace.name),
-                "restore your own pin file from your backup",
-            );
-            (None, None)
-        }
-        Ok(None) => match ctx.keys.manifest {
-            Some(owner) => {
-                r.warn(
-                    "pin",
-                    format!(
-                        "no pin for namespace {} on this laptop: approving creates one that trusts quorum key {} and Manifest set {}; compare both with the other members",
-                        m.namespace.name,
-                        m.namespace.quorum_public_key.signing.fingerprint(),
-                        describe_set(&m.manifest_set)
-                    ),
-                );
-                let mut p = NamespacePin::new(
-                    &m.namespace.name,
-                    owner,
-                    m.namespace.quorum_public_key,
-                    ctx.default_policy(),
-                );
-                p.manifest_set = Some(m.manifest_set.clone());
-                p.dr_recipient.clone_from(&m.namespace.dr_recipient);
-                (None, Some(p))
-            }
-            None => (None, None),
-        },
-        Ok(Some(p)) => {
-            r.pass("pin", p.summary());
-            (Some(p), Some(p.clone()))
-        }
-    };
-    let mine = ctx.keys.manifest;
-    match mine {
+    let pin = pin_required(&mut r, pin, &m.namespace.name);
+    match ctx.keys.manifest {
         None => r.fail(
             "manifest key",
             "your device has no Manifest key",
@@ -466,9 +445,8 @@ fn approve_manifest_only(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
         ),
         Some(k) => {
             let in_manifest = m.manifest_set.members.iter().any(|x| x.public_key == k);
-            let in_pinned = pin
-                .and_then(|p| p.manifest_set.as_ref())
-                .is_some_and(|s| s.members.iter().any(|x| x.public_key == k));
+            let in_pinned =
+                pin.is_some_and(|p| p.manifest_set.members.iter().any(|x| x.public_key == k));
             if in_manifest || in_pinned {
                 r.pass(
                     "manifest key",
@@ -486,42 +464,34 @@ fn approve_manifest_only(pin: &Lookup, m: &Manifest, ctx: &Context) -> Review {
             }
         }
     }
-    if let (Some(pin), Some(after)) = (pin, after.as_mut()) {
-        quorum_key(&mut r, pin, m);
-        match &pin.manifest_set {
-            None => {
-                r.warn(
-                    "manifest set",
-                    format!(
-                        "your pin records no Manifest set yet: approving records {}",
-                        describe_set(&m.manifest_set)
-                    ),
-                );
-                after.manifest_set = Some(m.manifest_set.clone());
-            }
-            Some(s) if *s == m.manifest_set => {
-                r.pass("manifest set", format!("unchanged: {}", describe_set(s)));
-            }
-            Some(s) => r.warn(
-                "manifest set",
-                format!(
-                    "this manifest changes the Manifest set from {} to {}: it takes effect only with approvals from the set you pinned",
-                    describe_set(s),
-                    describe_set(&m.manifest_set)
-                ),
+    let Some(pin) = pin else { return r };
+    let mut after = pin.clone();
+    quorum_key(&mut r, pin, m);
+    trust_anchor(&mut r, pin, ctx);
+    let changes_set = m.manifest_set != pin.manifest_set;
+    if changes_set {
+        r.warn(
+            "manifest set",
+            format!(
+                "this manifest changes the Manifest set from {} to {}: it takes effect only with approvals from the set you pinned, and your highest nonce moves only when you see them (hand-over or `tessera trust manifest-set`)",
+                describe_set(&pin.manifest_set),
+                describe_set(&m.manifest_set)
             ),
-        }
-        nonce(&mut r, pin.highest, m, &hash, after);
-        pcrs(&mut r, &pin.pcr_policy, m, ctx);
-    } else if let Some(after) = after.as_mut() {
-        nonce(&mut r, None, m, &hash, after);
-        pcrs(&mut r, &after.pcr_policy.clone(), m, ctx);
+        );
+    } else {
+        r.pass(
+            "manifest set",
+            format!("unchanged: {}", describe_set(&pin.manifest_set)),
+        );
     }
-    r.pin_after = match (pin, after) {
-        (Some(p), Some(a)) => moved(p, a),
-        (None, a) => a,
-        (Some(_), None) => None,
-    };
+    nonce(&mut r, pin.highest, m, &hash, &mut after);
+    if changes_set {
+        // An approval of a set change is not yet the pinned set's decision: a coordinator must
+        // not burn this member's nonces with manifests the pinned set never approves.
+        after.highest = pin.highest;
+    }
+    pcrs(&mut r, &pin.pcr_policy, m, ctx);
+    r.pin_after = moved(pin, after);
     r
 }
 
@@ -783,55 +753,44 @@ fn pinned_approvals(
 ) {
     let m = &env.manifest;
     let hash = m.hash();
-    match &pin.manifest_set {
-        None => r.fail(
+    let pinned = &pin.manifest_set;
+    let report = check_threshold(pinned, Purpose::Manifest, &hash, &env.approvals);
+    if report.met() {
+        r.pass(
             "approvals",
             format!(
-                "your pin for {} records no Manifest set yet, so no approval can be checked",
-                m.namespace.name
+                "approved by {} ({} of {} needed from your pinned Manifest set)",
+                report.approved.join(", "),
+                report.approved.len(),
+                report.threshold
             ),
-            "record the set you trust with `tessera trust manifest-set` (or approve a manifest first)",
-        ),
-        Some(pinned) => {
-            let report = check_threshold(pinned, Purpose::Manifest, &hash, &env.approvals);
-            if report.met() {
-                r.pass(
-                    "approvals",
-                    format!(
-                        "approved by {} ({} of {} needed from your pinned Manifest set)",
-                        report.approved.join(", "),
-                        report.approved.len(),
-                        report.threshold
-                    ),
-                );
-                if m.manifest_set != *pinned {
-                    r.warn(
-                        "manifest set",
-                        format!(
-                            "this manifest changes the Manifest set to {}; your pinned set approved it, so your pin moves to the new set",
-                            describe_set(&m.manifest_set)
-                        ),
-                    );
-                    after.manifest_set = Some(m.manifest_set.clone());
-                }
-            } else {
-                r.fail(
-                    "approvals",
-                    format!(
-                        "{} of {} approvals from your pinned Manifest set ({}){}",
-                        report.approved.len(),
-                        report.threshold,
-                        describe_set(pinned),
-                        if report.rejected.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; not counted: {}", report.rejected.join("; "))
-                        }
-                    ),
-                    format!("the set you trust did not approve this manifest: {TELL}"),
-                );
-            }
+        );
+        if m.manifest_set != *pinned {
+            r.warn(
+                "manifest set",
+                format!(
+                    "this manifest changes the Manifest set to {}; your pinned set approved it, so your pin moves to the new set",
+                    describe_set(&m.manifest_set)
+                ),
+            );
+            after.manifest_set = m.manifest_set.clone();
         }
+    } else {
+        r.fail(
+            "approvals",
+            format!(
+                "{} of {} approvals from your pinned Manifest set ({}){}",
+                report.approved.len(),
+                report.threshold,
+                describe_set(pinned),
+                if report.rejected.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not counted: {}", report.rejected.join("; "))
+                }
+            ),
+            format!("the set you trust did not approve this manifest: {TELL}"),
+        );
     }
 }
 
@@ -870,6 +829,42 @@ fn pin_required<'p>(r: &mut Review, pin: &'p Lookup, namespace: &str) -> Option<
             r.pass("pin", p.summary());
             Some(p)
         }
+    }
+}
+
+/// Documents must be checked against the trust anchor the member accepted at genesis: a
+/// `--root` (or EMULATED) given later cannot re-anchor a namespace.
+fn trust_anchor(r: &mut Review, pin: &NamespacePin, ctx: &Context) {
+    let given = ByteArray(ctx.anchor.sha256());
+    if given == pin.trust_anchor {
+        r.pass(
+            "trust anchor",
+            format!("{}, as accepted at genesis", anchor_name(&given)),
+        );
+    } else {
+        r.fail(
+            "trust anchor",
+            format!(
+                "documents would be checked against {}, but at genesis you accepted {}",
+                anchor_name(&given),
+                anchor_name(&pin.trust_anchor)
+            ),
+            format!(
+                "give the same --root as at `genesis verify` (none for the AWS Nitro root); if the request needs another, it is not for your namespace: {TELL}"
+            ),
+        );
+    }
+}
+
+/// A trust anchor by its SHA-256, as a member reads it.
+#[must_use]
+pub fn anchor_name(h: &Hash32) -> String {
+    if h.0 == attestation::aws_nitro_root_g1().sha256() {
+        "the AWS Nitro root".to_owned()
+    } else if h.0 == TrustAnchor::emulated().sha256() {
+        "EMULATED (unsigned documents, no chain)".to_owned()
+    } else {
+        format!("the DEV root {}", hex_groups(&h.0[..8]))
     }
 }
 

@@ -76,7 +76,7 @@ impl SlotMap {
     pub fn set(&mut self, role: Role, slot: u8) -> Result<(), String> {
         if !is_key_slot(slot) {
             return Err(format!(
-                "slot {slot:02x} cannot hold a role key (use 9a, 9c, 9d, 9e or 82..95)"
+                "slot {slot:02x} cannot hold a role key (use 9a, 9c, 9d, 9e or 82..94; 95's data object holds Tessera's pin ledger)"
             ));
         }
         if let Some((other, _)) = self.0.iter().find(|(r, s)| **r != role && **s == slot) {
@@ -92,8 +92,13 @@ impl SlotMap {
 }
 
 fn is_key_slot(slot: u8) -> bool {
-    matches!(slot, 0x9a | 0x9c | 0x9d | 0x9e | 0x82..=0x95)
+    matches!(slot, 0x9a | 0x9c | 0x9d | 0x9e | 0x82..=0x94)
 }
+
+/// The PIV data object that holds the member's pin ledger (`tessera_core::pin::PinLedger`):
+/// the certificate object of retired slot 95, which Tessera reserves for it (no role key may
+/// sit in slot 95). Reading it needs no PIN; writing it needs the management key.
+pub const PIN_LEDGER_OBJECT: u32 = 0x005f_c120;
 
 impl FromStr for SlotMap {
     type Err = String;
@@ -503,6 +508,32 @@ impl PivDevice {
 }
 
 impl KeyDevice for PivDevice {
+    fn read_pin_ledger(&mut self) -> Result<Option<Vec<u8>>, DeviceError> {
+        let mut yk = match self.held.take() {
+            Some(yk) => yk,
+            None => connect(self.serial)?,
+        };
+        let read = yk.fetch_object(PIN_LEDGER_OBJECT);
+        self.finished(yk);
+        match read {
+            Ok(b) if b.is_empty() => Ok(None),
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(yubikey::Error::NotFound) => Ok(None),
+            Err(e) => Err(device_error(e)),
+        }
+    }
+
+    fn write_pin_ledger(&mut self, bytes: &[u8], purpose: &str) -> Result<(), DeviceError> {
+        let (mut yk, _) = self.unlocked_session(Role::Manifest, purpose)?;
+        if !provision::has_default_management_key(&mut yk) {
+            provision::protected_management_key(&mut yk)?;
+        }
+        yk.save_object(PIN_LEDGER_OBJECT, &mut bytes.to_vec())
+            .map_err(device_error)?;
+        self.finished(yk);
+        Ok(())
+    }
+
     fn hold_session(&mut self, held: bool) {
         self.holding = held;
         if !held {

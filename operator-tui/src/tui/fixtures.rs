@@ -178,13 +178,14 @@ pub fn request_bundle(f: &Fixture) -> Vec<u8> {
 pub fn pins(f: &Fixture) -> Msg {
     let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
     let owner = alice.public_key(Role::Manifest).unwrap();
-    let mut pin = crate::member::pin::NamespacePin::new(
+    let pin = crate::member::pin::NamespacePin::new(
         "payments",
         owner,
         f.manifest.namespace.quorum_public_key,
+        f.manifest.manifest_set.clone(),
+        tessera_core::bytes::ByteArray(f.pki.anchor().sha256()),
         crate::member::pin::PcrPolicy::WaivedDev,
     );
-    pin.manifest_set = Some(f.manifest.manifest_set.clone());
     let store = crate::member::pin::PinStore::new("/media/usb/pins");
     Msg::Pins(vec![(store.path("payments", &owner), Ok(pin))])
 }

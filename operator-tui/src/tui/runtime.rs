@@ -734,7 +734,11 @@ fn send_pins(env: &MemberEnv, dev: &mut dyn KeyDevice, tx: &Sender<Msg>) {
         let _ = tx.send(Msg::Pins(Vec::new()));
         return;
     };
-    let _ = tx.send(Msg::Pins(store.list(&mine)));
+    let listed = match crate::member::pin::ledger_of(dev) {
+        Ok(ledger) => store.list(&mine, &ledger),
+        Err(e) => vec![(store.dir().to_path_buf(), Err(e))],
+    };
+    let _ = tx.send(Msg::Pins(listed));
 }
 
 fn run_job(

@@ -207,9 +207,10 @@ fn pin_lines(state: &State, full: bool) -> Vec<Line<'static>> {
                 Span::raw(format!(
                     "{}: {}, {}",
                     p.namespace,
-                    p.manifest_set.as_ref().map_or_else(
-                        || "no Manifest set".to_owned(),
-                        |s| format!("set {} of {}", s.threshold, s.members.len())
+                    format!(
+                        "set {} of {}",
+                        p.manifest_set.threshold,
+                        p.manifest_set.members.len()
                     ),
                     p.highest.map_or_else(
                         || "no manifest".to_owned(),
