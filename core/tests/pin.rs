@@ -1,17 +1,21 @@
 //! Namespace pins: a pin opens only under its owner's Manifest key, and any change to its bytes
 //! (edited by hand, damaged, another member's) is refused.
 
+use tessera_core::bytes::ByteArray;
 use tessera_core::device::{KeyDevice, SoftwareKeyDevice};
 use tessera_core::keys::Role;
-use tessera_core::pin::{NamespacePin, PcrPolicy, PinError, open, seal};
+use tessera_core::pin::{NamespacePin, PcrPolicy, PinError, PinLedger, open, seal};
 use tessera_core::quorum::QuorumSeed;
 
 fn pin_of(dev: &mut SoftwareKeyDevice) -> NamespacePin {
     let owner = dev.public_key(Role::Manifest).unwrap();
+    let set = SoftwareKeyDevice::member_set(std::slice::from_ref(dev), Role::Manifest, 1);
     NamespacePin::new(
         "payments",
         owner,
         QuorumSeed::from_bytes([0x42; 32]).public_key(),
+        set,
+        ByteArray([9; 32]),
         PcrPolicy::Eif,
     )
 }
@@ -70,4 +74,112 @@ fn a_pin_signed_with_another_purpose_is_refused() {
         approval,
     });
     assert!(matches!(open(&forged, &key), Err(PinError::BadSignature)));
+}
+
+/// The ledger on the key device accepts only the newest pin it recorded: an older copy of the
+/// member's own (validly signed) pin, a pin it never recorded, and a missing pin are refused.
+#[test]
+fn the_ledger_refuses_rolled_back_unrecorded_and_missing_pins() {
+    let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    let first = pin_of(&mut alice);
+    let mut ledger = PinLedger::default();
+    assert!(matches!(
+        ledger.check(&first),
+        Err(PinError::NotAnchored(_))
+    ));
+    assert!(ledger.missing("payments").is_none());
+    ledger.record(&first).unwrap();
+    ledger.check(&first).unwrap();
+
+    let mut second = first.clone();
+    second.sequence = 2;
+    second.manifest_set.threshold = 1;
+    second.pcr_policy = PcrPolicy::WaivedDev;
+    ledger.record(&second).unwrap();
+    ledger.check(&second).unwrap();
+    assert!(matches!(
+        ledger.check(&first),
+        Err(PinError::RolledBack {
+            found: 1,
+            expected: 2,
+            ..
+        })
+    ));
+    // Same sequence, other contents: not the recorded pin.
+    let mut fork = second.clone();
+    fork.pcr_policy = PcrPolicy::Eif;
+    assert!(matches!(
+        ledger.check(&fork),
+        Err(PinError::NotRecorded { .. })
+    ));
+    assert!(matches!(
+        ledger.missing("payments"),
+        Some(PinError::Missing { sequence: 2, .. })
+    ));
+    // The ledger never moves backwards, and it survives its own encoding.
+    assert!(ledger.record(&first).is_err());
+    let again = PinLedger::decode(Some(&ledger.encode())).unwrap();
+    assert_eq!(again, ledger);
+}
+
+/// One quorum key, one namespace: the ledger refuses the same quorum key under a second name,
+/// and a second quorum key under the same name.
+#[test]
+fn the_ledger_binds_a_quorum_key_to_one_namespace() {
+    let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    let pin = pin_of(&mut alice);
+    let mut ledger = PinLedger::default();
+    ledger.record(&pin).unwrap();
+    let mut evil = pin.clone();
+    evil.namespace = "evil2".into();
+    let err = ledger.record(&evil).unwrap_err();
+    assert!(
+        err.to_string().contains("pinned under namespace payments"),
+        "{err}"
+    );
+    assert_eq!(
+        ledger.namespace_of(&pin.quorum_public_key),
+        Some("payments")
+    );
+    let mut other = pin.clone();
+    other.sequence = 5;
+    other.quorum_public_key = QuorumSeed::from_bytes([0x43; 32]).public_key();
+    assert!(ledger.record(&other).is_err());
+}
+
+#[test]
+fn malformed_ledgers_are_refused() {
+    assert_eq!(PinLedger::decode(None).unwrap(), PinLedger::default());
+    for bad in [&b""[..], b"\xa0", &[0u8; 3000][..]] {
+        assert!(matches!(
+            PinLedger::decode(Some(bad)),
+            Err(PinError::Ledger(_))
+        ));
+    }
+    // Entries out of order (or twice) are refused: one entry per namespace.
+    let mut alice = SoftwareKeyDevice::from_seed("alice", &[1; 32]);
+    let mut ledger = PinLedger::default();
+    ledger.record(&pin_of(&mut alice)).unwrap();
+    let e = ledger.entries[0].clone();
+    ledger.entries.push(e);
+    assert!(PinLedger::decode(Some(&ledger.encode())).is_err());
+}
+
+/// A software device keeps its ledger beside its key file and reads back what it wrote.
+#[test]
+fn a_software_device_keeps_its_ledger_beside_its_key_file() {
+    let dir = std::env::temp_dir().join(format!("tessera-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("alice.keys");
+    SoftwareKeyDevice::generate("alice").save(&path).unwrap();
+    let mut dev = SoftwareKeyDevice::load(&path).unwrap();
+    assert_eq!(dev.read_pin_ledger().unwrap(), None);
+    dev.write_pin_ledger(b"ledger", "test").unwrap();
+    let mut again = SoftwareKeyDevice::load(&path).unwrap();
+    assert_eq!(
+        again.read_pin_ledger().unwrap().as_deref(),
+        Some(&b"ledger"[..])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

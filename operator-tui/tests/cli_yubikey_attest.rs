@@ -388,6 +388,8 @@ impl Setup {
     fn approve(&self, i: usize, manifest: &str, extra: &[&str], tag: &str) -> (Output, PathBuf) {
         let keys = self.path(&format!("{tag}.keys"));
         self.devs[i].save(&keys).unwrap();
+        let pins = self.path(&format!("{tag}.pins"));
+        anchor_pin(&keys, &pins, manifest);
         let code = tessera(&["manifest", "show", manifest, "--confirm-code"]);
         assert!(code.status.success(), "{}", text(&code));
         let code = String::from_utf8_lossy(&code.stdout).trim().to_owned();
@@ -405,7 +407,6 @@ impl Setup {
             "--attestation-at",
             AT,
         ];
-        let pins = self.path(&format!("{tag}.pins"));
         let state = self.path(&format!("{tag}.state"));
         a.extend([
             "--pins",
@@ -418,6 +419,29 @@ impl Setup {
         a.extend(extra);
         (tessera(&a), approval)
     }
+}
+
+/// The member's pin for the manifest's namespace, as `genesis verify` of an EMULATED genesis with
+/// this manifest's quorum key and Manifest set would anchor it (these tests' genesis is not
+/// attested, so it is made here, on the member's software key device and its ledger).
+fn anchor_pin(keys: &Path, pins: &Path, manifest: &str) {
+    use operator_tui::member::pin::{NamespacePin, PcrPolicy, PinStore};
+    let bytes = std::fs::read(manifest).unwrap();
+    let payload = airgap_bundle::Bundle::decode(&bytes).map_or(bytes, |b| b.into_payload());
+    let Ok(m) = tessera_core::manifest::Manifest::decode(&payload) else {
+        return;
+    };
+    let mut dev = SoftwareKeyDevice::load(keys).unwrap();
+    let owner = dev.public_key(Role::Manifest).unwrap();
+    let pin = NamespacePin::new(
+        &m.namespace.name,
+        owner,
+        m.namespace.quorum_public_key,
+        m.manifest_set.clone(),
+        tessera_core::bytes::ByteArray(tessera_core::attestation::TrustAnchor::emulated().sha256()),
+        PcrPolicy::WaivedDev,
+    );
+    PinStore::new(pins).save(&pin, &mut dev).unwrap();
 }
 
 /// Three attested members' descriptor files and a manifest of them (checked by `manifest new`).
@@ -631,9 +655,9 @@ impl Setup {
 }
 
 /// A member who approves no manifest records the Manifest set with `trust manifest-set`: the
-/// same member-key review as an approval runs first, so a descriptor of other keys is refused
-/// there and the pin is not touched; with the genuine descriptors the review passes and only the
-/// pin's own rule (no genesis verified here) stops it.
+/// same member-key review as an approval runs, so a descriptor of other keys is refused there
+/// and the pin is not touched; with the genuine descriptors the member keys pass and only the
+/// pin (no genesis verified here, so none exists) stops it.
 #[test]
 fn trust_manifest_set_reviews_the_members_keys_first() {
     let mut s = Setup::new();

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ceremony_support::{Services, Tmux, files, ok_in, only_file, services, tessera_in};
+use ceremony_support::{Services, Tmux, files, ok_in, only_file, services_of, tessera_in};
 
-/// One namespace `real`: alice, bob and carol hold 2-of-3 shares, each pinned the quorum key at
-/// genesis; alice and bob approved manifest nonce 1 (pinning its Manifest set); carol recorded
-/// the set with `trust manifest-set`; the enclave booted it.
+/// One namespace `real`: alice, bob and carol hold 2-of-3 shares; each pinned the quorum key,
+/// the Manifest set {alice, bob, carol} 2-of-3 and the trust anchor at genesis; alice and bob
+/// approved manifest nonce 1; carol followed it with `trust manifest-set`; the enclave booted it.
+///
+/// Every enclave here, the attacker's included, is a dev enclave of one fleet CA: as under the
+/// AWS root in production, an attacker can run genuine enclaves of their own image and manifest.
 struct World {
     dir: tempfile::TempDir,
     real: Services,
@@ -240,6 +243,11 @@ impl World {
     }
 }
 
+/// A dev enclave and relay `tag`, its documents issued by the fleet's one CA.
+fn services(dir: &Path, tag: &str) -> Services {
+    services_of(dir, tag, Some(&dir.join("fleet-ca")))
+}
+
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let real = services(dir.path(), "real");
@@ -322,7 +330,7 @@ fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
     // The attacker's own namespace, approved 1-of-1 by the attacker, listing the real share set
     // and quorum key, booted on the attacker's enclave with its own root and PCRs.
     w.member("mallory");
-    let (_evil, req, usb, code) = w.booted("evil", "evil", 1, &["mallory"], 1, &["mallory"]);
+    let (_evil, req, usb, code) = w.hostile("evil", "evil", 1, &["mallory"], 1, "mallory");
     // Even with the attacker's announced code and root, carol's pin decides.
     let out = w.sign(
         "carol",
@@ -334,7 +342,7 @@ fn a_foreign_namespace_with_the_real_share_set_gets_no_share() {
     w.refused(&out, "no pin for namespace evil", &usb);
 
     // The same trick inside the real namespace: the attacker's Manifest set, not the pinned one.
-    let (_swap, req, usb, code) = w.booted("swap", "real", 2, &["mallory"], 1, &["mallory"]);
+    let (_swap, req, usb, code) = w.hostile("swap", "real", 2, &["mallory"], 1, "mallory");
     let out = w.sign(
         "carol",
         &req,
@@ -391,7 +399,7 @@ fn a_manifest_set_change_is_followed_only_with_the_pinned_sets_approval() {
     );
 
     // Now dave alone (in the new set, 1 of the 2 needed) cannot move it again by himself.
-    let (_lone, req, usb, code) = w.booted("lone", "real", 3, &["dave"], 1, &["dave"]);
+    let (_lone, req, usb, code) = w.hostile("lone", "real", 3, &["dave"], 1, "dave");
     let out = w.sign(
         "carol",
         &req,
@@ -434,14 +442,10 @@ fn an_old_envelope_booted_after_a_restart_gets_no_share() {
 fn pcrs_must_be_reproduced_as_the_pin_says() {
     let w = world();
     let (req, usb) = w.request(&w.real, "usb-real");
-    // Production mode (the AWS root): a pin that waives reproduction is refused before the
-    // document is even considered.
+    // A dev pin cannot be waived into production: without --root the documents would be
+    // checked against the AWS root, which this pin did not accept at genesis.
     let out = w.sign("carol", &req, &usb, &w.code1, &[]);
-    w.refused(
-        &out,
-        "waives PCR reproduction, which is for dev roots only",
-        &usb,
-    );
+    w.refused(&out, "trust anchor: documents would be checked against the AWS Nitro root, but at genesis you accepted the DEV root", &usb);
 
     // The member's policy: reproduce from an EIF.
     w.ok(&[
@@ -786,4 +790,345 @@ fn the_app_approves_a_long_manifest_only_after_every_change_was_on_screen() {
     assert_eq!(files(Path::new(&usb), "approval").len(), 1);
     tmux.keys(&["Enter", "q"]);
     drop(tmux);
+}
+
+impl World {
+    /// `manifest approve` of `manifest` by `m`, not required to succeed.
+    fn approve_run(&self, m: &str, manifest: &str, code: &str, out: &str) -> Output {
+        tessera_in(
+            &self.t(),
+            &[
+                "manifest",
+                "approve",
+                manifest,
+                "--software",
+                &self.p(&format!("{m}.keys")),
+                "--confirm",
+                code,
+                "--pins",
+                &self.p(&format!("{m}.pins")),
+                "--root",
+                &self.p("real-root.pem"),
+                "--state-dir",
+                &self.p(&format!("{m}.state")),
+                "-o",
+                &self.p(out),
+            ],
+        )
+    }
+
+    /// An approval the attacker signs with their own key outside Tessera (no pin, no review),
+    /// written where `manifest envelope` reads it.
+    fn forged_approval(&self, m: &str, manifest: &str) -> String {
+        use tessera_core::device::{SoftwareKeyDevice, approve};
+        let bytes = std::fs::read(manifest).unwrap();
+        let payload = airgap_bundle::Bundle::decode(&bytes)
+            .unwrap()
+            .into_payload();
+        let manifest = tessera_core::manifest::Manifest::decode(&payload).unwrap();
+        let mut dev = SoftwareKeyDevice::load(Path::new(&self.p(&format!("{m}.keys")))).unwrap();
+        let a = approve(
+            &mut dev,
+            tessera_core::sign::Purpose::Manifest,
+            &manifest.hash(),
+            "forged",
+        )
+        .unwrap();
+        let path = self.p(&format!("{m}-forged.approval"));
+        std::fs::write(&path, tessera_core::cbor::encode(&a)).unwrap();
+        path
+    }
+
+    /// The attacker's own enclave `tag` (the fleet CA), booted with a manifest of namespace `ns`
+    /// whose Manifest set is `set` at `threshold`, approved only by `by` outside Tessera; returns
+    /// the enclave, a request bundle and its USB folder, and the manifest's code.
+    fn hostile(
+        &self,
+        tag: &str,
+        ns: &str,
+        nonce: u64,
+        set: &[&str],
+        threshold: u8,
+        by: &str,
+    ) -> (Services, String, String, String) {
+        let svc = services(self.dir.path(), tag);
+        let (m, code) = self.draft(tag, ns, nonce, tag, set, threshold);
+        let approval = self.forged_approval(by, &m);
+        let env = self.p(&format!("{tag}-envelope.tbundle"));
+        self.ok(&[
+            "manifest",
+            "envelope",
+            &m,
+            "--approval",
+            &approval,
+            "-o",
+            &env,
+        ]);
+        self.boot(&svc, &env, tag);
+        let (req, usb) = self.request(&svc, &format!("usb-{tag}"));
+        (svc, req, usb, code)
+    }
+
+    fn trust_show(&self, m: &str) -> String {
+        self.ok(&[
+            "trust",
+            "show",
+            "--software",
+            &self.p(&format!("{m}.keys")),
+            "--pins",
+            &self.p(&format!("{m}.pins")),
+        ])
+    }
+}
+
+/// A command was refused with `needle` in its error, and exited 1.
+fn refused_with(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected a refusal:\n{}\n{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains(needle),
+        "refusal does not name {needle:?}:\n{err}"
+    );
+}
+
+/// Issue 27, attack 1: a new namespace `evil2` that reuses the real quorum key and share set,
+/// with a Manifest set {alice, bob, carol, mallory} at threshold 1. Approving it creates no pin
+/// (only a verified genesis does), so no member approves and no share reaches the attacker's
+/// enclave; the real genesis output renamed to `evil2` anchors nothing.
+#[test]
+fn approving_a_new_namespace_creates_no_trust() {
+    let w = world();
+    w.member("mallory");
+    let (m, code) = w.draft(
+        "evil2-manifest",
+        "evil2",
+        1,
+        "real",
+        &["alice", "bob", "carol", "mallory"],
+        1,
+    );
+    for who in ["alice", "bob", "carol"] {
+        let out = w.approve_run(who, &m, &code, &format!("{who}-evil2.approval"));
+        refused_with(&out, "no pin for namespace evil2");
+        assert!(!Path::new(&w.p(&format!("{who}-evil2.approval"))).exists());
+        assert!(
+            files(Path::new(&w.p(&format!("{who}.pins"))), "evil2.").is_empty(),
+            "{who}'s refused approval left a pin for evil2"
+        );
+    }
+    // The attacker approves alone, outside Tessera, and boots their own enclave with it.
+    let (_evil, req, usb, code) = w.hostile(
+        "evil2",
+        "evil2",
+        1,
+        &["alice", "bob", "carol", "mallory"],
+        1,
+        "mallory",
+    );
+    for who in ["alice", "bob", "carol"] {
+        let out = w.sign(who, &req, &usb, &code, &["--root", &w.p("evil2-root.pem")]);
+        w.refused(&out, "no pin for namespace evil2", &usb);
+    }
+    // The real genesis output presented as namespace evil2: the attestation binds the original.
+    let bytes = std::fs::read(w.p("genesis/genesis-output.tbundle")).unwrap();
+    let payload = airgap_bundle::Bundle::decode(&bytes)
+        .unwrap()
+        .into_payload();
+    let mut renamed = tessera_core::objects::GenesisOutput::decode(&payload).unwrap();
+    renamed.body.namespace = "evil2".into();
+    let renamed_path = w.p("evil2-genesis.cbor");
+    std::fs::write(&renamed_path, tessera_core::cbor::encode(&renamed)).unwrap();
+    let out = tessera_in(
+        &w.t(),
+        &[
+            "genesis",
+            "verify",
+            &renamed_path,
+            "--attestation",
+            &w.p("genesis/genesis-attestation.cbor"),
+            "--pcrs",
+            &w.p("real-pcrs.json"),
+            "--root",
+            &w.p("real-root.pem"),
+            "--software",
+            &w.p("carol.keys"),
+            "--share-out",
+            &w.p("carol-evil2.share.age"),
+            "--pins",
+            &w.p("carol.pins"),
+        ],
+    );
+    refused_with(&out, "attestation refused");
+    assert!(files(Path::new(&w.p("carol.pins")), "evil2.").is_empty());
+}
+
+/// Issue 27, attack 2: carol's pin file is deleted, then replaced by an older copy of her own
+/// (validly signed) pin. Her key device's ledger refuses both, `trust manifest-set` cannot
+/// re-learn a set from the attacker's envelope, and `genesis verify` does not re-make the pin.
+#[test]
+fn a_lost_or_older_pin_fails_closed_and_relearns_nothing() {
+    let w = world();
+    w.member("mallory");
+    let carol = w.pin_file("carol");
+    let older = std::fs::read(&carol).unwrap();
+    // carol approves nonce 2: her pin moves on (a newer pin, recorded on her key device).
+    let (m2, code2) = w.draft("m2", "real", 2, "real", &["alice", "bob", "carol"], 2);
+    let out = w.approve_run("carol", &m2, &code2, "carol-m2.approval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let newest = std::fs::read(&carol).unwrap();
+    assert_ne!(older, newest);
+
+    // The attacker's set, approved only by the attacker, at a nonce above carol's.
+    let (_evil, req, usb, code) = w.hostile("evil", "real", 5, &["mallory"], 1, "mallory");
+    let evil_env = w.p("evil-envelope.tbundle");
+    let relearn = || {
+        tessera_in(
+            &w.t(),
+            &[
+                "trust",
+                "manifest-set",
+                &evil_env,
+                "--software",
+                &w.p("carol.keys"),
+                "--pins",
+                &w.p("carol.pins"),
+                "--confirm",
+                &code,
+            ],
+        )
+    };
+    let root = w.p("evil-root.pem");
+
+    // Deleted: every action refuses, naming the pin the key device records.
+    std::fs::remove_file(&carol).unwrap();
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &root]);
+    w.refused(&out, "missing: your key device records pin #3", &usb);
+    refused_with(&relearn(), "missing: your key device records pin #3");
+    refused_with(
+        &w.approve_run("carol", &m2, &code2, "carol-again.approval"),
+        "missing",
+    );
+    let out = tessera_in(
+        &w.t(),
+        &[
+            "genesis",
+            "verify",
+            &w.p("genesis/genesis-output.tbundle"),
+            "--attestation",
+            &w.p("genesis/genesis-attestation.cbor"),
+            "--pcrs",
+            &w.p("real-pcrs.json"),
+            "--root",
+            &w.p("real-root.pem"),
+            "--software",
+            &w.p("carol.keys"),
+            "--share-out",
+            &w.p("carol-again.share.age"),
+            "--pins",
+            &w.p("carol.pins"),
+        ],
+    );
+    refused_with(&out, "missing");
+    assert!(!carol.exists(), "a refused command wrote a pin");
+
+    // An older copy of her own pin: rolled back.
+    std::fs::write(&carol, &older).unwrap();
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &root]);
+    w.refused(&out, "rolled back: this is pin #2", &usb);
+    refused_with(&relearn(), "rolled back");
+    assert_eq!(
+        std::fs::read(&carol).unwrap(),
+        older,
+        "the old pin was moved"
+    );
+
+    // Her newest pin back: the attacker's set is still refused, now by her pinned set.
+    std::fs::write(&carol, &newest).unwrap();
+    refused_with(&relearn(), "0 of 2 approvals from your pinned Manifest set");
+    let out = w.sign("carol", &req, &usb, &code, &["--root", &root]);
+    w.refused(&out, "0 of 2 approvals from your pinned Manifest set", &usb);
+    assert!(
+        w.trust_show("carol")
+            .contains("Manifest set 2 of alice,bob,carol, nonce 2")
+    );
+}
+
+/// Issue 27, attack 3: the trust anchor is the one accepted at genesis, not a flag. A host with
+/// no enclave at all (`--root EMULATED`, unsigned documents), or an enclave under another root,
+/// gets no share.
+#[test]
+fn the_trust_anchor_accepted_at_genesis_cannot_be_replaced_per_command() {
+    let w = world();
+    let (req, usb) = w.request(&w.real, "usb-anchor");
+    let out = w.sign("carol", &req, &usb, &w.code1, &["--root", "EMULATED"]);
+    w.refused(
+        &out,
+        "trust anchor: documents would be checked against EMULATED",
+        &usb,
+    );
+    // An enclave of its own CA (another root), booted with the real, approved envelope.
+    let foreign = services_of(w.dir.path(), "foreign", None);
+    w.boot(&foreign, &w.p("envelope1.tbundle"), "foreign");
+    let (req, usb) = w.request(&foreign, "usb-foreign");
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &w.code1,
+        &["--root", &w.p("foreign-root.pem")],
+    );
+    w.refused(&out, "but at genesis you accepted the DEV root", &usb);
+    // The honest hand-over with the anchored root still goes through.
+    let (req, usb) = w.request(&w.real, "usb-honest");
+    let out = w.sign(
+        "carol",
+        &req,
+        &usb,
+        &w.code1,
+        &["--root", &w.p("real-root.pem")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Approving an attacker's manifest that changes the Manifest set does not raise the member's
+/// highest nonce: the coordinator cannot burn nonces with sets the pinned set never approves.
+#[test]
+fn approving_a_set_change_burns_no_nonce() {
+    let w = world();
+    w.member("mallory");
+    let (evil, evil_code) = w.draft("burn", "real", 1_000_000, "real", &["alice", "mallory"], 1);
+    let out = w.approve_run("alice", &evil, &evil_code, "alice-burn.approval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("your highest nonce moves only when"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(w.trust_show("alice").contains("nonce 1"));
+    // The honest nonce 2 is still approvable.
+    let (m2, code2) = w.draft("m2", "real", 2, "real", &["alice", "bob", "carol"], 2);
+    let out = w.approve_run("alice", &m2, &code2, "alice-m2.approval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.trust_show("alice").contains("nonce 2"));
 }

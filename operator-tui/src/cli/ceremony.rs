@@ -517,6 +517,7 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 &out,
                 tessera_core::bytes::ByteArray(root.sha256()),
                 pcr_policy,
+                restored_from.is_some(),
                 dev.as_mut(),
             )
             .map_err(|e| super::trust::act_failure(e, "recording the quorum key"))?;
@@ -527,6 +528,10 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                     crate::member::review::anchor_name(&tessera_core::bytes::ByteArray(
                         root.sha256()
                     )),
+                    p.display()
+                )),
+                crate::member::act::Recorded::Restored(p) => checked(format!(
+                    "RESTORED: your pin for {namespace} now trusts the Manifest set above ({})",
                     p.display()
                 )),
                 crate::member::act::Recorded::Unchanged => checked(format!(

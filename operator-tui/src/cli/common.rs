@@ -112,8 +112,16 @@ pub fn validation_time(at: &str, document: &[u8]) -> Result<OffsetDateTime, Fail
     }
 }
 
+/// Times a request is sent when the relay keeps answering 429 `rate-limited` (its ration of
+/// attestations and forward challenges is shared by every client), before giving up.
+pub const RATE_LIMIT_ATTEMPTS: u32 = 6;
+/// Longest wait honoured from a `Retry-After` header (the relay sends 1 s).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// A blocking HTTP client for the relay. Error bodies are the relay's JSON `{error: {code,
-/// message}}`, shown as such.
+/// message}}`, shown as such. A request the relay answers 429 is sent again after the
+/// `Retry-After` it gives (a second if none), up to [`RATE_LIMIT_ATTEMPTS`] times in all; a 429 is
+/// answered before the enclave is asked, so sending again never repeats anything.
 pub struct Relay {
     base: String,
     agent: ureq::Agent,
@@ -166,20 +174,62 @@ impl Relay {
         })
     }
 
+    /// Sends with `send` until the relay answers something other than 429 or the attempts run
+    /// out, waiting what each 429's `Retry-After` asks (capped at [`MAX_RETRY_AFTER`]).
+    fn with_retries(
+        &self,
+        what: &str,
+        send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>, Failure> {
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            let resp = send();
+            let limited = matches!(&resp, Ok(r) if r.status().as_u16() == 429);
+            if !limited {
+                return self.check(what, resp);
+            }
+            if attempt >= RATE_LIMIT_ATTEMPTS {
+                return self.check(what, resp).map_err(|mut f| {
+                    f.message = format!(
+                        "{}; gave up after {attempt} attempts in {} s (the relay rations this request for all its clients together: try again later)",
+                        f.message,
+                        started.elapsed().as_secs()
+                    );
+                    f
+                });
+            }
+            let wait = resp
+                .as_ref()
+                .ok()
+                .and_then(|r| r.headers().get("retry-after"))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .clamp(Duration::from_millis(100), MAX_RETRY_AFTER);
+            eprintln!(
+                "  … {what}: the relay is rationing this request (429 rate-limited); retrying in {} s (attempt {attempt} of {RATE_LIMIT_ATTEMPTS})",
+                wait.as_secs_f64()
+            );
+            drop(resp);
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
     pub fn get(&self, path: &str) -> Result<Vec<u8>, Failure> {
         let url = format!("{}{path}", self.base);
-        self.check(path, self.agent.get(&url).call())
+        self.with_retries(path, || self.agent.get(&url).call())
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
         let url = format!("{}{path}", self.base);
-        self.check(
-            path,
+        self.with_retries(path, || {
             self.agent
                 .post(&url)
                 .header("content-type", content_type)
-                .send(body),
-        )
+                .send(body)
+        })
     }
 
     /// Posts a CBOR object and decodes the enclave's CBOR response.

@@ -15,6 +15,7 @@ use tessera_core::age_share::{DeviceIdentity, PivP256Recipient};
 use tessera_core::cbor;
 use tessera_core::dr::{self, DrError, DrRecipient, X25519Identity};
 use tessera_core::keys::Role;
+use tessera_core::manifest::MemberSet;
 use tessera_core::objects::GenesisOutput;
 use tessera_core::quorum::QuorumSeed;
 use tessera_core::transcript::Record;
@@ -48,6 +49,14 @@ pub enum Command {
         /// Member descriptors of the new share set.
         #[arg(long = "member", required = true)]
         members: Vec<PathBuf>,
+        /// Member descriptors of the Manifest set the restored output puts on record (their
+        /// Manifest keys); default: the new share set's members. Members who verify the restore
+        /// pin this set, as they pinned genesis's.
+        #[arg(long = "manifest-member", value_name = "FILE")]
+        manifest_members: Vec<PathBuf>,
+        /// Approvals that Manifest set needs; default: --threshold.
+        #[arg(long)]
+        manifest_threshold: Option<u8>,
         /// Type `restore NAMESPACE` to confirm that the share set is to be replaced.
         #[arg(long)]
         confirm: Option<String>,
@@ -110,9 +119,26 @@ pub fn run(cmd: Command) -> CmdResult {
             source,
             threshold,
             members,
+            manifest_members,
+            manifest_threshold,
             confirm,
             out,
-        } => restore(&source, threshold, &members, confirm.as_deref(), &out),
+        } => {
+            let descs = descriptors(&members)?;
+            let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
+            let manifest_descs = if manifest_members.is_empty() {
+                descs
+            } else {
+                descriptors(&manifest_members)?
+            };
+            let manifest_set = set_of(
+                "manifest_set",
+                &manifest_descs,
+                Role::Manifest,
+                manifest_threshold.unwrap_or(threshold),
+            )?;
+            restore(&source, &share_set, &manifest_set, confirm.as_deref(), &out)
+        }
     }
 }
 
@@ -244,16 +270,15 @@ fn drill(src: &Source) -> CmdResult {
 
 fn restore(
     src: &Source,
-    threshold: u8,
-    members: &[PathBuf],
+    set: &MemberSet,
+    manifest_set: &MemberSet,
     confirm: Option<&str>,
     out: &Path,
 ) -> CmdResult {
     // Everything that can be checked without the seed is checked first.
     let original = load(&src.output, BundleKind::Genesis, GenesisOutput::decode)?;
     let namespace = original.body.namespace.clone();
-    let descs = descriptors(members)?;
-    let set = set_of("share_set", &descs, Role::Share, threshold)?;
+    let threshold = set.threshold;
     let target = out.join("genesis-output.tbundle");
     if target.exists() {
         return Err(Failure::usage(format!(
@@ -272,6 +297,7 @@ fn restore(
     for m in &set.members {
         println!("  {:<16} {}", m.alias, m.public_key.fingerprint());
     }
+    println!("{}", super::ceremony::manifest_set_line(manifest_set));
     let phrase = format!("restore {namespace}");
     match confirm {
         Some(c) if c == phrase => {}
@@ -294,8 +320,8 @@ fn restore(
     let restored = tessera_core::genesis::split_and_seal(
         &seed,
         &namespace,
-        &set,
-        original.body.manifest_set.as_ref(),
+        set,
+        Some(manifest_set),
         Some(&dr_recipient),
     )
     .map_err(|e| Failure::refused(e.to_string()))?;

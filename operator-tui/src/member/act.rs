@@ -217,6 +217,8 @@ pub fn approve_change(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     Created(std::path::PathBuf),
+    /// A verified DR restore moved the pin to the Manifest set the restore put on record.
+    Restored(std::path::PathBuf),
     /// The pin already holds this quorum key.
     Unchanged,
 }
@@ -226,12 +228,15 @@ pub enum Recorded {
 /// attestation chained to (`trust_anchor`, the SHA-256 of the root or the EMULATED label) and its
 /// DR key. This is the only way a pin comes to exist. A namespace the key device already records
 /// keeps its pin (which must be intact: a lost or older pin file is refused, never re-made); a
-/// quorum key the device records under another namespace is refused.
+/// quorum key the device records under another namespace is refused. `restored`: the output is a
+/// DR restore verified against the namespace's attested genesis, whose Manifest set replaces the
+/// pinned one (the DR key's holder was accepted at genesis as able to recover the whole seed).
 pub fn record_genesis(
     store: &PinStore,
     output: &GenesisOutput,
     trust_anchor: tessera_core::bytes::Hash32,
     policy: PcrPolicy,
+    restored: bool,
     device: &mut dyn KeyDevice,
 ) -> Result<Recorded, ActError> {
     let namespace = &output.body.namespace;
@@ -267,6 +272,11 @@ pub fn record_genesis(
                 review::anchor_name(&p.trust_anchor),
                 review::anchor_name(&trust_anchor)
             )))
+        } else if restored && p.manifest_set != *manifest_set {
+            let mut moved = p.clone();
+            moved.manifest_set = manifest_set.clone();
+            moved.sequence += 1;
+            Ok(Recorded::Restored(store.save(&moved, device)?))
         } else {
             Ok(Recorded::Unchanged)
         };
@@ -319,6 +329,13 @@ pub fn set_pcr_policy(
     };
     if pin.pcr_policy == policy {
         return Ok(store.path(namespace, &owner));
+    }
+    if policy == PcrPolicy::WaivedDev
+        && pin.trust_anchor.0 == tessera_core::attestation::aws_nitro_root_g1().sha256()
+    {
+        return Err(ActError::Failed(format!(
+            "your pin for {namespace} accepted the AWS Nitro root at genesis: PCR reproduction cannot be waived in production"
+        )));
     }
     pin.pcr_policy = policy;
     pin.sequence += 1;
