@@ -642,3 +642,60 @@ fn hardware_attestation_end_to_end() {
         attestation_end_to_end(&card);
     }
 }
+
+/// The pin ledger lives in the card's slot-95 data object: empty on a fresh card, written with
+/// the PIN-protected management key when a pin is saved, read back without a PIN by a new
+/// session; a pin file deleted afterwards is refused by what the card remembers.
+fn pin_ledger_on_the_card(card: &Card) {
+    use operator_tui::member::pin::{NamespacePin, PcrPolicy, PinError, PinStore, ledger_of};
+    ok(&card.provision("share,manifest", &[]));
+    let open = || {
+        PivDevice::open(
+            card.serial,
+            SlotMap::default(),
+            Box::new(Scripted {
+                answers: vec![PIN; 8],
+                asked: std::sync::Arc::default(),
+            }),
+        )
+        .unwrap()
+    };
+    let mut dev = open();
+    assert!(ledger_of(&mut dev).unwrap().entries.is_empty());
+    let owner = dev.public_key(Role::Manifest).unwrap();
+    let set = tessera_core::manifest::MemberSet {
+        threshold: 1,
+        members: vec![tessera_core::manifest::Member {
+            alias: "card".into(),
+            public_key: owner,
+        }],
+    };
+    let pin = NamespacePin::new(
+        "payments",
+        owner,
+        tessera_core::quorum::QuorumSeed::from_bytes([5; 32]).public_key(),
+        set,
+        tessera_core::bytes::ByteArray([1; 32]),
+        PcrPolicy::Eif,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = PinStore::new(dir.path());
+    let path = store.save(&pin, &mut dev).unwrap();
+    drop(dev);
+    let mut again = open();
+    let ledger = ledger_of(&mut again).unwrap();
+    assert_eq!(ledger.entries.len(), 1);
+    assert_eq!(store.load("payments", &owner, &ledger).unwrap(), Some(pin));
+    std::fs::remove_file(path).unwrap();
+    assert!(matches!(
+        store.load("payments", &owner, &ledger),
+        Err(PinError::Missing { sequence: 1, .. })
+    ));
+}
+
+#[test]
+fn virtual_pin_ledger_on_the_card() {
+    if let Some(card) = virtual_card("virtual_pin_ledger_on_the_card") {
+        pin_ledger_on_the_card(&card);
+    }
+}
