@@ -504,11 +504,6 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
             drop(share);
             let namespace = out.body.namespace.clone();
             let root = anchor(verify.root.as_deref())?;
-            let pcr_policy = if root.sha256() == attestation::aws_nitro_root_g1().sha256() {
-                crate::member::pin::PcrPolicy::Eif
-            } else {
-                crate::member::pin::PcrPolicy::WaivedDev
-            };
             if let Some(set) = &out.body.manifest_set {
                 checked(manifest_set_line(set));
             }
@@ -516,7 +511,6 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
                 &store,
                 &out,
                 tessera_core::bytes::ByteArray(root.sha256()),
-                pcr_policy,
                 restored_from.is_some(),
                 dev.as_mut(),
             )

@@ -19,7 +19,8 @@ use crate::member::review::{Review, Verdict};
 #[derive(clap::Args, Clone, Debug)]
 pub struct PinArgs {
     /// Folder of your namespace pins (default `$TESSERA_PINS`, else `~/.local/share/tessera/pins`).
-    /// A pin is signed by your Manifest key, so it may live on your USB stick beside your share.
+    /// A pin is signed by your Manifest key and recorded in your key device's pin ledger, so it
+    /// may live on your USB stick beside your share: a missing or older copy is refused.
     #[arg(long = "pins", value_name = "DIR")]
     pub pins: Option<PathBuf>,
 }

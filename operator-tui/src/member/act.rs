@@ -225,8 +225,8 @@ pub enum Recorded {
 
 /// Anchors the member's trust in a namespace on a genesis (or reshard, or DR-restored) output
 /// the member verified: its quorum key, the Manifest set it put on record, the trust anchor its
-/// attestation chained to (`trust_anchor`, the SHA-256 of the root or the EMULATED label) and its
-/// DR key. This is the only way a pin comes to exist. A namespace the key device already records
+/// attestation chained to (`trust_anchor`, the SHA-256 of the root or the EMULATED label), its
+/// DR key, and the PCR policy that root calls for. This is the only way a pin comes to exist. A namespace the key device already records
 /// keeps its pin (which must be intact: a lost or older pin file is refused, never re-made); a
 /// quorum key the device records under another namespace is refused. `restored`: the output is a
 /// DR restore verified against the namespace's attested genesis, whose Manifest set replaces the
@@ -235,7 +235,6 @@ pub fn record_genesis(
     store: &PinStore,
     output: &GenesisOutput,
     trust_anchor: tessera_core::bytes::Hash32,
-    policy: PcrPolicy,
     restored: bool,
     device: &mut dyn KeyDevice,
 ) -> Result<Recorded, ActError> {
@@ -282,7 +281,13 @@ pub fn record_genesis(
         };
     }
     // Not anchored on this key device: a new pin from the attested output. A pin file already
-    // there (an older format, or one this device never recorded) is replaced.
+    // there (an older format, or one this device never recorded) is replaced. PCRs start
+    // reproduced from an EIF in production, waived on a dev or EMULATED root.
+    let policy = if trust_anchor.0 == tessera_core::attestation::aws_nitro_root_g1().sha256() {
+        PcrPolicy::Eif
+    } else {
+        PcrPolicy::WaivedDev
+    };
     let mut pin = NamespacePin::new(
         namespace,
         owner,

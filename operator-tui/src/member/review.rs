@@ -233,16 +233,6 @@ impl Context<'_> {
         self.anchor.sha256() == attestation::aws_nitro_root_g1().sha256()
     }
 
-    /// The PCR policy a new pin starts with: reproduce from an EIF in production, waived on a
-    /// dev root.
-    #[must_use]
-    pub fn default_policy(&self) -> PcrPolicy {
-        if self.production() {
-            PcrPolicy::Eif
-        } else {
-            PcrPolicy::WaivedDev
-        }
-    }
 }
 
 const TELL: &str = "do not go on; tell the coordinator and the other members";
