@@ -9,9 +9,16 @@
 //! - A connection on which no frame starts for the idle timeout (`--idle-timeout`, by default
 //!   [`tessera_core::protocol::IDLE_TIMEOUT`]) is closed.
 //! - At most [`MAX_CONNECTIONS`] connections are open. When all are taken, a new connection
-//!   closes the one that has been waiting longest for a frame (idle, or still receiving one);
-//!   connections whose request is being handled or answered are never closed for another. So
-//!   idle or slow connections cannot lock a restarted relay out: its connection always gets in.
+//!   closes one that gives way: first one whose answer has waited [`WRITE_STALL`] or more to be
+//!   written (its peer does not read), then the one that has been waiting longest for a frame
+//!   (idle, or still receiving one), if it has waited at least [`WRITE_STALL`]. Connections whose
+//!   request is queued, being handled, or answered to a peer that reads, and connections that
+//!   were answered or started a frame within [`WRITE_STALL`], are never closed for another (so a
+//!   client that keeps its connection busy is never cut between two requests, when its next
+//!   request may already be on the way). When none gives way, the new
+//!   connection waits up to [`ADMIT_WAIT`] for one that does (at most [`MAX_WAITING`] wait at
+//!   once; beyond them a new connection is closed at once). So idle, slow or non-reading
+//!   connections cannot lock a restarted relay out: its connection always gets in.
 //! - Connection threads have a [`CONNECTION_STACK`] stack (with `mlockall` every stack page is
 //!   pinned), and a frame's buffer grows with the bytes received rather than with its declared
 //!   length, up to [`MAX_FRAME`].
@@ -21,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -45,6 +53,17 @@ pub const CONNECTION_STACK: usize = 256 * 1024;
 const HANDLER_STACK: usize = 8 * 1024 * 1024;
 /// After SIGTERM, time given to connections to write answers already computed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// A connection whose answer has not been written after this long (its peer reads nothing, so
+/// the socket's buffer is full) gives way to a new connection. A peer that reads its answers
+/// drains a response in microseconds; one that does not would otherwise hold its slot for the
+/// whole write deadline, and 64 of them every slot.
+pub const WRITE_STALL: Duration = Duration::from_millis(500);
+/// Longest a new connection waits for a slot while no open connection can give way.
+pub const ADMIT_WAIT: Duration = Duration::from_secs(5);
+/// New connections waiting for a slot at once; beyond them a new connection is closed at once.
+pub const MAX_WAITING: usize = 16;
+/// How often a waiting connection looks for a slot.
+const ADMIT_POLL: Duration = Duration::from_millis(5);
 
 /// What a connection is doing, for choosing which one to close when all slots are taken.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,8 +72,10 @@ enum Activity {
     Idle,
     /// Receiving a frame.
     Reading,
-    /// Its request is queued, being handled, or its answer is being written.
+    /// Its request is queued or being handled.
     Busy,
+    /// Its answer is being written (`since` is when writing began).
+    Writing,
 }
 
 struct Slot {
@@ -63,25 +84,44 @@ struct Slot {
     since: Instant,
 }
 
-/// The open connections, by id.
+/// The open connections, by id, and how many new ones wait for a slot.
 #[derive(Default)]
-struct Slots(Mutex<HashMap<u64, Slot>>);
+struct Slots {
+    open: Mutex<HashMap<u64, Slot>>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
 
 impl Slots {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new connection, closing the longest-waiting idle or reading one if every
-    /// slot is taken. False if all connections are busy.
-    fn admit(&self, id: u64, stream: Stream) -> bool {
+    /// Registers a new connection, closing one that gives way if every slot is taken: one that
+    /// has been writing an answer, idle or receiving a frame for at least [`WRITE_STALL`], a
+    /// stalled writer first, then the longest-waiting. False if none can give way now (or the
+    /// connection's descriptor cannot be duplicated).
+    fn admit(&self, id: u64, stream: &Stream) -> bool {
         let mut slots = self.lock();
         if slots.len() >= MAX_CONNECTIONS {
+            let now = Instant::now();
             let victim = slots
                 .iter()
-                .filter(|(_, s)| s.activity != Activity::Busy)
-                .min_by_key(|(_, s)| s.since)
-                .map(|(id, s)| (*id, s.activity));
+                .filter_map(|(id, s)| {
+                    // Nothing gives way within `WRITE_STALL` of its last step: a client that
+                    // just wrote its request may not have been read yet, and one that just got
+                    // its answer is about to send the next.
+                    if now.saturating_duration_since(s.since) < WRITE_STALL {
+                        return None;
+                    }
+                    let rank = match s.activity {
+                        Activity::Writing => 0,
+                        Activity::Idle | Activity::Reading => 1,
+                        Activity::Busy => return None,
+                    };
+                    Some((rank, s.since, *id, s.activity))
+                })
+                .min_by_key(|(rank, since, ..)| (*rank, *since))
+                .map(|(_, _, id, activity)| (id, activity));
             let Some((victim, activity)) = victim else {
                 return false;
             };
@@ -90,23 +130,52 @@ impl Slots {
             }
             tracing::info!(
                 connection = victim,
-                was = if activity == Activity::Idle {
-                    "idle"
-                } else {
-                    "receiving a frame"
+                was = match activity {
+                    Activity::Idle => "idle",
+                    Activity::Reading => "receiving a frame",
+                    Activity::Writing | Activity::Busy => "not reading its answers",
                 },
-                "all {MAX_CONNECTIONS} connections taken: closing the longest-waiting one"
+                "all {MAX_CONNECTIONS} connections taken: closing one that gives way"
             );
         }
+        let Ok(handle) = stream.try_clone() else {
+            tracing::warn!("refusing a connection: cannot duplicate its descriptor");
+            return false;
+        };
         slots.insert(
             id,
             Slot {
-                stream,
+                stream: handle,
                 activity: Activity::Idle,
                 since: Instant::now(),
             },
         );
         true
+    }
+
+    /// Takes a place among the connections waiting for a slot; false if [`MAX_WAITING`] wait.
+    fn start_waiting(&self) -> bool {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_WAITING).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Waits up to [`ADMIT_WAIT`] for a slot; gives up its place among the waiting either way.
+    fn wait_for_slot(&self, id: u64, stream: &Stream) -> bool {
+        let until = Instant::now() + ADMIT_WAIT;
+        let admitted = loop {
+            if self.admit(id, stream) {
+                break true;
+            }
+            if Instant::now() >= until {
+                break false;
+            }
+            std::thread::sleep(ADMIT_POLL);
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        admitted
     }
 
     /// Records what the connection does now; false if it was closed to make room.
@@ -128,7 +197,7 @@ impl Slots {
     fn busy(&self) -> usize {
         self.lock()
             .values()
-            .filter(|s| s.activity == Activity::Busy)
+            .filter(|s| matches!(s.activity, Activity::Busy | Activity::Writing))
             .count()
     }
 }
@@ -166,12 +235,12 @@ pub fn serve(listener: &Listener, enclave: Enclave, idle: Duration) -> std::io::
         };
         let id = next_id;
         next_id += 1;
-        let Ok(handle) = stream.try_clone() else {
-            tracing::warn!("refusing a connection: cannot duplicate its descriptor");
-            continue;
-        };
-        if !slots.admit(id, handle) {
-            tracing::warn!("refusing a connection: {MAX_CONNECTIONS} requests in progress");
+        // Admitted now, or allowed to wait for a slot on its own thread.
+        let admitted = slots.admit(id, &stream);
+        if !admitted && !slots.start_waiting() {
+            tracing::warn!(
+                "refusing a connection: {MAX_CONNECTIONS} requests in progress and {MAX_WAITING} connections waiting"
+            );
             continue;
         }
         let slots_for_thread = Arc::clone(&slots);
@@ -180,6 +249,14 @@ pub fn serve(listener: &Listener, enclave: Enclave, idle: Duration) -> std::io::
             .name(format!("connection-{id}"))
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
+                if !admitted && !slots_for_thread.wait_for_slot(id, &stream) {
+                    tracing::warn!(
+                        connection = id,
+                        "closing a connection: no slot freed within {} s",
+                        ADMIT_WAIT.as_secs()
+                    );
+                    return;
+                }
                 tracing::debug!(connection = id, "connection opened");
                 connection(stream, &slots_for_thread, &jobs, id, idle);
                 slots_for_thread.remove(id);
@@ -187,7 +264,11 @@ pub fn serve(listener: &Listener, enclave: Enclave, idle: Duration) -> std::io::
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "refusing a connection: cannot start its thread");
-            slots.remove(id);
+            if admitted {
+                slots.remove(id);
+            } else {
+                slots.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 }
@@ -309,6 +390,10 @@ fn connection(mut stream: Stream, slots: &Slots, jobs: &Sender<Job>, id: u64, id
         let Ok(answer) = rx.recv() else {
             return;
         };
+        // From here the connection gives way if its peer leaves the answer unread.
+        if !slots.set(id, Activity::Writing) {
+            return;
+        }
         if reply(&mut stream, &answer).is_err() {
             return;
         }
