@@ -7,9 +7,14 @@
 //! the manifest declares none, the connection is closed at once and nothing reaches the enclave.
 //! Limits, like the rest of the relay's (`docs/api.md`):
 //!
-//! - at most [`BridgeConfig::max_connections`] connections in all and
+//! - at most [`BridgeConfig::max_connections`] connections in all, which must not exceed what
+//!   the app serves at once (the demo app serves 64, the default), and
 //!   [`BridgeConfig::max_per_client`] per client address (an IPv6 client counts as its /64);
-//!   beyond them a new connection is closed at once;
+//!   beyond a client's cap its new connection is closed at once. At the total, a new connection
+//!   from a client holding fewer connections than the client holding the most (less one) takes
+//!   the place of that client's longest-idle connection, which is closed; otherwise it is closed
+//!   at once. So clients within their caps cannot fill the app between them: each new client
+//!   gets a share, and only a client holding more than others gives way;
 //! - a connection that carries no byte either way for [`BridgeConfig::idle`] is closed, and no
 //!   connection lives longer than [`BridgeConfig::lifetime`], so a client dripping bytes cannot
 //!   hold a slot forever;
@@ -53,13 +58,14 @@ pub struct BridgeConfig {
 }
 
 impl BridgeConfig {
-    /// Defaults: 256 connections, 32 per client, 30 s idle, 10 min lifetime, 16 MiB each way.
+    /// Defaults: 64 connections (what the demo app serves), 16 per client, 30 s idle, 10 min
+    /// lifetime, 16 MiB each way.
     #[must_use]
     pub fn new(enclave: Address) -> Self {
         Self {
             enclave,
-            max_connections: 256,
-            max_per_client: 32,
+            max_connections: 64,
+            max_per_client: 16,
             idle: Duration::from_secs(30),
             lifetime: Duration::from_mins(10),
             max_bytes: 16 << 20,
@@ -98,43 +104,136 @@ impl BridgeConfig {
     }
 }
 
-/// Connections carried now, in all and per client.
+/// One admitted connection: whose, how idle, and how to close it when it must give way.
+struct Entry {
+    client: IpAddr,
+    clock: Clock,
+    closer: Arc<Closer>,
+}
+
+/// Closes a carried connection from another thread.
 #[derive(Default)]
-struct Counts {
-    total: usize,
+struct Closer {
+    evicted: std::sync::atomic::AtomicBool,
+    ends: Mutex<Vec<Side>>,
+}
+
+impl Closer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Side>> {
+        self.ends.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes both ends now and any end registered later.
+    fn close(&self) {
+        let ends = self.lock();
+        self.evicted.store(true, Ordering::Release);
+        for end in ends.iter() {
+            end.close();
+        }
+    }
+
+    /// Registers an end to close on eviction; false (and the end closed) if already evicted.
+    fn register(&self, end: Side) -> bool {
+        let mut ends = self.lock();
+        if self.evicted.load(Ordering::Acquire) {
+            end.close();
+            return false;
+        }
+        ends.push(end);
+        true
+    }
+}
+
+/// Connections carried now.
+#[derive(Default)]
+struct Table {
+    conns: HashMap<u64, Entry>,
     per_client: HashMap<IpAddr, usize>,
 }
 
 /// A held slot; dropping it frees it.
 struct Slot {
-    counts: Arc<Mutex<Counts>>,
-    client: IpAddr,
+    table: Arc<Mutex<Table>>,
+    id: u64,
+    clock: Clock,
+    closer: Arc<Closer>,
+}
+
+fn lock_table(t: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
+    t.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Table {
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.conns.remove(&id)?;
+        if let Some(n) = self.per_client.get_mut(&entry.client) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&entry.client);
+            }
+        }
+        Some(entry)
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_client.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_client.remove(&self.client);
-            }
-        }
+        lock_table(&self.table).remove(self.id);
     }
 }
 
-fn admit(counts: &Arc<Mutex<Counts>>, client: IpAddr, config: &BridgeConfig) -> Option<Slot> {
-    let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
-    let mine = c.per_client.get(&client).copied().unwrap_or(0);
-    if c.total >= config.max_connections || mine >= config.max_per_client {
+/// Admits a connection from `client` under the caps; at the total, the longest-idle connection
+/// of the client holding the most gives way if that client holds more than this one will.
+fn admit(
+    table: &Arc<Mutex<Table>>,
+    id: u64,
+    client: IpAddr,
+    config: &BridgeConfig,
+) -> Option<Slot> {
+    let mut t = lock_table(table);
+    let mine = t.per_client.get(&client).copied().unwrap_or(0);
+    if mine >= config.max_per_client {
         return None;
     }
-    c.total += 1;
-    *c.per_client.entry(client).or_insert(0) += 1;
+    if t.conns.len() >= config.max_connections {
+        let (top, most) = t
+            .per_client
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(ip, n)| (*ip, *n))?;
+        if most <= mine + 1 {
+            return None;
+        }
+        let victim = t
+            .conns
+            .iter()
+            .filter(|(_, e)| e.client == top)
+            .max_by_key(|(_, e)| e.clock.idle_for())
+            .map(|(id, _)| *id)?;
+        if let Some(entry) = t.remove(victim) {
+            tracing::info!(client = %top, connection = victim, "app bridge: at the connection limit; closing the longest-idle connection of the client holding the most");
+            entry.closer.close();
+        }
+    }
+    let clock = Clock {
+        started: Instant::now(),
+        last: Arc::new(AtomicU64::new(0)),
+    };
+    let closer = Arc::new(Closer::default());
+    t.conns.insert(
+        id,
+        Entry {
+            client,
+            clock: clock.clone(),
+            closer: Arc::clone(&closer),
+        },
+    );
+    *t.per_client.entry(client).or_insert(0) += 1;
     Some(Slot {
-        counts: Arc::clone(counts),
-        client,
+        table: Arc::clone(table),
+        id,
+        clock,
+        closer,
     })
 }
 
@@ -152,7 +251,7 @@ pub async fn serve_bridge(
         64,
     ));
     let config = Arc::new(config);
-    let counts = Arc::new(Mutex::new(Counts::default()));
+    let table = Arc::new(Mutex::new(Table::default()));
     let ids = AtomicU64::new(1);
     tokio::pin!(stop);
     loop {
@@ -169,11 +268,11 @@ pub async fn serve_bridge(
             }
         };
         let client = client_of(peer.ip());
-        let Some(slot) = admit(&counts, client, &config) else {
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = admit(&table, id, client, &config) else {
             tracing::info!(%client, "app bridge: connection limit reached; closing a new connection");
             continue;
         };
-        let id = ids.fetch_add(1, Ordering::Relaxed);
         let enclave = Arc::clone(&enclave);
         let config = Arc::clone(&config);
         tokio::spawn(async move {
@@ -185,7 +284,7 @@ pub async fn serve_bridge(
                 .name(format!("bridge-{id}"))
                 .stack_size(128 * 1024)
                 .spawn(move || {
-                    carry(id, tcp, &target, &config);
+                    carry(id, tcp, &target, &config, &slot);
                     drop(slot);
                 });
             if let Err(e) = spawned {
@@ -224,8 +323,14 @@ async fn target(enclave: &Enclave, config: &BridgeConfig, id: u64) -> Option<Add
 }
 
 /// Carries one connection both ways until both directions end or a limit closes it.
-fn carry(id: u64, tcp: TcpStream, target: &Address, config: &BridgeConfig) {
+fn carry(id: u64, tcp: TcpStream, target: &Address, config: &BridgeConfig, slot: &Slot) {
     if tcp.set_nonblocking(false).is_err() {
+        return;
+    }
+    let Ok(tcp_end) = tcp.try_clone() else {
+        return;
+    };
+    if !slot.closer.register(Side::Tcp(tcp_end)) {
         return;
     }
     let app = match Stream::connect(target) {
@@ -236,13 +341,14 @@ fn carry(id: u64, tcp: TcpStream, target: &Address, config: &BridgeConfig) {
             return;
         }
     };
-    let (Ok(tcp_up), Ok(app_up)) = (tcp.try_clone(), app.try_clone()) else {
+    let (Ok(tcp_up), Ok(app_up), Ok(app_end)) = (tcp.try_clone(), app.try_clone(), app.try_clone())
+    else {
         return;
     };
-    let clock = Clock {
-        started: Instant::now(),
-        last: Arc::new(AtomicU64::new(0)),
-    };
+    if !slot.closer.register(Side::App(app_end)) {
+        return;
+    }
+    let clock = slot.clock.clone();
     let up_clock = clock.clone();
     let up_config = config.clone();
     let up = std::thread::Builder::new()

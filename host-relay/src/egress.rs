@@ -9,6 +9,14 @@
 //! Each channel is served by its own thread, one request at a time. A read waits for data at
 //! most the idle timeout; a connection idle that long, or open longer than its lifetime, or past
 //! its byte budget, is closed and reported as such.
+//!
+//! Nothing here waits on a peer's good will: a request frame must arrive whole within
+//! [`FRAME_TIMEOUT`] (or the idle timeout, if shorter) of its first byte, one deadline per frame
+//! and not per read, so a channel dripping a byte at a time loses it; a channel with no frame
+//! for the idle timeout is closed; and while a channel waits for its next frame, its thread
+//! wakes when the first of its connections reaches its idle timeout or its lifetime and closes
+//! it, so connections left unused are reaped on time and give their slots back, whatever the
+//! channel does.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -23,6 +31,9 @@ use tessera_core::egress::{
 };
 use tessera_core::protocol::{FrameError, read_frame, write_frame};
 use tessera_core::transport::{Listener, Stream};
+
+/// Longest time a request frame may take to arrive, from its first byte.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The proxy's configuration.
 #[derive(Debug, Clone)]
@@ -125,6 +136,8 @@ struct Conn<'a> {
     dest: Destination,
     peer: SocketAddr,
     opened: Instant,
+    /// When a request last used it.
+    used: Instant,
     bytes: u64,
     _slot: Slot<'a>,
 }
@@ -151,8 +164,7 @@ impl<'a> Channel<'a> {
 
     fn run(mut self, mut stream: Stream) {
         if stream
-            .set_read_timeout(Some(self.config.idle_timeout))
-            .and_then(|()| stream.set_write_timeout(Some(self.config.idle_timeout)))
+            .set_write_timeout(Some(self.config.idle_timeout))
             .is_err()
         {
             return;
@@ -162,8 +174,22 @@ impl<'a> Channel<'a> {
             return;
         };
         let mut reader = std::io::BufReader::with_capacity(MAX_EGRESS_FRAME, reader);
+        let mut last_frame = Instant::now();
         loop {
-            let bytes = match read_frame(&mut reader, MAX_EGRESS_FRAME) {
+            match self.wait_for_frame(&mut reader, last_frame) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(why) => {
+                    tracing::info!(why, "channel closed");
+                    break;
+                }
+            }
+            let frame_deadline = Instant::now() + FRAME_TIMEOUT.min(self.config.idle_timeout);
+            let mut timed = FrameReader {
+                reader: &mut reader,
+                until: frame_deadline,
+            };
+            let bytes = match read_frame(&mut timed, MAX_EGRESS_FRAME) {
                 Ok(b) => b,
                 Err(FrameError::Closed) => break,
                 Err(FrameError::TooLarge { len, max }) => {
@@ -188,10 +214,78 @@ impl<'a> Channel<'a> {
             if reply(&mut stream, &response).is_err() {
                 break;
             }
+            last_frame = Instant::now();
         }
         for (id, conn) in self.conns.drain() {
             log_close(id, &conn, "channel closed");
         }
+    }
+
+    /// Waits for the first byte of the next frame, closing connections as they reach their idle
+    /// timeout or lifetime meanwhile. True when a frame starts, false when the channel closed;
+    /// an error when it stayed idle past the idle timeout or failed.
+    fn wait_for_frame(
+        &mut self,
+        reader: &mut std::io::BufReader<Stream>,
+        last_frame: Instant,
+    ) -> Result<bool, &'static str> {
+        use std::io::BufRead;
+        loop {
+            self.reap();
+            let now = Instant::now();
+            let idle_left = self
+                .config
+                .idle_timeout
+                .saturating_sub(now.saturating_duration_since(last_frame));
+            if idle_left.is_zero() {
+                return Err("idle");
+            }
+            let wait = self
+                .next_expiry()
+                .map_or(idle_left, |at| {
+                    idle_left.min(at.saturating_duration_since(now))
+                })
+                .max(Duration::from_millis(1));
+            if reader.get_ref().set_read_timeout(Some(wait)).is_err() {
+                return Err("socket error");
+            }
+            match reader.fill_buf() {
+                Ok([]) => return Ok(false),
+                Ok(_) => return Ok(true),
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err("read error"),
+            }
+        }
+    }
+
+    /// Closes the connections unused for the idle timeout or open for their lifetime.
+    fn reap(&mut self) {
+        let (idle, lifetime) = (self.config.idle_timeout, self.config.max_lifetime);
+        let expired: Vec<(u32, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| {
+                if c.opened.elapsed() >= lifetime {
+                    Some((*id, "lifetime reached"))
+                } else if c.used.elapsed() >= idle {
+                    Some((*id, "idle"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in expired {
+            self.drop_conn(id, why);
+        }
+    }
+
+    /// When the first open connection reaches its idle timeout or its lifetime.
+    fn next_expiry(&self) -> Option<Instant> {
+        let (idle, lifetime) = (self.config.idle_timeout, self.config.max_lifetime);
+        self.conns
+            .values()
+            .map(|c| (c.used + idle).min(c.opened + lifetime))
+            .min()
     }
 
     fn handle(&mut self, req: EgressRequest) -> EgressResponse {
@@ -261,13 +355,15 @@ impl<'a> Channel<'a> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         tracing::info!(id, %dest, %peer, "connection opened");
+        let now = Instant::now();
         self.conns.insert(
             id,
             Conn {
                 tcp,
                 dest,
                 peer,
-                opened: Instant::now(),
+                opened: now,
+                used: now,
                 bytes: 0,
                 _slot: slot,
             },
@@ -292,7 +388,9 @@ impl<'a> Channel<'a> {
                 format!("connection {id} reached its {lifetime:?} lifetime and was closed"),
             ));
         }
-        Ok(self.conns.get_mut(&id).expect("checked above"))
+        let conn = self.conns.get_mut(&id).ok_or_else(|| unknown(id))?;
+        conn.used = Instant::now();
+        Ok(conn)
     }
 
     fn read(&mut self, id: u32, max: usize) -> Result<EgressResponse, Failed> {
@@ -314,6 +412,7 @@ impl<'a> Channel<'a> {
             .and_then(|()| conn.tcp.read(&mut buf));
         match read {
             Ok(n) => {
+                conn.used = Instant::now();
                 conn.bytes += n as u64;
                 buf.truncate(n);
                 Ok(EgressResponse::Data {
@@ -353,6 +452,7 @@ impl<'a> Channel<'a> {
             .and_then(|()| conn.tcp.write_all(data));
         match written {
             Ok(()) => {
+                conn.used = Instant::now();
                 conn.bytes += data.len() as u64;
                 Ok(EgressResponse::Written {
                     len: data.len() as u32,
@@ -399,6 +499,33 @@ fn log_close(id: u32, conn: &Conn<'_>, why: &str) {
         why,
         "connection closed"
     );
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The channel's reader, for one frame: every read gets only the time left until `until`.
+struct FrameReader<'r> {
+    reader: &'r mut std::io::BufReader<Stream>,
+    until: Instant,
+}
+
+impl Read for FrameReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request frame not completed in time",
+            ));
+        }
+        self.reader.get_ref().set_read_timeout(Some(left))?;
+        self.reader.read(buf)
+    }
 }
 
 fn reply(stream: &mut Stream, response: &EgressResponse) -> Result<(), FrameError> {

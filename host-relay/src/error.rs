@@ -70,15 +70,24 @@ impl ApiError {
         )
     }
 
-    /// Too many attestation-producing requests, from this client or in total.
+    /// Too many rationed requests (attestations, forward challenges), from this client or in
+    /// total.
     #[must_use]
-    pub fn rate_limited(whose: &str) -> Self {
+    pub fn rate_limited(what: &str, whose: &str) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
-            format!(
-                "too many request bundles {whose} (each costs an attestation); retry in a second"
-            ),
+            format!("too many {what} {whose}; retry in a second"),
+        )
+    }
+
+    /// Too many request bodies being received, from this client or in total.
+    #[must_use]
+    pub fn bodies_busy(whose: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "relay-busy",
+            format!("too many request bodies are being received {whose}; retry shortly"),
         )
     }
 

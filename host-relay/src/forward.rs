@@ -21,7 +21,7 @@ use tessera_core::protocol::{self as wire, Phase};
 use crate::AppState;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::limits::ClientIp;
+use crate::limits::{ClientIp, RATIONED};
 use crate::routes::{attest_in_phase, cbor_body, parse_nonce, typed, unexpected};
 
 type Shared = State<Arc<AppState>>;
@@ -41,7 +41,7 @@ pub(crate) async fn challenge(
     State(s): Shared,
     ClientIp(ip): ClientIp,
 ) -> Result<Response, ApiError> {
-    s.attestations.take(ip)?;
+    s.attestations.take(ip, RATIONED)?;
     typed(
         &s,
         wire::Request::ForwardChallenge,
@@ -61,7 +61,7 @@ pub(crate) async fn request(
     let nonce = parse_nonce(query.as_deref())?.ok_or_else(|| {
         ApiError::bad_request("nonce=HEX (the exporting node's challenge) is required")
     })?;
-    s.attestations.take(ip)?;
+    s.attestations.take(ip, RATIONED)?;
     let (status, attestation) = attest_in_phase(&s, Phase::WaitingForForward, Some(nonce)).await?;
     let phase = match status {
         wire::Response::Status(st) => st.phase,

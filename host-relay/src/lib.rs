@@ -54,6 +54,9 @@ pub const ATTESTATION_BURST: f64 = 40.0;
 /// Request bundles per second from one client address, and its burst.
 pub const CLIENT_ATTESTATIONS_PER_SECOND: f64 = 4.0;
 pub const CLIENT_ATTESTATION_BURST: f64 = 8.0;
+/// Request bodies being received at once, in all and from one client address (503 beyond).
+pub const MAX_BODY_READS: usize = 256;
+pub const MAX_BODY_READS_PER_CLIENT: usize = 128;
 /// Default time given to requests in progress when the relay is told to stop.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a request's headers, counted from when the connection is ready for the next
@@ -113,8 +116,10 @@ impl Config {
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) enclave: enclave::Enclave,
-    /// The ration of request bundles.
+    /// The ration of attestations and forward challenges.
     pub(crate) attestations: limits::Ration,
+    /// Places for request bodies being received.
+    pub(crate) body_reads: limits::BodyReads,
 }
 
 /// The relay's HTTP API. Starts the thread that owns the enclave connection; it stops when the
@@ -134,6 +139,7 @@ pub fn app(config: Config) -> Router {
         config,
         enclave,
         attestations,
+        body_reads: limits::BodyReads::new(MAX_BODY_READS, MAX_BODY_READS_PER_CLIENT),
     });
     Router::new()
         .route("/v1/health", get(routes::health))

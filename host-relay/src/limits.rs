@@ -188,6 +188,106 @@ impl Connections {
     }
 }
 
+/// Request bodies being received, at most `per_client` from one client and `max` in all.
+///
+/// A body is read only after its request has been admitted here; beyond a client's cap its new
+/// request is answered 503 `relay-busy` at once, without reading the body. When all `max` are
+/// taken, a client holding fewer reads than the one holding the most takes the place of that
+/// client's oldest read (which is answered 503 as well), so a few addresses sending slow bodies
+/// cannot keep anyone else's body from being read, and the connections whose request was
+/// answered become waiting connections that give way to new ones.
+pub(crate) struct BodyReads {
+    table: Mutex<Reads>,
+    max: usize,
+    per_client: usize,
+}
+
+#[derive(Default)]
+struct Reads {
+    by_id: HashMap<u64, (IpAddr, Instant, Arc<Notify>)>,
+    per_client: HashMap<IpAddr, usize>,
+    next: u64,
+}
+
+impl Reads {
+    fn remove(&mut self, id: u64) -> Option<Arc<Notify>> {
+        let (ip, _, cancel) = self.by_id.remove(&id)?;
+        if let Some(n) = self.per_client.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&ip);
+            }
+        }
+        Some(cancel)
+    }
+}
+
+/// A body read in progress; dropping it frees its place. `cancelled` completes when the place
+/// was given to another client's read.
+pub(crate) struct BodyRead<'a> {
+    reads: &'a BodyReads,
+    id: u64,
+    pub(crate) cancelled: Arc<Notify>,
+}
+
+impl Drop for BodyRead<'_> {
+    fn drop(&mut self) {
+        lock(&self.reads.table).remove(self.id);
+    }
+}
+
+impl BodyReads {
+    pub(crate) fn new(max: usize, per_client: usize) -> Self {
+        Self {
+            table: Mutex::new(Reads::default()),
+            max: max.max(1),
+            per_client: per_client.max(1),
+        }
+    }
+
+    /// A place to read one body from `ip`, or 503 if its client is at its cap, or the total is
+    /// reached and no client holds more than this one would.
+    pub(crate) fn begin(&self, ip: IpAddr) -> Result<BodyRead<'_>, ApiError> {
+        let mut t = lock(&self.table);
+        let mine = t.per_client.get(&ip).copied().unwrap_or(0);
+        if mine >= self.per_client {
+            return Err(ApiError::bodies_busy("from this client"));
+        }
+        if t.by_id.len() >= self.max {
+            // The client holding the most, if it holds more than this one will.
+            let (top, most) = t
+                .per_client
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map_or((ip, 0), |(ip, n)| (*ip, *n));
+            if most <= mine + 1 {
+                return Err(ApiError::bodies_busy("from all clients together"));
+            }
+            let oldest = t
+                .by_id
+                .iter()
+                .filter(|(_, (owner, ..))| *owner == top)
+                .min_by_key(|(_, (_, at, _))| *at)
+                .map(|(id, _)| *id);
+            if let Some(cancel) = oldest.and_then(|id| t.remove(id)) {
+                tracing::debug!(client = %top, "body reads full: cancelling the oldest read of the client holding the most");
+                cancel.notify_one();
+            }
+        }
+        t.next += 1;
+        let id = t.next;
+        let cancelled = Arc::new(Notify::new());
+        t.by_id
+            .insert(id, (ip, Instant::now(), Arc::clone(&cancelled)));
+        *t.per_client.entry(ip).or_insert(0) += 1;
+        Ok(BodyRead {
+            reads: self,
+            id,
+            cancelled,
+        })
+    }
+}
+
 struct Bucket {
     tokens: f64,
     at: Instant,
@@ -209,19 +309,42 @@ impl Bucket {
     }
 }
 
-/// A token bucket per client and one for everyone: `rate` requests per second, bursts of
-/// `burst`.
+/// A token bucket per client and one for everyone: `rate` requests per second in all, bursts
+/// of `burst`, shared fairly between the clients asking.
+///
+/// Each client's own bucket refills at its fair share of the total, `rate / n` where `n` counts
+/// the clients that asked in the last [`ACTIVE`] (capped at `client_rate`), and holds at most
+/// `burst / n` (capped at `client_burst`, at least one). So however many addresses an attacker
+/// uses, together they get at most their share: with `a` attacker addresses and one honest
+/// client, the attackers get `a / (a + 1)` of the rate and the rest stays in the shared bucket
+/// for the honest client. The last [`RESERVE`] tokens of the shared bucket go only to clients
+/// whose own bucket is at least half full, that is to clients asking less than their share, so
+/// clients asking in a tight loop cannot take every token the moment it appears.
 pub(crate) struct Ration {
     rate: f64,
     burst: f64,
     client_rate: f64,
     client_burst: f64,
     total: Mutex<Bucket>,
-    clients: Mutex<HashMap<IpAddr, Bucket>>,
+    clients: Mutex<HashMap<IpAddr, Asker>>,
 }
 
-/// Clients remembered by a [`Ration`] before the ones with full buckets are forgotten.
+struct Asker {
+    bucket: Bucket,
+    asked: Instant,
+}
+
+/// What the relay's one ration covers, for its 429 message: every request that makes the
+/// enclave produce an attestation document or issue a forward challenge, by any route.
+pub(crate) const RATIONED: &str = "attestations and forward challenges";
+
+/// Clients remembered by a [`Ration`]; beyond it the ones that have not asked for [`ACTIVE`]
+/// are forgotten.
 const RATION_CLIENTS: usize = 4096;
+/// A client that asked this recently counts towards the fair share.
+pub(crate) const ACTIVE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Tokens of the shared bucket kept for clients asking less than their share.
+const RESERVE: f64 = 2.0;
 
 impl Ration {
     pub(crate) fn new(rate: f64, burst: f64, client_rate: f64, client_burst: f64) -> Self {
@@ -236,30 +359,47 @@ impl Ration {
     }
 
     /// Takes one token from `ip`'s bucket and the shared one, or refuses with 429 and takes
-    /// none.
-    pub(crate) fn take(&self, ip: IpAddr) -> Result<(), ApiError> {
+    /// none. `what` names the work rationed, for the message.
+    pub(crate) fn take(&self, ip: IpAddr, what: &str) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut clients = lock(&self.clients);
+        let recent = |a: &Asker| now.saturating_duration_since(a.asked) < ACTIVE;
         if clients.len() >= RATION_CLIENTS && !clients.contains_key(&ip) {
-            let (rate, burst) = (self.client_rate, self.client_burst);
-            clients.retain(|_, b| b.refill(rate, burst, now) < burst);
+            clients.retain(|_, a| recent(a));
             // Still full of clients with recent requests: no room to track another one.
             if clients.len() >= RATION_CLIENTS {
-                return Err(ApiError::rate_limited("from all clients together"));
+                return Err(ApiError::rate_limited(what, "from all clients together"));
             }
         }
-        let mine = clients
-            .entry(ip)
-            .or_insert_with(|| Bucket::full(self.client_burst));
-        if mine.refill(self.client_rate, self.client_burst, now) < 1.0 {
-            return Err(ApiError::rate_limited("from this client"));
+        let others = clients
+            .iter()
+            .filter(|(other, a)| **other != ip && recent(a))
+            .count();
+        // Bounded by RATION_CLIENTS, so the conversion is exact.
+        #[allow(clippy::cast_precision_loss, reason = "at most 4,097 clients")]
+        let asking = (others + 1) as f64;
+        let share_rate = (self.rate / asking).min(self.client_rate);
+        let share_burst = (self.burst / asking).min(self.client_burst).max(1.0);
+        let mine = clients.entry(ip).or_insert_with(|| Asker {
+            bucket: Bucket::full(share_burst),
+            asked: now,
+        });
+        mine.asked = now;
+        let own = mine.bucket.refill(share_rate, share_burst, now);
+        if own < 1.0 {
+            return Err(ApiError::rate_limited(what, "from this client"));
         }
+        let reserved = if own >= share_burst / 2.0 {
+            0.0
+        } else {
+            RESERVE
+        };
         let mut total = lock(&self.total);
-        if total.refill(self.rate, self.burst, now) < 1.0 {
-            return Err(ApiError::rate_limited("from all clients together"));
+        if total.refill(self.rate, self.burst, now) < 1.0 + reserved {
+            return Err(ApiError::rate_limited(what, "from all clients together"));
         }
         total.tokens -= 1.0;
-        mine.tokens -= 1.0;
+        mine.bucket.tokens -= 1.0;
         Ok(())
     }
 }
@@ -310,11 +450,11 @@ mod tests {
     #[test]
     fn the_ration_refuses_past_the_burst_per_client_and_in_total() {
         let r = Ration::new(0.001, 3.0, 0.001, 2.0);
-        assert!(r.take(ip(1)).is_ok());
-        assert!(r.take(ip(1)).is_ok());
-        assert_eq!(r.take(ip(1)).unwrap_err().code, "rate-limited");
-        assert!(r.take(ip(2)).is_ok());
+        assert!(r.take(ip(1), "x").is_ok());
+        assert!(r.take(ip(1), "x").is_ok());
+        assert_eq!(r.take(ip(1), "x").unwrap_err().code, "rate-limited");
+        assert!(r.take(ip(2), "x").is_ok());
         // The shared bucket (3) is empty now, whoever asks.
-        assert_eq!(r.take(ip(3)).unwrap_err().code, "rate-limited");
+        assert_eq!(r.take(ip(3), "x").unwrap_err().code, "rate-limited");
     }
 }

@@ -48,11 +48,13 @@ struct BridgeArgs {
     /// `tessera-relay: app bridge on tcp://ADDR` before the readiness line). Off without it.
     #[arg(long, value_name = "ADDR")]
     app_listen: Option<SocketAddr>,
-    /// Bridged connections open at once, in all.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// Bridged connections open at once, in all: at most what the app serves at once (the demo
+    /// app serves 64). At the limit, a new client's connection replaces the longest-idle one of
+    /// the client holding the most.
+    #[arg(long, default_value_t = 64, value_name = "N")]
     app_max_connections: usize,
     /// Bridged connections open at once from one client address.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 16, value_name = "N")]
     app_max_per_client: usize,
     /// Seconds a bridged connection may carry nothing either way before it is closed.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]

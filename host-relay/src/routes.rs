@@ -24,7 +24,7 @@ use tessera_core::protocol::{self as wire, AppRequest, ClientError, MAX_FRAME, P
 use crate::AppState;
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::limits::ClientIp;
+use crate::limits::{ClientIp, RATIONED};
 
 type Shared = State<Arc<AppState>>;
 
@@ -142,9 +142,12 @@ pub(crate) async fn raw(
     // Refused here rather than by the enclave so a garbage body never costs an enclave round trip
     // and the caller gets a JSON error like everywhere else.
     let request = wire::Request::decode(&b).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    // An attestation costs the same whichever route asks for it.
-    if matches!(request, wire::Request::Attestation { .. }) {
-        s.attestations.take(ip)?;
+    // An attestation or a forward challenge costs the same whichever route asks for it.
+    if matches!(
+        request,
+        wire::Request::Attestation { .. } | wire::Request::ForwardChallenge
+    ) {
+        s.attestations.take(ip, RATIONED)?;
     }
     let bytes = s
         .enclave
@@ -162,7 +165,7 @@ pub(crate) async fn attestation(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let nonce = parse_nonce(query.as_deref())?;
-    s.attestations.take(ip)?;
+    s.attestations.take(ip, RATIONED)?;
     let answer = s
         .enclave
         .run(s.config.enclave_timeout, move |c| {
@@ -185,7 +188,7 @@ pub(crate) async fn request_bundle(
 ) -> Result<Response, ApiError> {
     let nonce = parse_nonce(query.as_deref())?;
     // Each request bundle costs an attestation: rationed per client and in total.
-    s.attestations.take(ip)?;
+    s.attestations.take(ip, RATIONED)?;
     let (status, attestation) = attest_in_phase(&s, Phase::WaitingForShares, nonce).await?;
     let phase = match status {
         wire::Response::Status(st) => st.phase,
