@@ -573,8 +573,9 @@ fn the_app_refuses_a_document_that_went_stale_before_the_hand_over() {
     tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
     let opened = Instant::now();
     tmux.wait_for("✓ attestation");
+    tmux.wait_for("✓ pin");
     tmux.keys(&["a"]);
-    tmux.wait_for("coordinator announced");
+    tmux.wait_for("(16 hex digits)");
     tmux.keys(&[&w.code1]);
     // The document was at most a second old when opened; wait past its 6 s limit.
     std::thread::sleep(Duration::from_secs(8).saturating_sub(opened.elapsed()));
@@ -635,13 +636,14 @@ fn the_app_at_80x24_writes_next_to_the_request_and_shows_the_qr() {
     );
     tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "24", &app]);
     let first = tmux.wait_for("✓ attestation");
+    tmux.wait_for("✓ pin");
     assert!(first.contains("SOFTWARE KEYS"), "{first}");
     assert!(
         !first.contains(&w.code1),
         "the code is on the screen:\n{first}"
     );
     tmux.keys(&["a"]);
-    let prompt = tmux.wait_for("coordinator announced");
+    let prompt = tmux.wait_for("(16 hex digits)");
     assert!(
         !prompt.contains(&w.code1),
         "the prompt shows the code:\n{prompt}"
@@ -784,7 +786,7 @@ fn the_app_approves_a_long_manifest_only_after_every_change_was_on_screen() {
     let bottom = tmux.wait_for("patch_set.threshold");
     assert!(!bottom.contains("not yet on screen"), "{bottom}");
     tmux.keys(&["a"]);
-    tmux.wait_for("coordinator announced");
+    tmux.wait_for("(16 hex digits)");
     tmux.keys(&[&code2, "Enter"]);
     tmux.wait_for("approval written");
     assert_eq!(files(Path::new(&usb), "approval").len(), 1);

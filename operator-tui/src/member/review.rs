@@ -232,7 +232,6 @@ impl Context<'_> {
     pub fn production(&self) -> bool {
         self.anchor.sha256() == attestation::aws_nitro_root_g1().sha256()
     }
-
 }
 
 const TELL: &str = "do not go on; tell the coordinator and the other members";

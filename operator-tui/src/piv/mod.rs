@@ -509,18 +509,35 @@ impl PivDevice {
 
 impl KeyDevice for PivDevice {
     fn read_pin_ledger(&mut self) -> Result<Option<Vec<u8>>, DeviceError> {
-        let mut yk = match self.held.take() {
-            Some(yk) => yk,
-            None => connect(self.serial)?,
-        };
-        let read = yk.fetch_object(PIN_LEDGER_OBJECT);
-        self.finished(yk);
-        match read {
-            Ok(b) if b.is_empty() => Ok(None),
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(yubikey::Error::NotFound) => Ok(None),
-            Err(e) => Err(device_error(e)),
+        // A card that pcscd is just powering down or up answers a first read with a transient
+        // error; the ledger decides whether pins are usable, so it is read again before failing.
+        let mut last = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            let mut yk = match self.held.take() {
+                Some(yk) => yk,
+                None => match connect(self.serial) {
+                    Ok(yk) => yk,
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                },
+            };
+            let read = yk.fetch_object(PIN_LEDGER_OBJECT);
+            self.finished(yk);
+            match read {
+                Ok(b) if b.is_empty() => return Ok(None),
+                Ok(b) => return Ok(Some(b.to_vec())),
+                Err(yubikey::Error::NotFound) => return Ok(None),
+                Err(e) => last = Some(device_error(e)),
+            }
         }
+        Err(last.unwrap_or(DeviceError::Device {
+            detail: "the pin ledger could not be read".to_owned(),
+        }))
     }
 
     fn write_pin_ledger(&mut self, bytes: &[u8], purpose: &str) -> Result<(), DeviceError> {

@@ -814,8 +814,14 @@ impl State {
         let (Some(store), Some(mine)) = (&self.config.pins, keys.and_then(|k| k.manifest)) else {
             return Ok(None);
         };
+        let Some(pins) = &self.pins else {
+            return Err(PinError::Io(
+                "your pins and your key device's pin ledger are still being read; wait a moment"
+                    .to_owned(),
+            ));
+        };
         let path = store.path(namespace, &mine);
-        match self.pins.iter().flatten().find(|(p, _)| *p == path) {
+        match pins.iter().find(|(p, _)| *p == path) {
             Some((_, Ok(pin))) if pin.namespace == namespace => Ok(Some(pin.clone())),
             Some((_, Ok(pin))) => Err(PinError::WrongNamespace {
                 found: pin.namespace.clone(),

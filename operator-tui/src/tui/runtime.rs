@@ -734,9 +734,14 @@ fn send_pins(env: &MemberEnv, dev: &mut dyn KeyDevice, tx: &Sender<Msg>) {
         let _ = tx.send(Msg::Pins(Vec::new()));
         return;
     };
+    // A ledger that cannot be read refuses every pin (each shows why), never hides them.
     let listed = match crate::member::pin::ledger_of(dev) {
         Ok(ledger) => store.list(&mine, &ledger),
-        Err(e) => vec![(store.dir().to_path_buf(), Err(e))],
+        Err(e) => store
+            .list(&mine, &crate::member::pin::PinLedger::default())
+            .into_iter()
+            .map(|(path, _)| (path, Err(e.clone())))
+            .collect(),
     };
     let _ = tx.send(Msg::Pins(listed));
 }
