@@ -457,4 +457,36 @@ mod tests {
         // The shared bucket (3) is empty now, whoever asks.
         assert_eq!(r.take(ip(3), "x").unwrap_err().code, "rate-limited");
     }
+
+    #[test]
+    fn the_last_tokens_go_to_a_client_asking_less_than_its_share() {
+        let r = Ration::new(0.001, 4.0, 0.001, 4.0);
+        // Alone, ip(1) drains its own bucket down to 1 and the shared one down to 1...
+        for _ in 0..3 {
+            assert!(r.take(ip(1), "x").is_ok());
+        }
+        // ...and is then below half its own burst: the shared bucket's last tokens are not its.
+        assert_eq!(r.take(ip(1), "x").unwrap_err().code, "rate-limited");
+        // A client that has not asked yet gets the last one.
+        assert!(r.take(ip(2), "x").is_ok());
+    }
+
+    #[test]
+    fn body_reads_give_way_to_a_client_holding_fewer() {
+        let reads = BodyReads::new(4, 3);
+        let mut held: Vec<_> = (0..3).map(|_| reads.begin(ip(1)).unwrap()).collect();
+        // ip(1) at its own cap.
+        assert_eq!(reads.begin(ip(1)).err().unwrap().code, "relay-busy");
+        held.push(reads.begin(ip(2)).unwrap());
+        // At the total: ip(3) takes the place of ip(1)'s oldest read, then ip(4) another.
+        held.push(reads.begin(ip(3)).unwrap());
+        held.push(reads.begin(ip(4)).unwrap());
+        assert_eq!(lock(&reads.table).per_client.get(&ip(1)), Some(&1));
+        assert_eq!(lock(&reads.table).by_id.len(), 4);
+        // Every client holds one: nobody gives way to a fifth.
+        assert_eq!(reads.begin(ip(5)).err().unwrap().code, "relay-busy");
+        drop(held);
+        assert!(lock(&reads.table).by_id.is_empty());
+        assert!(lock(&reads.table).per_client.is_empty());
+    }
 }
