@@ -427,7 +427,8 @@ impl Setup {
 fn anchor_pin(keys: &Path, pins: &Path, manifest: &str) {
     use operator_tui::member::pin::{NamespacePin, PcrPolicy, PinStore};
     let bytes = std::fs::read(manifest).unwrap();
-    let payload = airgap_bundle::Bundle::decode(&bytes).map_or(bytes, |b| b.into_payload());
+    let payload =
+        airgap_bundle::Bundle::decode(&bytes).map_or(bytes, airgap_bundle::Bundle::into_payload);
     let Ok(m) = tessera_core::manifest::Manifest::decode(&payload) else {
         return;
     };

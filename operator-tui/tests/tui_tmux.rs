@@ -304,7 +304,10 @@ fn provisioning_through_the_app_with_a_virtual_yubikey() {
     // manifest-set` above already recorded this manifest), so nothing else is signed.
     let done = tmux.wait_for("share bundle written");
     assert!(!done.contains(PIN));
-    assert!(!done.contains("Your YubiKey PIN"), "asked for a second PIN:\n{done}");
+    assert!(
+        !done.contains("Your YubiKey PIN"),
+        "asked for a second PIN:\n{done}"
+    );
     tmux.keys(&["Enter"]);
 
     // The Keys screen: export the descriptor, then change the PIN (current, new, new again).

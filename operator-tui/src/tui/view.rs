@@ -205,13 +205,10 @@ fn pin_lines(state: &State, full: bool) -> Vec<Line<'static>> {
             Ok(p) => Line::from(vec![
                 Span::styled("Pin ", OK),
                 Span::raw(format!(
-                    "{}: {}, {}",
+                    "{}: set {} of {}, {}",
                     p.namespace,
-                    format!(
-                        "set {} of {}",
-                        p.manifest_set.threshold,
-                        p.manifest_set.members.len()
-                    ),
+                    p.manifest_set.threshold,
+                    p.manifest_set.members.len(),
                     p.highest.map_or_else(
                         || "no manifest".to_owned(),
                         |h| format!("nonce {}", h.nonce)
