@@ -278,3 +278,62 @@ pub fn record(rec: tessera_core::transcript::Record) {
         eprintln!("warning: transcript {} not written: {e}", path.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::{RATE_LIMIT_ATTEMPTS, Relay};
+
+    /// A relay on a real socket that answers the first `limited` requests 429 (`Retry-After:
+    /// 0`) and then 200 `ok`; returns its address and the count of requests it saw.
+    fn rationing_relay(limited: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = 0;
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                seen += 1;
+                let answer = if seen <= limited {
+                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-type: application/json\r\ncontent-length: 55\r\nconnection: close\r\n\r\n{\"error\":{\"code\":\"rate-limited\",\"message\":\"try later\"}}"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                };
+                stream.write_all(answer.as_bytes()).unwrap();
+                if seen > limited || seen >= RATE_LIMIT_ATTEMPTS as usize {
+                    break;
+                }
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn a_rationed_request_is_sent_again_until_it_is_served() {
+        let (addr, relay) = rationing_relay(2);
+        let body = Relay::new(&addr).get("/v1/attestation?nonce=00").unwrap();
+        assert_eq!(body, b"ok");
+        assert_eq!(relay.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_request_rationed_every_time_gives_up_and_says_why() {
+        let (addr, relay) = rationing_relay(usize::MAX);
+        let err = Relay::new(&addr).get("/v1/request-bundle").unwrap_err();
+        assert!(
+            err.message
+                .contains(&format!("gave up after {RATE_LIMIT_ATTEMPTS} attempts")),
+            "{}",
+            err.message
+        );
+        assert_eq!(relay.join().unwrap(), RATE_LIMIT_ATTEMPTS as usize);
+    }
+}
