@@ -238,6 +238,31 @@ impl World {
         assert!(last.contains("refused"), "transcript's last entry: {last}");
     }
 
+    /// `genesis verify` of `output` (a path) by `m` against the real enclave's root, storing the
+    /// share as `share_out`; not required to succeed.
+    fn verify_genesis(&self, m: &str, output: &str, share_out: &str) -> Output {
+        tessera_in(
+            &self.t(),
+            &[
+                "genesis",
+                "verify",
+                output,
+                "--attestation",
+                &self.p("genesis/genesis-attestation.cbor"),
+                "--pcrs",
+                &self.p("real-pcrs.json"),
+                "--root",
+                &self.p("real-root.pem"),
+                "--software",
+                &self.p(&format!("{m}.keys")),
+                "--share-out",
+                &self.p(share_out),
+                "--pins",
+                &self.p(&format!("{m}.pins")),
+            ],
+        )
+    }
+
     fn pin_file(&self, m: &str) -> PathBuf {
         only_file(Path::new(&self.p(&format!("{m}.pins"))), "real.")
     }
@@ -280,23 +305,17 @@ fn world() -> World {
     args.extend_from_slice(&["-o", &gdir]);
     w.ok(&args);
     for m in ["alice", "bob", "carol"] {
-        let out = w.ok(&[
-            "genesis",
-            "verify",
+        let out = w.verify_genesis(
+            m,
             &w.p("genesis/genesis-output.tbundle"),
-            "--attestation",
-            &w.p("genesis/genesis-attestation.cbor"),
-            "--pcrs",
-            &w.p("real-pcrs.json"),
-            "--root",
-            &w.p("real-root.pem"),
-            "--software",
-            &w.p(&format!("{m}.keys")),
-            "--share-out",
-            &w.p(&format!("{m}.share.age")),
-            "--pins",
-            &w.p(&format!("{m}.pins")),
-        ]);
+            &format!("{m}.share.age"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = String::from_utf8_lossy(&out.stdout);
         assert!(out.contains("pinned namespace real"), "{out}");
     }
     let (m1, code1) = w.draft(
@@ -945,26 +964,7 @@ fn approving_a_new_namespace_creates_no_trust() {
     renamed.body.namespace = "evil2".into();
     let renamed_path = w.p("evil2-genesis.cbor");
     std::fs::write(&renamed_path, tessera_core::cbor::encode(&renamed)).unwrap();
-    let out = tessera_in(
-        &w.t(),
-        &[
-            "genesis",
-            "verify",
-            &renamed_path,
-            "--attestation",
-            &w.p("genesis/genesis-attestation.cbor"),
-            "--pcrs",
-            &w.p("real-pcrs.json"),
-            "--root",
-            &w.p("real-root.pem"),
-            "--software",
-            &w.p("carol.keys"),
-            "--share-out",
-            &w.p("carol-evil2.share.age"),
-            "--pins",
-            &w.p("carol.pins"),
-        ],
-    );
+    let out = w.verify_genesis("carol", &renamed_path, "carol-evil2.share.age");
     refused_with(&out, "attestation refused");
     assert!(files(Path::new(&w.p("carol.pins")), "evil2.").is_empty());
 }
@@ -1019,25 +1019,10 @@ fn a_lost_or_older_pin_fails_closed_and_relearns_nothing() {
         &w.approve_run("carol", &m2, &code2, "carol-again.approval"),
         "missing",
     );
-    let out = tessera_in(
-        &w.t(),
-        &[
-            "genesis",
-            "verify",
-            &w.p("genesis/genesis-output.tbundle"),
-            "--attestation",
-            &w.p("genesis/genesis-attestation.cbor"),
-            "--pcrs",
-            &w.p("real-pcrs.json"),
-            "--root",
-            &w.p("real-root.pem"),
-            "--software",
-            &w.p("carol.keys"),
-            "--share-out",
-            &w.p("carol-again.share.age"),
-            "--pins",
-            &w.p("carol.pins"),
-        ],
+    let out = w.verify_genesis(
+        "carol",
+        &w.p("genesis/genesis-output.tbundle"),
+        "carol-again.share.age",
     );
     refused_with(&out, "missing");
     assert!(!carol.exists(), "a refused command wrote a pin");

@@ -339,6 +339,22 @@ pub(crate) fn verify_genesis(
     Ok(())
 }
 
+/// The Manifest set a genesis or restore puts on record: the Manifest keys of `manifest_members`
+/// (default: the share set's descriptors `share`) at `threshold`; with the descriptors it came from.
+pub(crate) fn manifest_set_of(
+    share: &[MemberDescriptor],
+    manifest_members: &[PathBuf],
+    threshold: u8,
+) -> Result<(Vec<MemberDescriptor>, MemberSet), Failure> {
+    let descs = if manifest_members.is_empty() {
+        share.to_vec()
+    } else {
+        descriptors(manifest_members)?
+    };
+    let set = set_of("manifest_set", &descs, Role::Manifest, threshold)?;
+    Ok((descs, set))
+}
+
 /// One line on the Manifest set a genesis output puts on record, for `genesis run` and `verify`.
 pub(crate) fn manifest_set_line(set: &MemberSet) -> String {
     format!(
@@ -381,15 +397,9 @@ pub fn genesis(cmd: GenesisCommand) -> CmdResult {
         } => {
             let descs = descriptors(&members)?;
             let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
-            let manifest_descs = if manifest_members.is_empty() {
-                descs.clone()
-            } else {
-                descriptors(&manifest_members)?
-            };
-            let manifest_set = set_of(
-                "manifest_set",
-                &manifest_descs,
-                Role::Manifest,
+            let (manifest_descs, manifest_set) = manifest_set_of(
+                &descs,
+                &manifest_members,
                 manifest_threshold.unwrap_or(threshold),
             )?;
             super::yubikey_policy::check_descriptors(&descs, &member_attestation)?;

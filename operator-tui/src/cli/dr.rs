@@ -126,15 +126,9 @@ pub fn run(cmd: Command) -> CmdResult {
         } => {
             let descs = descriptors(&members)?;
             let share_set = set_of("share_set", &descs, Role::Share, threshold)?;
-            let manifest_descs = if manifest_members.is_empty() {
-                descs
-            } else {
-                descriptors(&manifest_members)?
-            };
-            let manifest_set = set_of(
-                "manifest_set",
-                &manifest_descs,
-                Role::Manifest,
+            let (_, manifest_set) = super::ceremony::manifest_set_of(
+                &descs,
+                &manifest_members,
                 manifest_threshold.unwrap_or(threshold),
             )?;
             restore(&source, &share_set, &manifest_set, confirm.as_deref(), &out)
