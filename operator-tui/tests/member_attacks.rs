@@ -126,24 +126,13 @@ impl World {
 
     fn approve_only(&self, manifest: &str, code: &str, by: &[&str], tag: &str, envelope: &str) {
         for m in by {
-            let a = self.p(&format!("{m}-{envelope}.approval"));
-            self.ok(&[
-                "manifest",
-                "approve",
-                manifest,
-                "--software",
-                &self.p(&format!("{m}.keys")),
-                "--confirm",
-                code,
-                "--pins",
-                &self.p(&format!("{m}.pins")),
-                "--root",
-                &self.p(&format!("{tag}-root.pem")),
-                "--state-dir",
-                &self.p(&format!("{m}.state")),
-                "-o",
-                &a,
-            ]);
+            let out = self.approve_as(m, manifest, code, tag, &format!("{m}-{envelope}.approval"));
+            assert!(
+                out.status.success(),
+                "{m}'s approval failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
@@ -814,8 +803,14 @@ fn the_app_approves_a_long_manifest_only_after_every_change_was_on_screen() {
 }
 
 impl World {
-    /// `manifest approve` of `manifest` by `m`, not required to succeed.
+    /// `manifest approve` of `manifest` by `m` against the real enclave's root, not required to
+    /// succeed.
     fn approve_run(&self, m: &str, manifest: &str, code: &str, out: &str) -> Output {
+        self.approve_as(m, manifest, code, "real", out)
+    }
+
+    /// `manifest approve` of `manifest` by `m` against enclave `tag`'s root, written to `out`.
+    fn approve_as(&self, m: &str, manifest: &str, code: &str, tag: &str, out: &str) -> Output {
         tessera_in(
             &self.t(),
             &[
@@ -829,7 +824,7 @@ impl World {
                 "--pins",
                 &self.p(&format!("{m}.pins")),
                 "--root",
-                &self.p("real-root.pem"),
+                &self.p(&format!("{tag}-root.pem")),
                 "--state-dir",
                 &self.p(&format!("{m}.state")),
                 "-o",
