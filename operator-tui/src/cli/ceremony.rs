@@ -358,13 +358,8 @@ pub(crate) fn manifest_set_of(
 /// One line on the Manifest set a genesis output puts on record, for `genesis run` and `verify`.
 pub(crate) fn manifest_set_line(set: &MemberSet) -> String {
     format!(
-        "Manifest set on record: {} of [{}]",
-        set.threshold,
-        set.members
-            .iter()
-            .map(|m| format!("{} {}", m.alias, m.public_key.fingerprint()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "Manifest set on record: {}",
+        crate::member::review::describe_set(set)
     )
 }
 

@@ -1135,7 +1135,9 @@ fn moved(before: &NamespacePin, mut after: NamespacePin) -> Option<NamespacePin>
     Some(after)
 }
 
-fn describe_set(s: &MemberSet) -> String {
+/// A set as `K of [alias fingerprint, …]`, for reviews and the CLI.
+#[must_use]
+pub fn describe_set(s: &MemberSet) -> String {
     format!(
         "{} of [{}]",
         s.threshold,
